@@ -1,0 +1,189 @@
+"""Build the forward-feature and input-gradient ONNX graphs from a VggSpec, in standard ai.onnx operators.
+
+The forward graph returns the activations the losses read plus what the backward graph needs (ReLU
+outputs for their masks, pooled outputs for the max-pool adjoint).  The backward graph takes those saved
+tensors and d loss / d activation for the loss layers and returns d loss / d image, so nothing of the
+forward pass is recomputed.  Convolution adjoints are Conv with the flipped, transposed kernel (measured
+1.3-1.7x faster than ConvTranspose on the CPU provider, see shared facts); the ReLU adjoint is a Where
+on the activation's sign; pooling adjoints are nearest upsampling with an equality mask (max) or a
+per-window divisor (TensorFlow SAME average pooling).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from .vgg import Layer, VggSpec
+
+OPSET = 17
+POOLINGS = ("max", "avg")
+
+
+@dataclass(frozen=True)
+class GraphPair:
+    """The two derived graphs and the names that connect them."""
+
+    forward: onnx.ModelProto
+    backward: onnx.ModelProto
+    saved: tuple[str, ...]  # forward outputs the backward graph takes as inputs
+    loss_layers: tuple[str, ...]  # activations the host losses read (forward outputs, backward grad inputs)
+
+
+class _Builder:
+    """Accumulates nodes and initializers with unique names."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self._count = 0
+
+    def fresh(self, hint: str) -> str:
+        self._count += 1
+        return f"{hint}__{self._count}"
+
+    def const(self, value: np.ndarray, hint: str) -> str:
+        name = self.fresh(hint)
+        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], hint: str, output: str | None = None, **attrs) -> str:
+        out = output or self.fresh(hint)
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=self.fresh(op_type), **attrs))
+        return out
+
+
+def _tensor(name: str, channels: int | str | None = None) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", channels, None, None])
+
+
+def _model(b: _Builder, inputs: list, outputs: list, name: str) -> onnx.ModelProto:
+    graph = helper.make_graph(b.nodes, name, inputs, outputs, b.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="nst")
+    model.ir_version = 8
+    return model
+
+
+def _pool_forward(b: _Builder, x: str, pooling: str, output: str) -> str:
+    if pooling == "max":
+        return b.op("MaxPool", [x], "pool", output, kernel_shape=[2, 2], strides=[2, 2])
+    # TensorFlow SAME: odd sizes round up, padded cells left out of the mean.
+    return b.op("AveragePool", [x], "pool", output, kernel_shape=[2, 2], strides=[2, 2],
+                auto_pad="SAME_UPPER", count_include_pad=0)
+
+
+def pool_input_name(layers: tuple[Layer, ...], index: int) -> str:
+    """The tensor a pooling layer reads (the ReLU just before it)."""
+    return layers[index - 1].name
+
+
+def build_forward(spec: VggSpec, loss_layers: list[str], pooling: str) -> tuple[onnx.ModelProto, tuple[str, ...]]:
+    """Features graph: image -> loss-layer activations and the tensors the backward graph reuses."""
+    last = max(loss_layers, key=spec.relu_names.index)
+    layers = spec.truncated(last)
+    b = _Builder()
+    x = b.op("Sub", ["image", b.const(spec.mean, "mean")], "centered")
+    saved: list[str] = []
+    for layer in layers:
+        if layer.kind == "conv":
+            x = b.op("Conv", [x, b.const(layer.weight, layer.name + "_w"), b.const(layer.bias, layer.name + "_b")],
+                     layer.name, kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+        elif layer.kind == "relu":
+            x = b.op("Relu", [x], layer.name, layer.name)
+            saved.append(layer.name)
+        else:
+            x = _pool_forward(b, x, pooling, layer.name)
+            if pooling == "max":
+                saved.append(layer.name)
+    outputs = [_tensor(name) for name in saved]
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    return _model(b, [image], outputs, "nst_forward"), tuple(saved)
+
+
+def _spatial_shape(b: _Builder, x: str) -> str:
+    return b.op("Shape", [x], "hw", start=2, end=4)
+
+
+def _upsample2(b: _Builder, x: str) -> str:
+    scales = b.const(np.array([1, 1, 2, 2], np.float32), "scales")
+    return b.op("Resize", [x, "", scales], "up", mode="nearest",
+                coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+
+
+def _crop_to(b: _Builder, x: str, hw: str) -> str:
+    """x[..., :H, :W] for an int64 shape tensor hw = [H, W]."""
+    starts = b.const(np.zeros(2, np.int64), "zeros2")
+    axes = b.const(np.array([2, 3], np.int64), "axes23")
+    return b.op("Slice", [x, starts, hw, axes], "crop")
+
+
+def _pad_to(b: _Builder, x: str, hw_from: str, hw_to: str) -> str:
+    """Zero-pad the bottom and right of x from spatial size hw_from to hw_to."""
+    extra = b.op("Sub", [hw_to, hw_from], "extra")
+    pads = b.op("Concat", [b.const(np.zeros(6, np.int64), "zeros6"), extra], "pads", axis=0)
+    return b.op("Pad", [x, pads], "padded")
+
+
+def _max_pool_adjoint(b: _Builder, g: str, x: str, y: str) -> str:
+    """Route each pooled gradient to the cell(s) that held the maximum (floor-mode 2x2 pooling)."""
+    up_y = _upsample2(b, y)
+    up_g = _upsample2(b, g)
+    hw_up = _spatial_shape(b, up_y)
+    mask = b.op("Equal", [_crop_to(b, x, hw_up), up_y], "argmax")
+    routed = b.op("Mul", [up_g, b.op("Cast", [mask], "argmax_f", to=TensorProto.FLOAT)], "routed")
+    return _pad_to(b, routed, hw_up, _spatial_shape(b, x))
+
+
+def _avg_pool_adjoint(b: _Builder, g: str, x: str) -> str:
+    """Spread each pooled gradient evenly over the real (unpadded) cells of its SAME-padded window."""
+    hw = _spatial_shape(b, x)
+    full = b.op("Concat", [b.const(np.ones(2, np.int64), "ones2"), hw], "shape11hw", axis=0)
+    ones = b.op("ConstantOfShape", [full], "ones", value=numpy_helper.from_array(np.ones(1, np.float32)))
+    share = b.op("AveragePool", [ones], "share", kernel_shape=[2, 2], strides=[2, 2],
+                 auto_pad="SAME_UPPER", count_include_pad=1)  # real cells / 4
+    per_cell = b.op("Div", [g, b.op("Mul", [share, b.const(np.array(4, np.float32), "four")], "count")], "per")
+    return _crop_to(b, _upsample2(b, per_cell), hw)
+
+
+def build_backward(spec: VggSpec, loss_layers: list[str], pooling: str,
+                   saved: tuple[str, ...]) -> onnx.ModelProto:
+    """Gradient graph: saved forward tensors + d loss / d (loss-layer activations) -> d loss / d image."""
+    last = max(loss_layers, key=spec.relu_names.index)
+    layers = spec.truncated(last)
+    b = _Builder()
+    zero = b.const(np.array(0, np.float32), "zero")
+    grad_inputs = {name: f"grad_{name}" for name in loss_layers}
+    g = None
+    for i in range(len(layers) - 1, -1, -1):
+        layer = layers[i]
+        if layer.kind == "relu":
+            if layer.name in grad_inputs:
+                g = grad_inputs[layer.name] if g is None else b.op("Add", [g, grad_inputs[layer.name]], "gsum")
+            # Greater + Cast + Mul measured 4x faster than Where on the CPU provider.
+            positive = b.op("Greater", [layer.name, zero], layer.name + "_positive")
+            mask = b.op("Cast", [positive], layer.name + "_mask", to=TensorProto.FLOAT)
+            g = b.op("Mul", [g, mask], layer.name + "_gpre")
+        elif layer.kind == "conv":
+            adjoint = np.ascontiguousarray(layer.weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+            out = "grad_image" if i == 0 else None
+            g = b.op("Conv", [g, b.const(adjoint, layer.name + "_wT")], layer.name + "_gin", out,
+                     kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+        elif pooling == "max":
+            g = _max_pool_adjoint(b, g, pool_input_name(layers, i), layer.name)
+        else:
+            g = _avg_pool_adjoint(b, g, pool_input_name(layers, i))
+    inputs = [_tensor(name) for name in saved] + [_tensor(grad_inputs[name]) for name in loss_layers]
+    output = helper.make_tensor_value_info("grad_image", TensorProto.FLOAT, ["N", 3, None, None])
+    return _model(b, inputs, [output], "nst_backward")
+
+
+def build_graphs(spec: VggSpec, loss_layers: list[str], pooling: str) -> GraphPair:
+    """Forward and backward graphs for the given loss layers (ReLU names) and pooling mode."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
+    ordered = sorted(set(loss_layers), key=spec.relu_names.index)
+    forward, saved = build_forward(spec, ordered, pooling)
+    backward = build_backward(spec, ordered, pooling, saved)
+    return GraphPair(forward, backward, saved, tuple(ordered))

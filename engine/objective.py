@@ -1,0 +1,104 @@
+"""The style-transfer objective: ONNX forward, numba losses on the host, ONNX backward.
+
+`Objective.loss_and_grad(image)` is all an optimizer needs, so hosts can drive their own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+import kernels
+
+from .presets import CONVENTIONS, Options
+from .runtime import GraphRunner
+
+
+@dataclass
+class Losses:
+    """The weighted terms of one evaluation; total = content + style + tv."""
+
+    total: float
+    content: float
+    style: float
+    tv: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"loss": self.total, "content": self.content, "style": self.style, "tv": self.tv}
+
+
+def _flat(activation: np.ndarray) -> np.ndarray:
+    """(1, C, H, W) -> (C, H*W) view."""
+    return activation.reshape(activation.shape[1], -1)
+
+
+def style_targets(runner: GraphRunner, styles: list[np.ndarray], blend: list[float],
+                  options: Options) -> dict[str, np.ndarray]:
+    """Blended, normalised Gram targets per style layer, from (1, 3, H, W) style images."""
+    convention = CONVENTIONS[options.convention]
+    targets: dict[str, np.ndarray] = {}
+    for style, weight in zip(styles, blend):
+        acts = runner.forward(style)
+        for layer in options.style_layers:
+            a = acts[layer]
+            norm = convention.gram_divisor(*a.shape[1:])
+            g = kernels.gram(_flat(a)) * np.float32(weight / norm)
+            targets[layer] = g if layer not in targets else targets[layer] + g
+    runner.release()
+    return targets
+
+
+def content_targets(runner: GraphRunner, content: np.ndarray, options: Options) -> dict[str, np.ndarray]:
+    """Content activations per content layer for a (1, 3, H, W) content image."""
+    acts = runner.forward(content)
+    runner.release()
+    return {layer: acts[layer].copy() for layer in options.content_layers}
+
+
+class Objective:
+    """loss(image) and d loss / d image for one content, its styles and the chosen weights."""
+
+    def __init__(self, runner: GraphRunner, content_target: dict[str, np.ndarray],
+                 style_target: dict[str, np.ndarray], options: Options) -> None:
+        self.runner = runner
+        self.content_target = content_target
+        self.style_target = style_target
+        self.options = options
+        self.convention = CONVENTIONS[options.convention]
+        self.evaluations = 0
+        self.last: Losses | None = None
+
+    def layer_grads(self, acts: dict[str, np.ndarray]) -> tuple[float, float, dict[str, np.ndarray]]:
+        """Content and style losses and d loss / d activation for every loss layer."""
+        opts = self.options
+        content = style = 0.0
+        grads = {name: np.zeros_like(a) for name, a in acts.items()}
+        for layer, weight in opts.content_layers.items():
+            a = acts[layer]
+            scale = self.convention.content_scale(opts.content_weight * weight, *a.shape[1:])
+            loss, g = kernels.content_loss_grad(a.ravel(), self.content_target[layer].ravel(), scale)
+            content += loss
+            grads[layer] += g.reshape(a.shape)
+        for layer, weight in opts.style_layers.items():
+            a = acts[layer]
+            c = a.shape[1]
+            norm = self.convention.gram_divisor(*a.shape[1:])
+            scale = self.convention.style_scale(opts.style_weight * weight, c)
+            loss, g = kernels.style_loss_grad(_flat(a), self.style_target[layer], norm, scale)
+            style += loss
+            grads[layer] += g.reshape(a.shape)
+        return content, style, grads
+
+    def loss_and_grad(self, image: np.ndarray) -> tuple[float, np.ndarray]:
+        """Total loss and its gradient for a (1, 3, H, W) float32 RGB image in 0..255."""
+        image = np.ascontiguousarray(image, dtype=np.float32)
+        acts = self.runner.forward(image)
+        content, style, grads = self.layer_grads(acts)
+        grad = self.runner.backward(grads)
+        tv = 0.0
+        if self.options.tv_weight:
+            tv, tv_grad = kernels.tv_loss_grad(image[0], self.options.tv_weight)
+            grad[0] += tv_grad
+        self.evaluations += 1
+        self.last = Losses(content + style + tv, content, style, tv)
+        return self.last.total, grad

@@ -1,0 +1,85 @@
+"""Loss conventions and presets: the defaults each named preset gives to every transfer option."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+from .errors import NstError
+
+DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+@dataclass(frozen=True)
+class Convention:
+    """How raw squared errors are normalised into the content and style losses.
+
+    content:  scale * sum((F - P)^2)                with scale = weight / content_divisor
+    style:    k * sum((F F^T / n - T)^2)            with n = gram_divisor, k = weight / style_divisor
+    where T is the target Gram, itself normalised by n of the style image.
+    """
+
+    name: str
+
+    def content_scale(self, weight: float, c: int, h: int, w: int) -> float:
+        divisor = c * h * w if self.name == "johnson" else 4.0 * c * h * w
+        return weight / divisor
+
+    def gram_divisor(self, c: int, h: int, w: int) -> float:
+        return float(c * h * w) if self.name == "johnson" else float(h * w)
+
+    def style_scale(self, weight: float, c: int) -> float:
+        return weight / (c * c) if self.name == "johnson" else weight / (4.0 * c * c)
+
+
+CONVENTIONS = {"johnson": Convention("johnson"), "seed": Convention("seed")}
+
+
+@dataclass(frozen=True)
+class Options:
+    """Every option of a transfer; the CLI's flags are these fields."""
+
+    preset: str = "johnson"
+    convention: str = "johnson"
+    size: int = 512
+    iterations: int = 1000
+    optimizer: str = "lbfgs"
+    lr: float = 10.0
+    content_weight: float = 5.0
+    style_weight: float = 100.0
+    tv_weight: float = 1e-3
+    content_layers: dict[str, float] = field(default_factory=lambda: {"relu4_2": 1.0})
+    style_layers: dict[str, float] = field(default_factory=lambda: {name: 1.0 for name in DEFAULT_STYLE_LAYERS})
+    style_blend: tuple[float, ...] | None = None
+    style_scale: float = 1.0
+    init: str = "content"
+    pooling: str = "max"
+    seed: int = 0
+    save_every: int = 0
+    report: str = "none"  # "seed" prints and saves as the assignment does
+
+    def with_overrides(self, **overrides) -> "Options":
+        """A copy with the given non-None fields replaced; unknown names are an error."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise NstError(f"unknown option(s): {', '.join(unknown)}; known options: {', '.join(sorted(known))}")
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+PRESETS: dict[str, Options] = {
+    # jcjohnson/neural-style's defaults (pixels 0..255, MSE losses, Gram / CHW).
+    "johnson": Options(),
+    # The assignment in shared/seed: its cost normalisations, 10 J_content + 40 J_style, average pooling,
+    # noisy-content initialisation with numpy seed 3, Adam lr 2.0 for 200 iterations at 400x300.
+    "seed": Options(preset="seed", convention="seed", size=400, iterations=200, optimizer="adam", lr=2.0,
+                    content_weight=10.0, style_weight=40.0, tv_weight=0.0,
+                    style_layers={name: 0.2 for name in DEFAULT_STYLE_LAYERS}, init="noise",
+                    pooling="avg", seed=3, report="seed"),
+}
+
+
+def resolve_options(preset: str | None = None, **overrides) -> Options:
+    """The preset's options with the caller's overrides applied."""
+    name = preset or "johnson"
+    if name not in PRESETS:
+        raise NstError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[name].with_overrides(**overrides)

@@ -1,0 +1,109 @@
+"""ONNX Runtime sessions for the derived graphs, run through IO binding.
+
+The same code serves CPU and CUDA: forward outputs are bound to the session's device and handed to the
+backward graph as OrtValues, so on CUDA the saved activations never leave the GPU; only the loss-layer
+activations (for the host losses) and the image gradient cross to the host.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import NstError
+from .graphs import GraphPair
+
+DEVICES = ("cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where the graphs run: ONNX Runtime providers and the OrtValue device name."""
+
+    name: str
+    providers: tuple
+    ort_device: str
+    device_id: int = 0
+
+
+def available_providers() -> list[str]:
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+def resolve_device(name: str, device_id: int = 0) -> Device:
+    """Map 'cpu' / 'cuda' to providers, failing early with a clear message when CUDA is absent."""
+    if name not in DEVICES:
+        raise NstError(f"unknown device {name!r}; use one of: {', '.join(DEVICES)}")
+    if name == "cpu":
+        return Device("cpu", ("CPUExecutionProvider",), "cpu")
+    providers = available_providers()
+    if "CUDAExecutionProvider" not in providers:
+        raise NstError("device 'cuda' asked for but this onnxruntime has no CUDAExecutionProvider "
+                       f"(available: {', '.join(providers)}); install onnxruntime-gpu or use --device cpu")
+    options = {"device_id": device_id, "cudnn_conv_algo_search": "HEURISTIC"}
+    return Device("cuda", (("CUDAExecutionProvider", options),), "cuda", device_id)
+
+
+def make_session(model_bytes: bytes, device: Device, threads: int | None = None):
+    """An InferenceSession with full graph optimisation on the given device."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+    # The host kernels run between graph calls: do not leave ORT threads spinning over them.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return ort.InferenceSession(model_bytes, sess_options=opts, providers=list(device.providers))
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise NstError(f"onnxruntime could not load the graph on {device.name}: {str(exc).splitlines()[0]}") from None
+
+
+class GraphRunner:
+    """Runs the forward and backward graphs of a GraphPair, keeping saved tensors on the device."""
+
+    def __init__(self, pair: GraphPair, device: Device, threads: int | None = None) -> None:
+        self.pair = pair
+        self.device = device
+        self.forward_session = make_session(pair.forward.SerializeToString(), device, threads)
+        self.backward_session = make_session(pair.backward.SerializeToString(), device, threads)
+        self._saved: dict = {}
+
+    def _ortvalue(self, array: np.ndarray):
+        import onnxruntime as ort
+
+        return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array, dtype=np.float32),
+                                                self.device.ort_device, self.device.device_id)
+
+    def forward(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        """Run the features for a (1, 3, H, W) float32 RGB 0..255 image; return loss-layer activations on the host."""
+        binding = self.forward_session.io_binding()
+        binding.bind_ortvalue_input("image", self._ortvalue(image))
+        for name in self.pair.saved:
+            binding.bind_output(name, self.device.ort_device, self.device.device_id)
+        self.forward_session.run_with_iobinding(binding)
+        values = binding.get_outputs()
+        self._saved = dict(zip(self.pair.saved, values))
+        return {name: self._saved[name].numpy() for name in self.pair.loss_layers}
+
+    def backward(self, grads: dict[str, np.ndarray]) -> np.ndarray:
+        """d loss / d image from d loss / d activation of each loss layer, reusing the last forward pass."""
+        if not self._saved:
+            raise RuntimeError("backward() needs a forward() first")
+        binding = self.backward_session.io_binding()
+        for name, value in self._saved.items():
+            binding.bind_ortvalue_input(name, value)
+        for name in self.pair.loss_layers:
+            binding.bind_ortvalue_input(f"grad_{name}", self._ortvalue(grads[name]))
+        binding.bind_output("grad_image", "cpu")
+        self.backward_session.run_with_iobinding(binding)
+        return binding.get_outputs()[0].numpy()
+
+    def release(self) -> None:
+        """Drop the saved tensors of the last forward pass."""
+        self._saved = {}
