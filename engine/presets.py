@@ -83,3 +83,18 @@ def resolve_options(preset: str | None = None, **overrides) -> Options:
     if name not in PRESETS:
         raise NstError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
     return PRESETS[name].with_overrides(**overrides)
+
+
+def parse_layers(text: str, flag: str = "layers") -> dict[str, float]:
+    """'relu1_1:1,relu2_1:0.5' (weights default to 1) -> {'relu1_1': 1.0, 'relu2_1': 0.5}."""
+    layers: dict[str, float] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, _, weight = item.partition(":")
+        try:
+            layers[name.strip()] = float(weight) if weight else 1.0
+        except ValueError:
+            raise NstError(f"--{flag}: {item!r} is not NAME or NAME:WEIGHT (for example relu2_1:0.5)") from None
+    return layers

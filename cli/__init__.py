@@ -1,0 +1,1 @@
+"""The `nst` command line: a thin typer layer over `engine`."""

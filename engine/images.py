@@ -1,0 +1,149 @@
+"""Reading, checking, resizing and atomically writing images (opencv does the codecs).
+
+Everything comes back as RGB float32 HxWx3 in 0..255, whatever the file held: grayscale, alpha
+(composited on white), 16-bit, CMYK JPEG, BMP/WebP/GIF/TIFF, EXIF-rotated photos (turned upright).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import NstError
+
+MAX_PIXELS = 1 << 27  # 134 megapixels: larger headers are refused before decoding (decompression bombs)
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+
+WRITABLE = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+_ALPHA_MAGIC = (b"\x89PNG", b"RIFF", b"II*\x00", b"MM\x00*", b"GIF8")
+
+
+def _cv2():
+    import cv2
+
+    return cv2
+
+
+def _to_float_rgb(array: np.ndarray, what: str) -> np.ndarray:
+    """Any HxW / HxWx{1,3,4} integer or float array (RGB order) -> float32 HxWx3 in 0..255."""
+    a = np.asarray(array)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[2] not in (1, 3, 4) or a.shape[0] < 1 or a.shape[1] < 1:
+        raise NstError(f"{what}: expected an HxWx3 RGB image array, got shape {a.shape}")
+    if a.dtype == np.uint8:
+        scale = 1.0
+    elif a.dtype == np.uint16:
+        scale = 255.0 / 65535.0
+    elif np.issubdtype(a.dtype, np.floating):
+        scale = 255.0 if a.size and float(np.nanmax(a)) <= 1.0 else 1.0
+    else:
+        raise NstError(f"{what}: unsupported pixel type {a.dtype}; use uint8, uint16 or float")
+    rgb = a.astype(np.float32) * np.float32(scale)
+    if rgb.shape[2] == 1:
+        rgb = np.repeat(rgb, 3, axis=2)
+    elif rgb.shape[2] == 4:
+        alpha = rgb[:, :, 3:4] / 255.0
+        rgb = rgb[:, :, :3] * alpha + 255.0 * (1.0 - alpha)  # composite on white
+    if not np.all(np.isfinite(rgb)):
+        raise NstError(f"{what}: the image holds NaN or infinite values")
+    return np.ascontiguousarray(np.clip(rgb, 0.0, 255.0))
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file to RGB float32 HxWx3 in 0..255, with a one-line NstError for any problem."""
+    cv2 = _cv2()
+    p = Path(path)
+    if not p.exists():
+        raise NstError(f"{p}: no such file; check the path")
+    if p.is_dir():
+        raise NstError(f"{p}: is a folder, not an image file")
+    try:
+        data = np.fromfile(p, dtype=np.uint8)
+    except OSError as exc:
+        raise NstError(f"{p}: cannot be read ({exc.strerror or exc}); check its permissions") from None
+    if data.size == 0:
+        raise NstError(f"{p}: the file is empty; give a PNG, JPEG, WebP, BMP, GIF or TIFF image")
+    try:
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)  # applies EXIF orientation
+        if bgr is not None and data[:4].tobytes() in _ALPHA_MAGIC:
+            raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+            if raw is not None and raw.ndim == 3 and raw.shape[2] == 4 and raw.shape[:2] == bgr.shape[:2]:
+                bgr = raw
+    except cv2.error as exc:
+        if "MAX_IMAGE_PIXELS" in str(exc):
+            raise NstError(f"{p}: the image is larger than {MAX_PIXELS // 1_000_000} megapixels; "
+                           "shrink it first") from None
+        raise NstError(f"{p}: cannot be decoded as an image; it may be corrupt or truncated") from None
+    if bgr is None:
+        raise NstError(f"{p}: not a readable image (corrupt, truncated or an unsupported format); "
+                       "give a PNG, JPEG, WebP, BMP, GIF or TIFF file")
+    if bgr.ndim == 3:
+        bgr = bgr[:, :, [2, 1, 0, 3][: bgr.shape[2]]]  # BGR(A) -> RGB(A)
+    return _to_float_rgb(bgr, str(p))
+
+
+def as_image(source, what: str = "image") -> np.ndarray:
+    """A path or an HxWx3 array -> RGB float32 HxWx3 in 0..255."""
+    if isinstance(source, (str, os.PathLike)):
+        return read_image(source)
+    if isinstance(source, np.ndarray):
+        return _to_float_rgb(source, what)
+    raise NstError(f"{what}: expected a file path or an HxWx3 uint8 RGB array, got {type(source).__name__}")
+
+
+def fit_size(h: int, w: int, longest: int) -> tuple[int, int]:
+    """(height, width) with the longest side equal to `longest`, aspect ratio kept."""
+    scale = longest / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize an HxWx3 float32 image (area filter when shrinking, bicubic when enlarging)."""
+    cv2 = _cv2()
+    if image.shape[:2] == (height, width):
+        return image
+    shrinking = height * width < image.shape[0] * image.shape[1]
+    interp = cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
+    return np.clip(cv2.resize(image, (width, height), interpolation=interp), 0.0, 255.0)
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Fail early when the output cannot be written: unknown extension, missing or read-only folder."""
+    p = Path(path)
+    if p.suffix.lower() not in WRITABLE:
+        raise NstError(f"{p}: unknown output format {p.suffix or '(none)'!r}; use one of {', '.join(WRITABLE)}")
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.is_dir():
+        raise NstError(f"{p}: the folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK):
+        raise NstError(f"{p}: the folder {folder} is not writable; choose another output path")
+    if p.is_dir():
+        raise NstError(f"{p}: is a folder; give an output file name such as out.png")
+    return p
+
+
+def write_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95) -> Path:
+    """Encode an HxWx3 RGB uint8/uint16 image and move it into place atomically (never half-written)."""
+    cv2 = _cv2()
+    p = check_writable(path)
+    params = []
+    if p.suffix.lower() in (".jpg", ".jpeg"):
+        params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    elif p.suffix.lower() == ".webp":
+        params = [cv2.IMWRITE_WEBP_QUALITY, int(quality)]
+    ok, buf = cv2.imencode(p.suffix.lower(), np.ascontiguousarray(rgb[:, :, ::-1]), params)
+    if not ok:
+        raise NstError(f"{p}: opencv could not encode this image as {p.suffix}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent if str(p.parent) else ".")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(buf.tobytes())
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p

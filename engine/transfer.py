@@ -1,0 +1,188 @@
+"""`StyleTransfer`: the Python API hosts embed.  Load the model once, then `transfer(...)` many times."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+import kernels
+
+from . import optimize
+from .errors import NstError
+from .graphs import build_graphs
+from .images import as_image, fit_size, resize
+from .objective import Objective, content_targets, style_targets
+from .presets import Options, parse_layers, resolve_options
+from .progress import Callback, Progress
+from .runtime import GraphRunner, resolve_device
+from .vgg import load_spec
+
+OPTIMIZERS = ("lbfgs", "adam")
+INITS = ("content", "noise", "random")
+MIN_SIDE = 32
+MAX_SIDE = 8192
+
+
+@dataclass
+class Prepared:
+    """A transfer ready to optimise: its objective, first image and options."""
+
+    objective: Objective
+    x0: np.ndarray
+    options: Options
+
+
+class StyleTransfer:
+    """Neural style transfer on ONNX Runtime.  One instance serves many transfers without reloading."""
+
+    def __init__(self, device: str = "cpu", threads: int | None = None, model: str | None = None) -> None:
+        self.device = resolve_device(device)
+        self.threads = threads
+        if threads:
+            import numba
+
+            numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+        self.spec = load_spec(str(model) if model else None)
+        self._runners: dict[tuple, GraphRunner] = {}
+
+    def runner(self, layers: Sequence[str], pooling: str) -> GraphRunner:
+        """Sessions for these loss layers and pooling, built once and cached."""
+        key = (tuple(sorted(set(layers), key=self.spec.relu_names.index)), pooling)
+        if key not in self._runners:
+            self._runners[key] = GraphRunner(build_graphs(self.spec, list(key[0]), pooling), self.device,
+                                             self.threads)
+        return self._runners[key]
+
+    def options(self, preset: str | None = None, **overrides) -> Options:
+        """Resolve and check options (layer specs may be strings like 'relu1_1:1,relu2_1:0.5')."""
+        for key in ("content_layers", "style_layers"):
+            if isinstance(overrides.get(key), str):
+                overrides[key] = parse_layers(overrides[key], key.replace("_", "-"))
+        opts = resolve_options(preset, **overrides)
+        check_options(opts, self.spec.relu_names)
+        return opts
+
+    def prepare(self, content, styles, preset: str | None = None, **overrides) -> Prepared:
+        """Load and size the images, compute the targets and the first image; nothing is optimised yet."""
+        opts = self.options(preset, **overrides)
+        styles = [styles] if isinstance(styles, (str, os.PathLike, np.ndarray)) else list(styles)
+        if not styles:
+            raise NstError("give at least one style image")
+        blend = style_blend(opts.style_blend, len(styles))
+        init_image = None
+        if opts.init not in INITS:
+            init_image = as_image(opts.init, "init image")
+        content_img = as_image(content, "content image")
+        style_imgs = [as_image(s, f"style image {i + 1}") for i, s in enumerate(styles)]
+        h, w = fit_size(*content_img.shape[:2], opts.size)
+        if min(h, w) < MIN_SIDE:
+            raise NstError(f"at --size {opts.size} the content image would be {w}x{h}; the network needs at "
+                           f"least {MIN_SIDE} px on each side: raise --size")
+        content_x = kernels.hwc_to_nchw(resize(content_img, h, w), 1.0)
+        style_side = max(MIN_SIDE, round(opts.size * opts.style_scale))
+        style_xs = [kernels.hwc_to_nchw(resize(s, *fit_size(*s.shape[:2], style_side)), 1.0) for s in style_imgs]
+        runner = self.runner(list(opts.content_layers) + list(opts.style_layers), opts.pooling)
+        objective = Objective(runner, content_targets(runner, content_x, opts),
+                              style_targets(runner, style_xs, blend, opts), opts)
+        if init_image is not None:
+            x0 = kernels.hwc_to_nchw(resize(init_image, h, w), 1.0)
+        else:
+            x0 = initial_image(opts.init, content_x, self.spec.mean, opts.seed)
+        return Prepared(objective, x0, opts)
+
+    def objective(self, content, styles, preset: str | None = None, **overrides) -> Objective:
+        """The objective alone, for hosts that drive their own optimizer (`loss_and_grad(image)`)."""
+        return self.prepare(content, styles, preset, **overrides).objective
+
+    def transfer(self, content, styles, preset: str | None = None, callback: Callback | None = None,
+                 **overrides) -> np.ndarray:
+        """Stylise `content` (path or HxWx3 RGB array) with `styles`; returns an HxWx3 uint8 RGB array.
+
+        Options are the CLI's flags as keyword arguments (size=, iterations=, optimizer=, lr=,
+        content_weight=, style_weight=, tv_weight=, style_blend=, style_scale=, init=, pooling=, seed=,
+        content_layers=, style_layers=).  `callback(progress)` runs after every iteration.
+        """
+        return kernels.nchw_to_hwc_uint8(self.run(self.prepare(content, styles, preset, **overrides), callback))
+
+    def run(self, prepared: Prepared, callback: Callback | None = None) -> np.ndarray:
+        """Optimise a prepared transfer; returns the (1, 3, H, W) float32 result in 0..255."""
+        opts = prepared.options
+        start = time.perf_counter()
+
+        def on_eval(k: int, x: np.ndarray, losses) -> bool:
+            if callback is None:
+                return False
+            progress = Progress(k, opts.iterations, losses.as_dict(), time.perf_counter() - start, x)
+            returned = callback(progress)
+            return progress.stopped or returned is True
+
+        if opts.optimizer == "lbfgs":
+            x = optimize.lbfgs(prepared.objective, prepared.x0, opts.iterations, on_eval)
+        else:
+            x = optimize.adam(prepared.objective, prepared.x0, opts.iterations, on_eval, opts.lr,
+                              clip=opts.preset != "seed")
+        prepared.objective.runner.release()
+        return x
+
+
+def style_blend(blend: Sequence[float] | str | None, count: int) -> list[float]:
+    """Blend weights for `count` styles, normalised to sum to 1 (equal when not given)."""
+    if blend is None:
+        return [1.0 / count] * count
+    if isinstance(blend, str):
+        try:
+            blend = [float(v) for v in blend.split(",") if v.strip()]
+        except ValueError:
+            raise NstError(f"--style-blend {blend!r}: give comma-separated numbers such as 3,7") from None
+    values = [float(v) for v in blend]
+    if len(values) != count:
+        raise NstError(f"--style-blend has {len(values)} weight(s) for {count} style image(s); give one per style")
+    if any(v < 0 or not np.isfinite(v) for v in values) or sum(values) <= 0:
+        raise NstError("--style-blend weights must be non-negative numbers with a positive sum")
+    total = sum(values)
+    return [v / total for v in values]
+
+
+def initial_image(kind: str, content: np.ndarray, mean: np.ndarray, seed: int) -> np.ndarray:
+    """The first image: the content, the assignment's noisy content, or uniform random pixels."""
+    if kind == "content":
+        return content.copy()
+    rng = np.random.RandomState(seed)
+    _, _, h, w = content.shape
+    if kind == "noise":
+        # The assignment: numpy seeded, two randn() draws, then 0.6 * U(-20, 20) + 0.4 * content
+        # in mean-subtracted space.
+        rng.randn()
+        rng.randn()
+        noise = rng.uniform(-20, 20, (1, h, w, 3)).astype(np.float32).transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(noise * 0.6 + (content - mean) * 0.4 + mean, dtype=np.float32)
+    return np.ascontiguousarray(rng.uniform(0, 255, content.shape), dtype=np.float32)
+
+
+def check_options(opts: Options, relu_names: list[str]) -> None:
+    """Reject bad options before any work starts, each with a one-line reason."""
+    if opts.optimizer not in OPTIMIZERS:
+        raise NstError(f"unknown optimizer {opts.optimizer!r}; use one of: {', '.join(OPTIMIZERS)}")
+    if opts.pooling not in ("max", "avg"):
+        raise NstError(f"unknown pooling {opts.pooling!r}; use max or avg")
+    if not (MIN_SIDE <= opts.size <= MAX_SIDE):
+        raise NstError(f"--size {opts.size} is out of range; use {MIN_SIDE}..{MAX_SIDE} pixels")
+    if opts.iterations < 1:
+        raise NstError(f"--iterations {opts.iterations}: give at least 1")
+    if not (0.05 <= opts.style_scale <= 8):
+        raise NstError(f"--style-scale {opts.style_scale} is out of range; use 0.05..8")
+    for name, value in (("content-weight", opts.content_weight), ("style-weight", opts.style_weight),
+                        ("tv-weight", opts.tv_weight), ("lr", opts.lr)):
+        if not np.isfinite(value) or value < 0:
+            raise NstError(f"--{name} {value} must be a non-negative number")
+    for flag, layers in (("content-layers", opts.content_layers), ("style-layers", opts.style_layers)):
+        for layer, weight in layers.items():
+            if layer not in relu_names:
+                raise NstError(f"--{flag}: unknown layer {layer!r}; choose from {', '.join(relu_names)}")
+            if not np.isfinite(weight) or weight < 0:
+                raise NstError(f"--{flag}: weight {weight} of {layer} must be a non-negative number")
+    if not opts.content_layers and not opts.style_layers:
+        raise NstError("no content or style layers: give at least one layer")
