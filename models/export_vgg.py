@@ -65,11 +65,10 @@ def fetch_weights(workdir: Path) -> Path:
 
 def read_weights(h5_path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Read conv kernels (as OIHW, RGB input order for conv1_1) and biases from the Keras file."""
-    import h5py  # export-time only
-
     actual = sha256_of(h5_path)
     if actual != H5_SHA256:
         raise SystemExit(f"error: {h5_path} has sha256 {actual}, expected {H5_SHA256}; refusing it")
+    import h5py  # export-time only
     weights = {}
     with h5py.File(h5_path, "r") as f:
         for block, count in BLOCKS:
