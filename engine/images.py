@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import NstError
+from .imageheader import dimensions
 
 MAX_PIXELS = 1 << 27  # 134 megapixels: larger headers are refused before decoding (decompression bombs)
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
@@ -67,6 +68,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise NstError(f"{p}: cannot be read ({exc.strerror or exc}); check its permissions") from None
     if data.size == 0:
         raise NstError(f"{p}: the file is empty; give a PNG, JPEG, WebP, BMP, GIF or TIFF image")
+    dims = dimensions(data[:1 << 16].tobytes())
+    if dims and dims[0] * dims[1] > MAX_PIXELS:
+        raise NstError(f"{p}: the image is {dims[0]}x{dims[1]}, larger than {MAX_PIXELS // 1_000_000} "
+                       "megapixels; shrink it first")
     try:
         bgr = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)  # applies EXIF orientation
         if bgr is not None and data[:4].tobytes() in _ALPHA_MAGIC:
@@ -143,6 +148,9 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95) -> 
         with os.fdopen(fd, "wb") as fh:
             fh.write(buf.tobytes())
         os.replace(tmp, p)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise NstError(f"{p}: could not be written ({exc.strerror or exc}); nothing was changed") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -1,0 +1,115 @@
+"""`nst` end to end on small images: outputs, metrics, the seed report, and one-line errors that keep
+the user's files intact."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.images import read_image, write_image
+
+from .conftest import stripes, synthetic
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def nst(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "cli.main", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd or ROOT, timeout=600)
+
+
+@pytest.fixture
+def files(tmp_path):
+    write_image(tmp_path / "content.png", synthetic(60, 80))
+    write_image(tmp_path / "style.jpg", stripes(64, 64))
+    return tmp_path
+
+
+def test_entry_point_is_installed():
+    assert shutil.which("nst"), "pip install -e . should put `nst` on PATH"
+
+
+def test_transfer_writes_the_image_and_metrics(files):
+    out, metrics = files / "out.png", files / "m.jsonl"
+    r = nst("transfer", files / "content.png", files / "style.jpg", "-o", out, "--size", 64, "--iterations", 4,
+            "--metrics", metrics, "--save-every", 2, "--tv-weight", 0.01)
+    assert r.returncode == 0, r.stderr
+    assert read_image(out).shape == (48, 64, 3)
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [row["iteration"] for row in rows] == [0, 1, 2, 3]
+    assert set(rows[0]) == {"iteration", "loss", "content", "style", "tv", "seconds"}
+    assert rows[-1]["seconds"] >= rows[0]["seconds"] and rows[0]["tv"] > 0
+    assert (files / "out_0002.png").is_file()
+    assert "wrote" in r.stdout
+
+
+def test_adam_two_styles_and_quiet(files):
+    out = files / "out.webp"
+    r = nst("transfer", files / "content.png", files / "style.jpg", files / "content.png", "-o", out, "--size", 48,
+            "--iterations", 3, "--optimizer", "adam", "--lr", 4, "--style-blend", "2,1", "--pooling", "avg",
+            "--init", "noise", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "" and read_image(out).shape == (36, 48, 3)
+
+
+def test_seed_preset_prints_the_assignment_report(files):
+    r = nst("transfer", files / "content.png", files / "style.jpg", "-o", files / "g.jpg", "--preset", "seed",
+            "--size", 64, "--iterations", 3, cwd=files)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0].startswith("Iteration 0 : total cost = ")
+    assert "content cost = " in r.stdout and "style cost = " in r.stdout
+    assert (files / "output" / "0.png").is_file() and (files / "output" / "generated_image.jpg").is_file()
+
+
+def test_info():
+    r = nst("info")
+    assert r.returncode == 0, r.stderr
+    for key in ("model sha256", "providers", "CPUExecutionProvider", "numba cache"):
+        assert key in r.stdout
+
+
+@pytest.mark.parametrize("case", ["missing", "not_image", "empty", "layer", "unwritable", "format", "cuda", "blend"])
+def test_errors_are_one_line_and_leave_files_alone(files, case):
+    out = files / "out.png"
+    out.write_bytes(b"precious")
+    content, style = files / "content.png", files / "style.jpg"
+    extra = []
+    if case == "missing":
+        content = files / "nope.png"
+    elif case == "not_image":
+        (files / "notes.png").write_text("hello")
+        style = files / "notes.png"
+    elif case == "empty":
+        (files / "empty.jpg").write_bytes(b"")
+        style = files / "empty.jpg"
+    elif case == "layer":
+        extra = ["--style-layers", "relu1_1,relu6_1"]
+    elif case == "unwritable":
+        out = files / "no" / "such" / "dir" / "out.png"
+    elif case == "format":
+        out = files / "out.xyz"
+    elif case == "cuda":
+        import onnxruntime as ort
+
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            pytest.skip("CUDA present")
+        extra = ["--device", "cuda"]
+    elif case == "blend":
+        extra = ["--style-blend", "1,2"]
+    r = nst("transfer", content, style, "-o", out, "--size", 48, "--iterations", 2, *extra)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    assert "Traceback" not in r.stderr
+    assert (files / "out.png").read_bytes() == b"precious"
+    assert not list(files.glob("*.part"))
+
+
+def test_bad_enum_value_is_a_usage_error(files):
+    r = nst("transfer", files / "content.png", files / "style.jpg", "-o", files / "o.png", "--optimizer", "sgd")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
