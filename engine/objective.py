@@ -72,13 +72,21 @@ class Objective:
         """Content and style losses and d loss / d activation for every loss layer."""
         opts = self.options
         content = style = 0.0
-        grads = {name: np.zeros_like(a) for name, a in acts.items()}
+        grads: dict[str, np.ndarray] = {}
+
+        def add(layer: str, g: np.ndarray) -> None:
+            g = g.reshape(acts[layer].shape)
+            if layer in grads:
+                grads[layer] += g
+            else:
+                grads[layer] = g
+
         for layer, weight in opts.content_layers.items():
             a = acts[layer]
             scale = self.convention.content_scale(opts.content_weight * weight, *a.shape[1:])
             loss, g = kernels.content_loss_grad(a.ravel(), self.content_target[layer].ravel(), scale)
             content += loss
-            grads[layer] += g.reshape(a.shape)
+            add(layer, g)
         for layer, weight in opts.style_layers.items():
             a = acts[layer]
             c = a.shape[1]
@@ -86,7 +94,10 @@ class Objective:
             scale = self.convention.style_scale(opts.style_weight * weight, c)
             loss, g = kernels.style_loss_grad(_flat(a), self.style_target[layer], norm, scale)
             style += loss
-            grads[layer] += g.reshape(a.shape)
+            add(layer, g)
+        for layer, a in acts.items():  # a layer whose weights are all zero still needs an input
+            if layer not in grads:
+                grads[layer] = np.zeros_like(a)
         return content, style, grads
 
     def loss_and_grad(self, image: np.ndarray) -> tuple[float, np.ndarray]:

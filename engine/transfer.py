@@ -52,8 +52,9 @@ class StyleTransfer:
         """Sessions for these loss layers and pooling, built once and cached."""
         key = (tuple(sorted(set(layers), key=self.spec.relu_names.index)), pooling)
         if key not in self._runners:
-            self._runners[key] = GraphRunner(build_graphs(self.spec, list(key[0]), pooling), self.device,
-                                             self.threads)
+            pair = build_graphs(self.spec, list(key[0]), pooling)
+            self._runners[key] = GraphRunner(pair, self.device, self.threads)
+            del pair
         return self._runners[key]
 
     def options(self, preset: str | None = None, **overrides) -> Options:

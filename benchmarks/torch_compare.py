@@ -1,0 +1,176 @@
+"""nst against a plain PyTorch implementation of the same objective (johnson preset, L-BFGS).
+
+Both use the same VGG-19 weights (read from models/vgg19_features.onnx), the same images, sizes, layers,
+losses and L-BFGS history.  Time: rounds alternate nst and PyTorch in one process, each round running
+ROUND objective evaluations; the per-evaluation median over all rounds (first evaluation of each round
+excluded) is reported with its spread.  Memory: each side runs once more in a fresh subprocess and its
+peak resident set size is read from the kernel (VmHWM; ru_maxrss would inherit the parent's).
+
+    pip install torch==2.13.0      # benchmark-only dependency
+    python benchmarks/torch_compare.py --size 512 --threads 2 --rounds 3 --round 8
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+IMAGES = ROOT.parent / "shared" / "images"
+CONTENT = IMAGES / "tubingen.jpg"
+STYLE = IMAGES / "starry_night.jpg"
+STYLE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+CONTENT_LAYER = "relu4_2"
+HISTORY = 10  # the L-BFGS history both sides keep
+
+
+def nst_run(size: int, threads: int, evaluations: int) -> list[float]:
+    """Seconds per objective evaluation (forward, backward and optimizer step) for nst."""
+    from engine import StyleTransfer
+
+    st = nst_run.cache.get(threads) or StyleTransfer(threads=threads)
+    nst_run.cache[threads] = st
+    stamps = []
+    prepared = st.prepare(str(CONTENT), [str(STYLE)], preset="johnson", size=size, iterations=evaluations)
+    st.run(prepared, callback=lambda p: stamps.append(time.perf_counter()))
+    return list(np.diff(stamps))
+
+
+nst_run.cache = {}
+
+
+class TorchVGG:
+    """VGG-19 up to relu5_1 in eager PyTorch, weights taken from the same ONNX file."""
+
+    def __init__(self, threads: int) -> None:
+        import torch
+
+        from engine.vgg import load_spec
+
+        torch.set_num_threads(threads)
+        self.torch = torch
+        self.spec = load_spec()
+        self.layers = [(l.kind, l.name, torch.from_numpy(l.weight) if l.weight is not None else None,
+                        torch.from_numpy(l.bias) if l.bias is not None else None) for l in self.spec.layers]
+        self.mean = torch.from_numpy(self.spec.mean)
+
+    def features(self, x, wanted: set[str]):
+        F = self.torch.nn.functional
+        out = {}
+        h = x - self.mean
+        for kind, name, w, b in self.layers:
+            h = F.conv2d(h, w, b, padding=1) if kind == "conv" else F.relu(h) if kind == "relu" else F.max_pool2d(h, 2)
+            if name in wanted:
+                out[name] = h
+            if len(out) == len(wanted):
+                break
+        return out
+
+
+def torch_run(size: int, threads: int, evaluations: int) -> list[float]:
+    """Seconds per objective evaluation for the PyTorch implementation (torch.optim.LBFGS)."""
+    import torch
+
+    from engine.images import fit_size, read_image, resize
+    from kernels import hwc_to_nchw
+
+    vgg = torch_run.cache.get(threads) or TorchVGG(threads)
+    torch_run.cache[threads] = vgg
+    content = read_image(CONTENT)
+    content = hwc_to_nchw(resize(content, *fit_size(*content.shape[:2], size)), 1.0)
+    style = read_image(STYLE)
+    style = hwc_to_nchw(resize(style, *fit_size(*style.shape[:2], size)), 1.0)
+    wanted = set(STYLE_LAYERS) | {CONTENT_LAYER}
+
+    def gram(a):
+        c = a.shape[1]
+        f = a.reshape(c, -1)
+        return f @ f.t() / a.numel()
+
+    with torch.no_grad():
+        target_c = vgg.features(torch.from_numpy(content), wanted)[CONTENT_LAYER]
+        feats = vgg.features(torch.from_numpy(style), wanted)
+        target_s = {n: gram(feats[n]) for n in STYLE_LAYERS}
+    x = torch.from_numpy(content.copy()).requires_grad_(True)
+    opt = torch.optim.LBFGS([x], lr=1.0, max_iter=evaluations, max_eval=evaluations, history_size=HISTORY,
+                            tolerance_grad=-1, tolerance_change=-1)
+    stamps = []
+
+    def closure():
+        opt.zero_grad()
+        f = vgg.features(x, wanted)
+        loss = 5.0 * torch.mean((f[CONTENT_LAYER] - target_c) ** 2)
+        for n in STYLE_LAYERS:
+            loss = loss + 100.0 * torch.mean((gram(f[n]) - target_s[n]) ** 2)
+        dx = x[:, :, :, 1:] - x[:, :, :, :-1]
+        dy = x[:, :, 1:, :] - x[:, :, :-1, :]
+        loss = loss + 1e-3 * 0.5 * (dx.pow(2).sum() + dy.pow(2).sum())
+        loss.backward()
+        stamps.append(time.perf_counter())
+        return loss
+
+    opt.step(closure)
+    return list(np.diff(stamps))
+
+
+torch_run.cache = {}
+
+
+def peak_rss_mb(which: str, size: int, threads: int, evaluations: int) -> float:
+    """Peak RSS of a fresh process that runs `evaluations` evaluations on one side."""
+    code = (f"import sys, resource; sys.path.insert(0, {str(ROOT)!r}); sys.argv=['x']\n"
+            f"from benchmarks.torch_compare import {which}_run\n"
+            f"{which}_run({size}, {threads}, {evaluations})\n"
+            "print([int(l.split()[1]) / 1024 for l in open('/proc/self/status') if l.startswith('VmHWM')][0])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def summarize(times: list[float]) -> dict[str, float]:
+    t = np.asarray(times)
+    return {"median_s": float(np.median(t)), "p10_s": float(np.percentile(t, 10)),
+            "p90_s": float(np.percentile(t, 90)), "count": int(t.size)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--round", type=int, default=8, help="objective evaluations per round and side")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "torch_compare.json")
+    args = parser.parse_args()
+    import torch
+
+    times = {"nst": [], "torch": []}
+    ratios = []
+    for r in range(args.rounds):
+        n = nst_run(args.size, args.threads, args.round + 1)
+        t = torch_run(args.size, args.threads, args.round + 1)
+        times["nst"] += n[1:]
+        times["torch"] += t[1:]
+        ratios.append(float(np.median(n[1:]) / np.median(t[1:])))
+        print(f"round {r + 1}: nst {np.median(n[1:]):.3f} s/it, torch {np.median(t[1:]):.3f} s/it, "
+              f"ratio {ratios[-1]:.2f}", flush=True)
+    memory = {side: peak_rss_mb(side, args.size, args.threads, 4) for side in ("nst", "torch")}
+    result = {
+        "job": f"johnson objective, L-BFGS (history {HISTORY}), {args.size} px, tubingen x starry_night",
+        "threads": args.threads, "machine": platform.processor() or platform.machine(),
+        "torch": torch.__version__, "nst": summarize(times["nst"]), "torch_eager": summarize(times["torch"]),
+        "ratio_nst_over_torch_per_round": ratios, "ratio_median": float(np.median(ratios)),
+        "peak_rss_mb": memory, "date": time.strftime("%Y-%m-%d"),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
