@@ -31,14 +31,15 @@ CONTENT_LAYER = "relu4_2"
 HISTORY = 10  # the L-BFGS history both sides keep
 
 
-def nst_run(size: int, threads: int, evaluations: int) -> list[float]:
+def nst_run(size: int, threads: int, evaluations: int, path: str = "auto") -> list[float]:
     """Seconds per objective evaluation (forward, backward and optimizer step) for nst."""
     from engine import StyleTransfer
 
     st = nst_run.cache.get(threads) or StyleTransfer(threads=threads)
     nst_run.cache[threads] = st
     stamps = []
-    prepared = st.prepare(str(CONTENT), [str(STYLE)], preset="johnson", size=size, iterations=evaluations)
+    prepared = st.prepare(str(CONTENT), [str(STYLE)], preset="johnson", size=size, iterations=evaluations,
+                          path=path)
     st.run(prepared, callback=lambda p: stamps.append(time.perf_counter()))
     return list(np.diff(stamps))
 
@@ -123,11 +124,12 @@ def torch_run(size: int, threads: int, evaluations: int) -> list[float]:
 torch_run.cache = {}
 
 
-def peak_rss_mb(which: str, size: int, threads: int, evaluations: int) -> float:
+def peak_rss_mb(which: str, size: int, threads: int, evaluations: int, *extra: str) -> float:
     """Peak RSS of a fresh process that runs `evaluations` evaluations on one side."""
-    code = (f"import sys, resource; sys.path.insert(0, {str(ROOT)!r}); sys.argv=['x']\n"
+    args = ", ".join([str(size), str(threads), str(evaluations)] + [repr(e) for e in extra])
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); sys.argv=['x']\n"
             f"from benchmarks.torch_compare import {which}_run\n"
-            f"{which}_run({size}, {threads}, {evaluations})\n"
+            f"{which}_run({args})\n"
             "print([int(l.split()[1]) / 1024 for l in open('/proc/self/status') if l.startswith('VmHWM')][0])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     return float(out.stdout.strip().splitlines()[-1])
@@ -149,22 +151,29 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    times = {"nst": [], "torch": []}
-    ratios = []
+    sides = {"nst_split": lambda n: nst_run(args.size, args.threads, n, "split"),
+             "nst_fused": lambda n: nst_run(args.size, args.threads, n, "fused"),
+             "torch_eager": lambda n: torch_run(args.size, args.threads, n)}
+    times = {side: [] for side in sides}
+    ratios = {"nst_split": [], "nst_fused": []}
     for r in range(args.rounds):
-        n = nst_run(args.size, args.threads, args.round + 1)
-        t = torch_run(args.size, args.threads, args.round + 1)
-        times["nst"] += n[1:]
-        times["torch"] += t[1:]
-        ratios.append(float(np.median(n[1:]) / np.median(t[1:])))
-        print(f"round {r + 1}: nst {np.median(n[1:]):.3f} s/it, torch {np.median(t[1:]):.3f} s/it, "
-              f"ratio {ratios[-1]:.2f}", flush=True)
-    memory = {side: peak_rss_mb(side, args.size, args.threads, 4) for side in ("nst", "torch")}
+        medians = {}
+        for side, run in sides.items():
+            t = run(args.round + 1)[1:]
+            times[side] += t
+            medians[side] = float(np.median(t))
+        for side in ratios:
+            ratios[side].append(medians[side] / medians["torch_eager"])
+        print(f"round {r + 1}: " + ", ".join(f"{k} {v:.3f} s/it" for k, v in medians.items()), flush=True)
+    memory = {"nst_split": peak_rss_mb("nst", args.size, args.threads, 4, "split"),
+              "nst_fused": peak_rss_mb("nst", args.size, args.threads, 4, "fused"),
+              "torch_eager": peak_rss_mb("torch", args.size, args.threads, 4)}
     result = {
         "job": f"johnson objective, L-BFGS (history {HISTORY}), {args.size} px, tubingen x starry_night",
-        "threads": args.threads, "machine": platform.processor() or platform.machine(),
-        "torch": torch.__version__, "nst": summarize(times["nst"]), "torch_eager": summarize(times["torch"]),
-        "ratio_nst_over_torch_per_round": ratios, "ratio_median": float(np.median(ratios)),
+        "threads": args.threads, "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
+        "seconds_per_iteration": {side: summarize(t) for side, t in times.items()},
+        "ratio_to_torch_per_round": ratios,
+        "ratio_to_torch_median": {side: float(np.median(v)) for side, v in ratios.items()},
         "peak_rss_mb": memory, "date": time.strftime("%Y-%m-%d"),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

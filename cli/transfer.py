@@ -23,6 +23,12 @@ class Preset(str, Enum):
     seed = "seed"
 
 
+class Path_(str, Enum):
+    auto = "auto"
+    split = "split"
+    fused = "fused"
+
+
 class DeviceName(str, Enum):
     cpu = "cpu"
     cuda = "cuda"
@@ -53,6 +59,8 @@ def transfer(
     seed: Optional[int] = typer.Option(None, help="Random seed for noise and random initialisation."),
     device: DeviceName = typer.Option(DeviceName.cpu, help="Execution provider."),
     threads: Optional[int] = typer.Option(None, help="CPU threads (default: all cores)."),
+    path: Path_ = typer.Option(Path_.auto, help="Objective path: split (numba losses on the host), fused (one "
+                               "ONNX graph), auto (the faster one measured for the device)."),
     save_every: int = typer.Option(0, help="Also save the image every N iterations as OUT_<N>.ext."),
     metrics: Optional[Path] = typer.Option(None, help="Write one JSON object per iteration to this file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
@@ -71,7 +79,8 @@ def transfer(
     overrides = dict(size=size, iterations=iterations, optimizer=_value(optimizer), lr=lr,
                      content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
                      content_layers=content_layers, style_layers=style_layers, style_blend=style_blend,
-                     style_scale=style_scale, init=init, pooling=_value(pooling), seed=seed)
+                     style_scale=style_scale, init=init, pooling=_value(pooling), seed=seed,
+                     path=_value(path))
     prepared = st.prepare(str(content), [str(s) for s in styles], preset=_value(preset), **overrides)
     opts = prepared.options
     report = SeedReport(opts.content_weight, opts.style_weight) if opts.report == "seed" else None

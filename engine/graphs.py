@@ -46,7 +46,7 @@ class _Builder:
 
     def const(self, value: np.ndarray, hint: str) -> str:
         name = self.fresh(hint)
-        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        self.inits.append(numpy_helper.from_array(np.array(value, order="C"), name))  # keeps 0-d scalars 0-d
         return name
 
     def op(self, op_type: str, inputs: list[str], hint: str, output: str | None = None, **attrs) -> str:
@@ -79,11 +79,9 @@ def pool_input_name(layers: tuple[Layer, ...], index: int) -> str:
     return layers[index - 1].name
 
 
-def build_forward(spec: VggSpec, loss_layers: list[str], pooling: str) -> tuple[onnx.ModelProto, tuple[str, ...]]:
-    """Features graph: image -> loss-layer activations and the tensors the backward graph reuses."""
-    last = max(loss_layers, key=spec.relu_names.index)
-    layers = spec.truncated(last)
-    b = _Builder()
+def emit_forward(b: _Builder, spec: VggSpec, layers: tuple[Layer, ...], pooling: str) -> list[str]:
+    """Add the feature layers reading graph input "image"; ReLU and pool tensors take the layer names.
+    Returns the tensors the backward pass reuses."""
     x = b.op("Sub", ["image", b.const(spec.mean, "mean")], "centered")
     saved: list[str] = []
     for layer in layers:
@@ -97,6 +95,13 @@ def build_forward(spec: VggSpec, loss_layers: list[str], pooling: str) -> tuple[
             x = _pool_forward(b, x, pooling, layer.name)
             if pooling == "max":
                 saved.append(layer.name)
+    return saved
+
+
+def build_forward(spec: VggSpec, loss_layers: list[str], pooling: str) -> tuple[onnx.ModelProto, tuple[str, ...]]:
+    """Features graph: image -> loss-layer activations and the tensors the backward graph reuses."""
+    b = _Builder()
+    saved = emit_forward(b, spec, spec.truncated(deepest(spec, loss_layers)), pooling)
     outputs = [_tensor(name) for name in saved]
     image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])
     return _model(b, [image], outputs, "nst_forward"), tuple(saved)
@@ -147,14 +152,15 @@ def _avg_pool_adjoint(b: _Builder, g: str, x: str) -> str:
     return _crop_to(b, _upsample2(b, per_cell), hw)
 
 
-def build_backward(spec: VggSpec, loss_layers: list[str], pooling: str,
-                   saved: tuple[str, ...]) -> onnx.ModelProto:
-    """Gradient graph: saved forward tensors + d loss / d (loss-layer activations) -> d loss / d image."""
-    last = max(loss_layers, key=spec.relu_names.index)
-    layers = spec.truncated(last)
-    b = _Builder()
+def deepest(spec: VggSpec, loss_layers: list[str]) -> str:
+    """The loss layer furthest into the network: the graphs stop there."""
+    return max(loss_layers, key=spec.relu_names.index)
+
+
+def emit_backward(b: _Builder, layers: tuple[Layer, ...], pooling: str, grad_inputs: dict[str, str]) -> str:
+    """Add the adjoint chain from the deepest layer down to "grad_image"; `grad_inputs` maps ReLU names to
+    the tensors holding d loss / d activation.  ReLU and pool tensors are read by their layer names."""
     zero = b.const(np.array(0, np.float32), "zero")
-    grad_inputs = {name: f"grad_{name}" for name in loss_layers}
     g = None
     for i in range(len(layers) - 1, -1, -1):
         layer = layers[i]
@@ -174,6 +180,15 @@ def build_backward(spec: VggSpec, loss_layers: list[str], pooling: str,
             g = _max_pool_adjoint(b, g, pool_input_name(layers, i), layer.name)
         else:
             g = _avg_pool_adjoint(b, g, pool_input_name(layers, i))
+    return g
+
+
+def build_backward(spec: VggSpec, loss_layers: list[str], pooling: str,
+                   saved: tuple[str, ...]) -> onnx.ModelProto:
+    """Gradient graph: saved forward tensors + d loss / d (loss-layer activations) -> d loss / d image."""
+    b = _Builder()
+    grad_inputs = {name: f"grad_{name}" for name in loss_layers}
+    emit_backward(b, spec.truncated(deepest(spec, loss_layers)), pooling, grad_inputs)
     inputs = [_tensor(name) for name in saved] + [_tensor(grad_inputs[name]) for name in loss_layers]
     output = helper.make_tensor_value_info("grad_image", TensorProto.FLOAT, ["N", 3, None, None])
     return _model(b, inputs, [output], "nst_backward")

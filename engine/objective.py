@@ -32,7 +32,7 @@ def _flat(activation: np.ndarray) -> np.ndarray:
     return activation.reshape(activation.shape[1], -1)
 
 
-def style_targets(runner: GraphRunner, styles: list[np.ndarray], blend: list[float],
+def style_targets(runner, styles: list[np.ndarray], blend: list[float],
                   options: Options) -> dict[str, np.ndarray]:
     """Blended, normalised Gram targets per style layer, from (1, 3, H, W) style images."""
     convention = CONVENTIONS[options.convention]
@@ -48,11 +48,14 @@ def style_targets(runner: GraphRunner, styles: list[np.ndarray], blend: list[flo
     return targets
 
 
-def content_targets(runner: GraphRunner, content: np.ndarray, options: Options) -> dict[str, np.ndarray]:
-    """Content activations per content layer for a (1, 3, H, W) content image."""
+def content_targets(runner, content: np.ndarray, options: Options) -> tuple[dict[str, np.ndarray], dict]:
+    """Content activations per content layer for a (1, 3, H, W) content image, and the shape of every
+    loss-layer activation at this size (the generated image has the content's size)."""
     acts = runner.forward(content)
+    targets = {layer: acts[layer].copy() for layer in options.content_layers}
+    shapes = {layer: a.shape for layer, a in acts.items()}
     runner.release()
-    return {layer: acts[layer].copy() for layer in options.content_layers}
+    return targets, shapes
 
 
 class Objective:
@@ -100,12 +103,16 @@ class Objective:
                 grads[layer] = np.zeros_like(a)
         return content, style, grads
 
+    def network(self, image: np.ndarray) -> tuple[float, float, np.ndarray]:
+        """Content loss, style loss and their image gradient: ONNX forward, numba losses, ONNX backward."""
+        acts = self.runner.forward(image)
+        content, style, grads = self.layer_grads(acts)
+        return content, style, self.runner.backward(grads)
+
     def loss_and_grad(self, image: np.ndarray) -> tuple[float, np.ndarray]:
         """Total loss and its gradient for a (1, 3, H, W) float32 RGB image in 0..255."""
         image = np.ascontiguousarray(image, dtype=np.float32)
-        acts = self.runner.forward(image)
-        content, style, grads = self.layer_grads(acts)
-        grad = self.runner.backward(grads)
+        content, style, grad = self.network(image)
         tv = 0.0
         if self.options.tv_weight:
             tv, tv_grad = kernels.tv_loss_grad(image[0], self.options.tv_weight)
@@ -113,3 +120,29 @@ class Objective:
         self.evaluations += 1
         self.last = Losses(content + style + tv, content, style, tv)
         return self.last.total, grad
+
+
+class FusedObjective(Objective):
+    """The same objective evaluated by the fused graph: losses and Gram matrices inside ONNX Runtime."""
+
+    def __init__(self, runner, content_target: dict[str, np.ndarray], style_target: dict[str, np.ndarray],
+                 options: Options, shapes: dict[str, tuple[int, ...]]) -> None:
+        super().__init__(runner, content_target, style_target, options)
+        from .fused import content_inputs, style_inputs
+
+        feeds: dict[str, np.ndarray] = {}
+        conv = self.convention
+        for layer, weight in options.content_layers.items():
+            target, scale = content_inputs(layer)
+            feeds[target] = content_target[layer]
+            feeds[scale] = np.float32(conv.content_scale(options.content_weight * weight, *shapes[layer][1:]))
+        for layer, weight in options.style_layers.items():
+            target, norm, scale = style_inputs(layer)
+            c, h, w = shapes[layer][1:]
+            feeds[target] = style_target[layer]
+            feeds[norm] = np.float32(conv.gram_divisor(c, h, w))
+            feeds[scale] = np.float32(conv.style_scale(options.style_weight * weight, c))
+        runner.set_constants(feeds)
+
+    def network(self, image: np.ndarray) -> tuple[float, float, np.ndarray]:
+        return self.runner.evaluate(image)

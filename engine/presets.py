@@ -53,7 +53,7 @@ class Options:
     init: str = "content"
     pooling: str = "max"
     seed: int = 0
-    save_every: int = 0
+    path: str = "auto"  # objective path: split (numba losses on the host), fused (one ONNX graph), auto
     report: str = "none"  # "seed" prints and saves as the assignment does
 
     def with_overrides(self, **overrides) -> "Options":

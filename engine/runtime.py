@@ -86,14 +86,19 @@ def make_session(model_bytes: bytes, device: Device, threads: int | None = None)
 class GraphRunner:
     """Runs the forward and backward graphs of a GraphPair, keeping saved tensors on the device."""
 
-    def __init__(self, pair: GraphPair, device: Device, threads: int | None = None) -> None:
+    def __init__(self, pair: GraphPair, device: Device, threads: int | None = None, backward: bool = True) -> None:
         self.saved_names = pair.saved
         self.loss_layers = pair.loss_layers
         self.device = device
         # The ModelProtos are not kept: the sessions hold their own copy of the weights.
         self.forward_session = make_session(pair.forward.SerializeToString(), device, threads)
-        self.backward_session = make_session(pair.backward.SerializeToString(), device, threads)
+        self.backward_session = make_session(pair.backward.SerializeToString(), device, threads) if backward else None
         self._saved: dict = {}
+
+    @classmethod
+    def features_only(cls, pair: GraphPair, device: Device, threads: int | None = None) -> "GraphRunner":
+        """A runner with the forward session alone (for targets)."""
+        return cls(pair, device, threads, backward=False)
 
     def _ortvalue(self, array: np.ndarray):
         import onnxruntime as ort
@@ -129,3 +134,44 @@ class GraphRunner:
     def release(self) -> None:
         """Drop the saved tensors of the last forward pass."""
         self._saved = {}
+
+
+class FusedRunner:
+    """The fused objective graph plus a features-only session for computing targets.
+
+    Targets and per-layer scalars are bound once per transfer (`set_constants`) and stay on the device;
+    each `evaluate` moves the image in and two scalars and the gradient out.
+    """
+
+    def __init__(self, features: GraphPair, fused, device: Device, threads: int | None = None) -> None:
+        self.features = GraphRunner.features_only(features, device, threads)
+        self.loss_layers = features.loss_layers
+        self.device = device
+        self.session = make_session(fused.SerializeToString(), device, threads)
+        self._constants: dict = {}
+
+    def forward(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        return self.features.forward(image)
+
+    def release(self) -> None:
+        self.features.release()
+
+    def set_constants(self, feeds: dict[str, np.ndarray]) -> None:
+        """Targets and scalars for the coming evaluations, placed on the device once."""
+        import onnxruntime as ort
+
+        self._constants = {name: ort.OrtValue.ortvalue_from_numpy(np.array(v, dtype=np.float32, order="C"),
+                                                                  self.device.ort_device, self.device.device_id)
+                           for name, v in feeds.items()}
+
+    def evaluate(self, image: np.ndarray) -> tuple[float, float, np.ndarray]:
+        """(content loss, style loss, d loss / d image) for a (1, 3, H, W) image."""
+        binding = self.session.io_binding()
+        binding.bind_ortvalue_input("image", self.features._ortvalue(image))
+        for name, value in self._constants.items():
+            binding.bind_ortvalue_input(name, value)
+        for name in ("content_loss", "style_loss", "grad_image"):
+            binding.bind_output(name, "cpu")
+        self.session.run_with_iobinding(binding)
+        content, style, grad = (v.numpy() for v in binding.get_outputs())
+        return float(content), float(style), grad

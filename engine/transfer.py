@@ -14,14 +14,18 @@ from . import optimize
 from .errors import NstError
 from .graphs import build_graphs
 from .images import as_image, fit_size, resize
-from .objective import Objective, content_targets, style_targets
+from .fused import build_fused
+from .objective import FusedObjective, Objective, content_targets, style_targets
 from .presets import Options, parse_layers, resolve_options
 from .progress import Callback, Progress
-from .runtime import GraphRunner, resolve_device
+from .runtime import FusedRunner, GraphRunner, resolve_device
 from .vgg import load_spec
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise", "random")
+PATHS = ("auto", "split", "fused")
+# Which objective path each device uses by default (benchmarks/results/paths.json measures both).
+DEFAULT_PATH = {"cpu": "split", "cuda": "fused"}
 MIN_SIDE = 32
 MAX_SIDE = 8192
 
@@ -48,14 +52,25 @@ class StyleTransfer:
         self.spec = load_spec(str(model) if model else None)
         self._runners: dict[tuple, GraphRunner] = {}
 
-    def runner(self, layers: Sequence[str], pooling: str) -> GraphRunner:
-        """Sessions for these loss layers and pooling, built once and cached."""
-        key = (tuple(sorted(set(layers), key=self.spec.relu_names.index)), pooling)
+    def runner(self, opts: Options):
+        """Sessions for the options' layers, pooling and objective path, built once and cached."""
+        path = self.path(opts)
+        layers = sorted(set(opts.content_layers) | set(opts.style_layers), key=self.spec.relu_names.index)
+        key = (tuple(layers), opts.pooling, path) + ((tuple(opts.content_layers), tuple(opts.style_layers))
+                                                     if path == "fused" else ())
         if key not in self._runners:
-            pair = build_graphs(self.spec, list(key[0]), pooling)
-            self._runners[key] = GraphRunner(pair, self.device, self.threads)
+            pair = build_graphs(self.spec, layers, opts.pooling)
+            if path == "fused":
+                fused = build_fused(self.spec, list(opts.content_layers), list(opts.style_layers), opts.pooling)
+                self._runners[key] = FusedRunner(pair, fused, self.device, self.threads)
+            else:
+                self._runners[key] = GraphRunner(pair, self.device, self.threads)
             del pair
         return self._runners[key]
+
+    def path(self, opts: Options) -> str:
+        """The objective path: as asked, or per device the one the benchmark measured faster."""
+        return opts.path if opts.path != "auto" else DEFAULT_PATH[self.device.name]
 
     def options(self, preset: str | None = None, **overrides) -> Options:
         """Resolve and check options (layer specs may be strings like 'relu1_1:1,relu2_1:0.5')."""
@@ -85,9 +100,13 @@ class StyleTransfer:
         content_x = kernels.hwc_to_nchw(resize(content_img, h, w), 1.0)
         style_side = max(MIN_SIDE, round(opts.size * opts.style_scale))
         style_xs = [kernels.hwc_to_nchw(resize(s, *fit_size(*s.shape[:2], style_side)), 1.0) for s in style_imgs]
-        runner = self.runner(list(opts.content_layers) + list(opts.style_layers), opts.pooling)
-        objective = Objective(runner, content_targets(runner, content_x, opts),
-                              style_targets(runner, style_xs, blend, opts), opts)
+        runner = self.runner(opts)
+        content_target, shapes = content_targets(runner, content_x, opts)
+        style_target = style_targets(runner, style_xs, blend, opts)
+        if self.path(opts) == "fused":
+            objective = FusedObjective(runner, content_target, style_target, opts, shapes)
+        else:
+            objective = Objective(runner, content_target, style_target, opts)
         if init_image is not None:
             x0 = kernels.hwc_to_nchw(resize(init_image, h, w), 1.0)
         else:
@@ -167,6 +186,8 @@ def check_options(opts: Options, relu_names: list[str]) -> None:
     """Reject bad options before any work starts, each with a one-line reason."""
     if opts.optimizer not in OPTIMIZERS:
         raise NstError(f"unknown optimizer {opts.optimizer!r}; use one of: {', '.join(OPTIMIZERS)}")
+    if opts.path not in PATHS:
+        raise NstError(f"unknown objective path {opts.path!r}; use one of: {', '.join(PATHS)}")
     if opts.pooling not in ("max", "avg"):
         raise NstError(f"unknown pooling {opts.pooling!r}; use max or avg")
     if not (MIN_SIDE <= opts.size <= MAX_SIDE):

@@ -11,7 +11,8 @@ from engine.runtime import GraphRunner, resolve_device
 from . import reference as ref
 
 ALLOWED = {"Sub", "Conv", "Relu", "MaxPool", "AveragePool", "Greater", "Cast", "Mul", "Add", "Resize", "Shape",
-           "Slice", "Equal", "Concat", "Pad", "ConstantOfShape", "Div"}
+           "Slice", "Equal", "Concat", "Pad", "ConstantOfShape", "Div", "MatMul", "Transpose", "Reshape", "ReduceSum",
+           "Sum", "Identity"}
 CASES = [("max", (12, 16)), ("max", (13, 11)), ("avg", (12, 16)), ("avg", (13, 11)), ("avg", (7, 9))]
 LAYER_SETS = [["relu1_1", "relu2_1", "relu3_1"], ["relu2_1"], ["relu1_2", "relu3_1"]]
 
@@ -34,7 +35,10 @@ def test_graphs_use_standard_operators_only(pooling):
 
     spec = load_spec()
     pair = build_graphs(spec, ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"], pooling)
-    for model in (pair.forward, pair.backward):
+    from engine.fused import build_fused
+
+    fused = build_fused(spec, ["relu4_2"], ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"], pooling)
+    for model in (pair.forward, pair.backward, fused):
         _assert_standard(model)
         assert not any(op.op_type.endswith("Grad") for op in model.graph.node)
 

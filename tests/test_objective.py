@@ -14,14 +14,15 @@ from engine.errors import NstError
 from .conftest import stripes, synthetic
 
 
+@pytest.mark.parametrize("path", ["split", "fused"])
 @pytest.mark.parametrize("preset,extra", [
     ("johnson", {}),
     ("johnson", {"pooling": "avg", "tv_weight": 0.1, "style_layers": "relu1_1:1,relu3_1:0.5"}),
     ("seed", {"tv_weight": 0.01}),
 ])
-def test_full_gradient_matches_finite_differences(st, preset, extra):
+def test_full_gradient_matches_finite_differences(st, preset, extra, path):
     content, style = synthetic(36, 44, seed=1), stripes(40, 40)
-    prepared = st.prepare(content, [style], preset=preset, size=44, init="noise", seed=5, **extra)
+    prepared = st.prepare(content, [style], preset=preset, size=44, init="noise", seed=5, path=path, **extra)
     objective = prepared.objective
     x = prepared.x0.astype(np.float64)
     loss, grad = objective.loss_and_grad(x.astype(np.float32))
@@ -39,6 +40,22 @@ def test_full_gradient_matches_finite_differences(st, preset, extra):
         numeric = (plus - minus) / (2 * eps)
         analytic = float(np.sum(grad * d))
         assert numeric == pytest.approx(analytic, rel=5e-3), (numeric, analytic)
+
+
+@pytest.mark.parametrize("layers", [{}, {"content_layers": "", "style_layers": "relu1_1,relu2_1:0.5"},
+                                    {"style_layers": "", "content_layers": "relu2_1,relu4_2:2"},
+                                    {"style_layers": "relu4_2,relu1_1", "content_layers": "relu4_2"}])
+def test_fused_path_equals_split_path(st, layers):
+    content, style = synthetic(40, 48, seed=2), stripes(40, 40)
+    x = np.random.default_rng(1).uniform(0, 255, (1, 3, 40, 48)).astype(np.float32)
+    split = st.objective(content, [style], size=48, path="split", **layers)
+    fused = st.objective(content, [style], size=48, path="fused", **layers)
+    loss_s, grad_s = split.loss_and_grad(x)
+    loss_f, grad_f = fused.loss_and_grad(x)
+    assert loss_f == pytest.approx(loss_s, rel=1e-4)
+    assert fused.last.content == pytest.approx(split.last.content, rel=1e-4, abs=1e-6)
+    assert fused.last.style == pytest.approx(split.last.style, rel=1e-4, abs=1e-6)
+    np.testing.assert_allclose(grad_f, grad_s, rtol=2e-3, atol=1e-4 * np.abs(grad_s).max())
 
 
 def test_losses_add_up_and_zero_at_the_target(st):
