@@ -40,7 +40,9 @@ def _to_float_rgb(array: np.ndarray, what: str) -> np.ndarray:
     elif a.dtype == np.uint16:
         scale = 255.0 / 65535.0
     elif np.issubdtype(a.dtype, np.floating):
-        scale = 255.0 if a.size and float(np.nanmax(a)) <= 1.0 else 1.0
+        if not np.all(np.isfinite(a)):
+            raise NstError(f"{what}: the image holds NaN or infinite values")
+        scale = 255.0 if a.size and float(a.max()) <= 1.0 else 1.0
     else:
         raise NstError(f"{what}: unsupported pixel type {a.dtype}; use uint8, uint16 or float")
     rgb = a.astype(np.float32) * np.float32(scale)

@@ -109,3 +109,12 @@ def test_engine_never_imports_torch_tensorflow_or_h5py(tmp_path):
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+
+
+
+def test_lbfgs_keeps_pixels_in_range(st):
+    seen = []
+    out = st.transfer(synthetic(48, 48), [stripes(48, 48)], size=48, iterations=30, style_weight=1e4, init="random",
+                      callback=lambda p: seen.append(p.losses["loss"]))
+    assert len(seen) == 30 and min(seen) < 0.2 * seen[0]
+    assert out.min() >= 0 and out.max() <= 255

@@ -137,3 +137,4 @@ def test_nchw_to_hwc_uint8_rounds_and_clips():
 def test_nchw_to_hwc_float_roundtrip(rng):
     img = rng.uniform(0, 255, (4, 6, 3)).astype(np.float32)
     np.testing.assert_array_equal(kernels.nchw_to_hwc_float(kernels.hwc_to_nchw(img, 1.0)), img)
+
