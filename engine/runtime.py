@@ -61,12 +61,15 @@ def _shared_cpu_arena() -> None:
     _ARENA.append(info)
 
 
-def make_session(model_bytes: bytes, device: Device, threads: int | None = None):
-    """An InferenceSession with full graph optimisation on the given device."""
+def make_session(model_bytes: bytes, device: Device, threads: int | None = None, layout_rewrite: bool = True):
+    """An InferenceSession on the given device (full graph optimisation unless `layout_rewrite` is off)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # ALL adds the NCHWc layout rewrite: measured 7-15% faster per iteration than EXTENDED on 2 AVX2 cores
+    # but it keeps about 150 MB more per session; sessions that run once per transfer use EXTENDED.
+    opts.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if layout_rewrite
+                                     else ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
     opts.log_severity_level = 3
     if threads:
         opts.intra_op_num_threads = int(threads)
@@ -91,7 +94,7 @@ class GraphRunner:
         self.loss_layers = pair.loss_layers
         self.device = device
         # The ModelProtos are not kept: the sessions hold their own copy of the weights.
-        self.forward_session = make_session(pair.forward.SerializeToString(), device, threads)
+        self.forward_session = make_session(pair.forward.SerializeToString(), device, threads, layout_rewrite=backward)
         self.backward_session = make_session(pair.backward.SerializeToString(), device, threads) if backward else None
         self._saved: dict = {}
 

@@ -25,7 +25,7 @@ OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise", "random")
 PATHS = ("auto", "split", "fused")
 # Which objective path each device uses by default (benchmarks/results/paths.json measures both).
-DEFAULT_PATH = {"cpu": "split", "cuda": "fused"}
+DEFAULT_PATH = {"cpu": "fused", "cuda": "fused"}
 MIN_SIDE = 32
 MAX_SIDE = 8192
 
