@@ -7,11 +7,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 class ProgressBar:
     """Callable as a transfer callback; use as a context manager around the run."""
 
-    def __init__(self, total: int) -> None:
-        self._progress = Progress(TextColumn("stylising"), BarColumn(), MofNCompleteColumn(),
+    def __init__(self) -> None:
+        self._progress = Progress(TextColumn("scale {task.fields[scale]}"), BarColumn(), MofNCompleteColumn(),
                                   TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(),
                                   TextColumn("left"), TimeRemainingColumn(), transient=False)
-        self._task = self._progress.add_task("transfer", total=total, loss="-")
+        self._task = None
 
     def __enter__(self) -> "ProgressBar":
         self._progress.start()
@@ -22,4 +22,8 @@ class ProgressBar:
         return False
 
     def __call__(self, p) -> None:
+        scale = f"{p.scale + 1}/{p.scales}"
+        if self._task is None or self._scale != scale:  # a new bar for each scale
+            self._task = self._progress.add_task("transfer", total=p.iterations, loss="-", scale=scale)
+            self._scale = scale
         self._progress.update(self._task, completed=p.iteration + 1, loss=f"{p.losses['loss']:.4g}")

@@ -157,3 +157,24 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95) -> 
         Path(tmp).unlink(missing_ok=True)
         raise
     return p
+
+
+def check_output(path: str | os.PathLike, bit_depth: int = 8, quality: int = 95) -> Path:
+    """All output checks that can be made before a run: path, format, bit depth, quality."""
+    p = check_writable(path)
+    if bit_depth not in (8, 16):
+        raise NstError(f"--bit-depth {bit_depth}: use 8 or 16")
+    if bit_depth == 16 and p.suffix.lower() not in (".png", ".tif", ".tiff"):
+        raise NstError(f"{p}: 16-bit output needs a .png or .tif file name")
+    if not 1 <= quality <= 100:
+        raise NstError(f"--quality {quality}: use 1..100")
+    return p
+
+
+def save_result(path: str | os.PathLike, image: np.ndarray, bit_depth: int = 8, quality: int = 95) -> Path:
+    """Write an HxWx3 float32 0..255 result as 8-bit, or 16-bit (PNG/TIFF) keeping the optimiser's precision."""
+    p = check_output(path, bit_depth, quality)
+    top = 255.0 if bit_depth == 8 else 65535.0
+    dtype = np.uint8 if bit_depth == 8 else np.uint16
+    scaled = np.clip(np.floor(image.astype(np.float64) * (top / 255.0) + 0.5), 0, top).astype(dtype)
+    return write_image(p, scaled, quality)

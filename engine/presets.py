@@ -41,6 +41,8 @@ class Options:
     convention: str = "johnson"
     size: int = 512
     iterations: int = 1000
+    scales: int | str = 1  # a count (halving down from size) or sizes such as "128,256,512"
+    scale_iterations: str | None = None  # iterations per scale, e.g. "300,200,100"; default: iterations each
     optimizer: str = "lbfgs"
     lr: float = 10.0
     content_weight: float = 5.0
@@ -50,10 +52,12 @@ class Options:
     style_layers: dict[str, float] = field(default_factory=lambda: {name: 1.0 for name in DEFAULT_STYLE_LAYERS})
     style_blend: tuple[float, ...] | None = None
     style_scale: float = 1.0
-    init: str = "content"
+    init: object = "content"  # content | noise | random | noisy-content | a path | an HxWx3 array
     pooling: str = "max"
     seed: int = 0
     path: str = "auto"  # objective path: split (numba losses on the host), fused (one ONNX graph), auto
+    preserve_colors: str = "none"  # none | ycbcr | lab: keep the content's colours
+    match_colors: str = "none"  # none | histogram | meancov: recolour the styles to the content first
     report: str = "none"  # "seed" prints and saves as the assignment does
 
     def with_overrides(self, **overrides) -> "Options":
@@ -72,7 +76,7 @@ PRESETS: dict[str, Options] = {
     # noisy-content initialisation with numpy seed 3, Adam lr 2.0 for 200 iterations at 400x300.
     "seed": Options(preset="seed", convention="seed", size=400, iterations=200, optimizer="adam", lr=2.0,
                     content_weight=10.0, style_weight=40.0, tv_weight=0.0,
-                    style_layers={name: 0.2 for name in DEFAULT_STYLE_LAYERS}, init="noise",
+                    style_layers={name: 0.2 for name in DEFAULT_STYLE_LAYERS}, init="noisy-content",
                     pooling="avg", seed=3, report="seed"),
 }
 

@@ -17,7 +17,7 @@ import kernels
 class Progress:
     """One iteration (objective evaluation) of a transfer.
 
-    iteration counts from 0; losses holds loss, content, style and tv (weighted terms).  Call `image()`
+    iteration counts from 0 within the current scale; losses holds loss, content, style and tv (weighted terms).  Call `image()`
     for the image that was evaluated (HxWx3 uint8, computed only when asked) and `stop()` to end the run.
     """
 
@@ -26,6 +26,8 @@ class Progress:
     losses: dict[str, float]
     elapsed: float
     _x: np.ndarray = field(repr=False)
+    scale: int = 0  # index of the current scale (multi-scale runs), from 0
+    scales: int = 1
     stopped: bool = False
 
     def image(self) -> np.ndarray:

@@ -13,6 +13,7 @@ import kernels
 from . import optimize
 from .errors import NstError
 from .graphs import build_graphs
+from .colour import MATCHING, PRESERVE, match_colours, preserve_colours
 from .images import as_image, fit_size, resize
 from .fused import build_fused
 from .objective import FusedObjective, Objective, content_targets, style_targets
@@ -22,7 +23,7 @@ from .runtime import FusedRunner, GraphRunner, resolve_device
 from .vgg import load_spec
 
 OPTIMIZERS = ("lbfgs", "adam")
-INITS = ("content", "noise", "random")
+INITS = ("content", "noise", "random", "noisy-content")
 PATHS = ("auto", "split", "fused")
 # Which objective path each device uses by default (benchmarks/results/paths.json measures both).
 DEFAULT_PATH = {"cpu": "fused", "cuda": "fused"}
@@ -81,18 +82,31 @@ class StyleTransfer:
         check_options(opts, self.spec.relu_names)
         return opts
 
-    def prepare(self, content, styles, preset: str | None = None, **overrides) -> Prepared:
-        """Load and size the images, compute the targets and the first image; nothing is optimised yet."""
-        opts = self.options(preset, **overrides)
+    def load(self, content, styles, opts: Options) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Decode the content and style images (paths or arrays), colour-matching the styles if asked."""
         styles = [styles] if isinstance(styles, (str, os.PathLike, np.ndarray)) else list(styles)
         if not styles:
             raise NstError("give at least one style image")
-        blend = style_blend(opts.style_blend, len(styles))
-        init_image = None
-        if opts.init not in INITS:
-            init_image = as_image(opts.init, "init image")
+        style_blend(opts.style_blend, len(styles))  # check the blend before any decoding
         content_img = as_image(content, "content image")
         style_imgs = [as_image(s, f"style image {i + 1}") for i, s in enumerate(styles)]
+        return content_img, [match_colours(s, content_img, opts.match_colors) for s in style_imgs]
+
+    def prepare(self, content, styles, preset: str | None = None, **overrides) -> Prepared:
+        """Load and size the images, compute the targets and the first image; nothing is optimised yet."""
+        opts = self.options(preset, **overrides)
+        init_image = self._init_image(opts)
+        content_img, style_imgs = self.load(content, styles, opts)
+        return self.prepare_images(content_img, style_imgs, opts, init_image)
+
+    def _init_image(self, opts: Options) -> np.ndarray | None:
+        if isinstance(opts.init, np.ndarray):
+            return as_image(opts.init, "init image")
+        return None if opts.init in INITS else as_image(opts.init, "init image")
+
+    def prepare_images(self, content_img: np.ndarray, style_imgs: list[np.ndarray], opts: Options,
+                       init_image: np.ndarray | None = None) -> Prepared:
+        """`prepare` for decoded HxWx3 float32 images at the options' size."""
         h, w = fit_size(*content_img.shape[:2], opts.size)
         if min(h, w) < MIN_SIDE:
             raise NstError(f"at --size {opts.size} the content image would be {w}x{h}; the network needs at "
@@ -102,7 +116,7 @@ class StyleTransfer:
         style_xs = [kernels.hwc_to_nchw(resize(s, *fit_size(*s.shape[:2], style_side)), 1.0) for s in style_imgs]
         runner = self.runner(opts)
         content_target, shapes = content_targets(runner, content_x, opts)
-        style_target = style_targets(runner, style_xs, blend, opts)
+        style_target = style_targets(runner, style_xs, style_blend(opts.style_blend, len(style_imgs)), opts)
         if self.path(opts) == "fused":
             objective = FusedObjective(runner, content_target, style_target, opts, shapes)
         else:
@@ -121,13 +135,31 @@ class StyleTransfer:
                  **overrides) -> np.ndarray:
         """Stylise `content` (path or HxWx3 RGB array) with `styles`; returns an HxWx3 uint8 RGB array.
 
-        Options are the CLI's flags as keyword arguments (size=, iterations=, optimizer=, lr=,
+        Options are the CLI's flags as keyword arguments (size=, iterations=, scales=, optimizer=, lr=,
         content_weight=, style_weight=, tv_weight=, style_blend=, style_scale=, init=, pooling=, seed=,
-        content_layers=, style_layers=).  `callback(progress)` runs after every iteration.
+        content_layers=, style_layers=, preserve_colors=, match_colors=, path=).
+        `callback(progress)` runs after every iteration.
         """
-        return kernels.nchw_to_hwc_uint8(self.run(self.prepare(content, styles, preset, **overrides), callback))
+        return to_uint8(self.stylize(content, styles, preset, callback, **overrides))
 
-    def run(self, prepared: Prepared, callback: Callback | None = None) -> np.ndarray:
+    def stylize(self, content, styles, preset: str | None = None, callback: Callback | None = None,
+                **overrides) -> np.ndarray:
+        """As `transfer`, but returns HxWx3 float32 in 0..255 with the optimiser's full precision."""
+        opts = self.options(preset, **overrides)
+        init_image = self._init_image(opts)
+        content_img, style_imgs = self.load(content, styles, opts)
+        sizes, iterations = scale_schedule(opts)
+        result = None
+        for index, (size, count) in enumerate(zip(sizes, iterations)):
+            step = opts.with_overrides(size=size, iterations=count)
+            prepared = self.prepare_images(content_img, style_imgs, step, result if result is not None else init_image)
+            result = kernels.nchw_to_hwc_float(self.run(prepared, callback, (index, len(sizes))))
+        if opts.preserve_colors != "none":
+            result = preserve_colours(result, resize(content_img, *result.shape[:2]), opts.preserve_colors)
+        return result
+
+    def run(self, prepared: Prepared, callback: Callback | None = None,
+            scale: tuple[int, int] = (0, 1)) -> np.ndarray:
         """Optimise a prepared transfer; returns the (1, 3, H, W) float32 result in 0..255."""
         opts = prepared.options
         start = time.perf_counter()
@@ -135,7 +167,8 @@ class StyleTransfer:
         def on_eval(k: int, x: np.ndarray, losses) -> bool:
             if callback is None:
                 return False
-            progress = Progress(k, opts.iterations, losses.as_dict(), time.perf_counter() - start, x)
+            progress = Progress(k, opts.iterations, losses.as_dict(), time.perf_counter() - start, x,
+                                scale=scale[0], scales=scale[1])
             returned = callback(progress)
             return progress.stopped or returned is True
 
@@ -146,6 +179,38 @@ class StyleTransfer:
                               clip=opts.preset != "seed")
         prepared.objective.runner.release()
         return x
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """HxWx3 float 0..255 -> uint8, rounded."""
+    return np.clip(np.floor(image + 0.5), 0, 255).astype(np.uint8)
+
+
+def scale_schedule(opts: Options) -> tuple[list[int], list[int]]:
+    """Sizes (longest side) and iterations of each scale, coarse to fine, ending at exactly `size`."""
+    if isinstance(opts.scales, str):
+        try:
+            sizes = [int(v) for v in opts.scales.split(",") if v.strip()]
+        except ValueError:
+            raise NstError(f"--scales {opts.scales!r}: give a count or sizes such as 128,256,512") from None
+        if not sizes or sizes != sorted(sizes) or sizes[-1] != opts.size:
+            raise NstError(f"--scales {opts.scales!r}: sizes must increase and end at --size {opts.size}")
+    else:
+        count = int(opts.scales)
+        if not 1 <= count <= 8:
+            raise NstError(f"--scales {count}: give 1..8 scales")
+        sizes = [max(MIN_SIDE * 2, round(opts.size / 2 ** (count - 1 - i))) for i in range(count)]
+        sizes[-1] = opts.size
+    if opts.scale_iterations:
+        try:
+            counts = [int(v) for v in str(opts.scale_iterations).split(",") if v.strip()]
+        except ValueError:
+            raise NstError(f"--scale-iterations {opts.scale_iterations!r}: give numbers such as 300,200,100") from None
+        if len(counts) != len(sizes) or min(counts) < 1:
+            raise NstError(f"--scale-iterations needs {len(sizes)} positive counts, one per scale")
+    else:
+        counts = [opts.iterations] * len(sizes)
+    return sizes, counts
 
 
 def style_blend(blend: Sequence[float] | str | None, count: int) -> list[float]:
@@ -167,12 +232,17 @@ def style_blend(blend: Sequence[float] | str | None, count: int) -> list[float]:
 
 
 def initial_image(kind: str, content: np.ndarray, mean: np.ndarray, seed: int) -> np.ndarray:
-    """The first image: the content, the assignment's noisy content, or uniform random pixels."""
+    """The first image: the content, Gaussian noise, uniform random pixels, or the assignment's noisy
+    content."""
     if kind == "content":
         return content.copy()
     rng = np.random.RandomState(seed)
     _, _, h, w = content.shape
     if kind == "noise":
+        # Gaussian noise (sigma 32 levels) around the network's mean colour.
+        noise = mean + rng.normal(0.0, 32.0, content.shape)
+        return np.ascontiguousarray(np.clip(noise, 0, 255), dtype=np.float32)
+    if kind == "noisy-content":
         # The assignment: numpy seeded, two randn() draws, then 0.6 * U(-20, 20) + 0.4 * content
         # in mean-subtracted space.
         rng.randn()
@@ -192,6 +262,11 @@ def check_options(opts: Options, relu_names: list[str]) -> None:
         raise NstError(f"unknown pooling {opts.pooling!r}; use max or avg")
     if not (MIN_SIDE <= opts.size <= MAX_SIDE):
         raise NstError(f"--size {opts.size} is out of range; use {MIN_SIDE}..{MAX_SIDE} pixels")
+    if opts.preserve_colors not in PRESERVE:
+        raise NstError(f"--preserve-colors {opts.preserve_colors!r}: use one of {', '.join(PRESERVE)}")
+    if opts.match_colors not in MATCHING:
+        raise NstError(f"--match-colors {opts.match_colors!r}: use one of {', '.join(MATCHING)}")
+    scale_schedule(opts)
     if opts.iterations < 1:
         raise NstError(f"--iterations {opts.iterations}: give at least 1")
     if not (0.05 <= opts.style_scale <= 8):
