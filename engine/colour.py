@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels.colour import affine_colour, match_histograms, rgb_to_ycbcr, ycbcr_to_rgb
+from kernels.colour import affine_colour, luminance_transfer, match_histograms
 
 from .errors import NstError
 
@@ -15,9 +15,8 @@ MATCHING = ("none", "histogram", "meancov")
 def preserve_colours(result: np.ndarray, content: np.ndarray, space: str = "ycbcr") -> np.ndarray:
     """The result's luminance with the content's chroma (HxWx3 float32, same size), clipped to 0..255."""
     if space == "ycbcr":
-        out = rgb_to_ycbcr(result)
-        out[:, :, 1:] = rgb_to_ycbcr(content)[:, :, 1:]
-        return np.clip(ycbcr_to_rgb(out), 0.0, 255.0)
+        return luminance_transfer(np.ascontiguousarray(result, dtype=np.float32),
+                                  np.ascontiguousarray(content, dtype=np.float32))
     if space == "lab":
         import cv2
 
@@ -29,7 +28,7 @@ def preserve_colours(result: np.ndarray, content: np.ndarray, space: str = "ycbc
 
 def _sqrt_psd(matrix: np.ndarray, inverse: bool = False) -> np.ndarray:
     values, vectors = np.linalg.eigh(matrix)
-    values = np.maximum(values, 1e-5)
+    values = np.maximum(values, 1.0)  # a grey or flat style has (nearly) no variance along some axes
     power = -0.5 if inverse else 0.5
     return (vectors * values ** power) @ vectors.T
 

@@ -64,3 +64,31 @@ def match_histograms(source: np.ndarray, reference: np.ndarray, bins: int = 1024
                 idx = int(min(max(source[i, j, k], 0.0), 255.0) * scale + 0.5)
                 out[i, j, k] = mapping[idx]
     return out
+
+
+@njit(cache=True, parallel=True)
+def luminance_transfer(result: np.ndarray, content: np.ndarray) -> np.ndarray:
+    """RGB with `result`'s YCbCr luminance and `content`'s chroma; where that colour leaves the RGB cube,
+    the luminance (never the chroma) is moved to the nearest value inside it."""
+    h, w, _ = result.shape
+    out = np.empty_like(result)
+    for i in prange(h):
+        for j in range(w):
+            y = 0.0
+            cb = 0.0
+            cr = 0.0
+            for k in range(3):
+                y += RGB_TO_YCBCR[0, k] * result[i, j, k]
+                cb += RGB_TO_YCBCR[1, k] * content[i, j, k]
+                cr += RGB_TO_YCBCR[2, k] * content[i, j, k]
+            low = -1e30
+            high = 1e30
+            offsets = np.empty(3)
+            for k in range(3):  # RGB_k = Y * sum(row) + chroma part; rows of the inverse have Y weight 1
+                offsets[k] = YCBCR_TO_RGB[k, 1] * cb + YCBCR_TO_RGB[k, 2] * cr
+                low = max(low, -offsets[k])
+                high = min(high, 255.0 - offsets[k])
+            y = min(max(y, low), high)
+            for k in range(3):
+                out[i, j, k] = min(max(y + offsets[k], 0.0), 255.0)
+    return out

@@ -1,0 +1,167 @@
+"""Transfer features beyond the core: multi-scale, colour preservation and matching, initialisations,
+16-bit output.  Each test fails if its feature is missing or wrong."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.colour import match_colours, preserve_colours
+from engine.errors import NstError
+from engine.images import read_image, save_result
+from engine.transfer import initial_image, scale_schedule
+from engine.presets import resolve_options
+from kernels.colour import RGB_TO_YCBCR, affine_colour, match_histograms, rgb_to_ycbcr, ycbcr_to_rgb
+
+from .conftest import stripes, synthetic
+
+
+def test_multiscale_runs_coarse_to_fine_and_ends_at_the_size(st):
+    seen = []
+    out = st.transfer(synthetic(60, 90), [stripes(50, 50)], size=96, scales=3, scale_iterations="3,2,2",
+                      callback=lambda p: seen.append((p.scale, p.scales, p.iteration, p.image().shape)))
+    assert out.shape == (64, 96, 3)
+    assert [s[0] for s in seen] == [0, 0, 0, 1, 1, 2, 2] and seen[0][1] == 3
+    assert [s[3][1] for s in seen] == [64, 64, 64, 64, 64, 96, 96]  # widths: 64 (min), 64, 96
+
+
+def test_scale_schedule():
+    opts = resolve_options("johnson", size=512, scales=3, iterations=50)
+    assert scale_schedule(opts) == ([128, 256, 512], [50, 50, 50])
+    opts = resolve_options("johnson", size=500, scales="200,300,500", scale_iterations="5,4,3")
+    assert scale_schedule(opts) == ([200, 300, 500], [5, 4, 3])
+    for bad in ({"scales": "300,200,500"}, {"scales": "128,256"}, {"scales": 3, "scale_iterations": "1,2"}):
+        with pytest.raises(NstError):
+            scale_schedule(resolve_options("johnson", size=500, **bad))
+
+
+def test_second_scale_starts_from_the_upsampled_first(st):
+    seen = {}
+
+    def callback(p):
+        seen.setdefault(p.scale, []).append(p.image_float())
+
+    result = st.stylize(synthetic(48, 48), [stripes(48, 48)], size=96, scales=2, iterations=3, init="random",
+                        optimizer="adam", callback=callback)
+    assert result.shape == (96, 96, 3)
+    import cv2
+
+    # Adam returns the image after its last step: the fine scale starts from that, upsampled.
+    coarse_last = seen[0][-1]
+    fine_first = seen[1][0]
+    up = cv2.resize(coarse_last, (96, 96), interpolation=cv2.INTER_CUBIC)
+    assert np.abs(fine_first - up).mean() < 15  # one Adam step (lr 10) away at most
+    assert np.abs(fine_first - up).mean() < 0.3 * np.abs(fine_first - fine_first.mean()).mean()
+
+
+def test_ycbcr_kernels_match_numpy():
+    rng = np.random.default_rng(0)
+    img = rng.uniform(0, 255, (7, 9, 3)).astype(np.float32)
+    want = img.astype(np.float64) @ RGB_TO_YCBCR.T.astype(np.float64) + [0, 128, 128]
+    np.testing.assert_allclose(rgb_to_ycbcr(img), want, atol=1e-3)
+    np.testing.assert_allclose(ycbcr_to_rgb(rgb_to_ycbcr(img)), img, atol=1e-3)
+    m = rng.normal(size=(3, 3)).astype(np.float32)
+    b, a = rng.normal(size=3).astype(np.float32), rng.normal(size=3).astype(np.float32)
+    np.testing.assert_allclose(affine_colour(img, m, b, a), (img - b) @ m.T + a, rtol=1e-5, atol=1e-3)
+
+
+def test_histogram_matching_matches_numpy_quantiles():
+    rng = np.random.default_rng(1)
+    src = rng.uniform(0, 255, (40, 50, 3)).astype(np.float32)
+    ref = (rng.beta(2, 5, (30, 30, 3)) * 255).astype(np.float32)
+    out = match_histograms(src, ref)
+    for k in range(3):
+        np.testing.assert_allclose(np.percentile(out[:, :, k], [10, 50, 90]),
+                                   np.percentile(ref[:, :, k], [10, 50, 90]), atol=2.0)
+
+
+def test_preserve_colours_keeps_the_content_chroma(st):
+    content = synthetic(48, 64, seed=4)
+    out = st.transfer(content, [stripes(48, 48)], size=64, iterations=4, preserve_colors="ycbcr")
+    chroma_out = rgb_to_ycbcr(out.astype(np.float32))[:, :, 1:]
+    chroma_in = rgb_to_ycbcr(content.astype(np.float32))[:, :, 1:]
+    assert np.abs(chroma_out - chroma_in).max() < 1.5  # equal within uint8 rounding
+    plain = st.transfer(content, [stripes(48, 48)], size=64, iterations=4)
+    assert np.abs(rgb_to_ycbcr(plain.astype(np.float32))[:, :, 1:] - chroma_in).mean() > 3.0
+
+
+def test_preserve_colours_in_lab():
+    rng = np.random.default_rng(2)
+    result, content = rng.uniform(30, 220, (2, 10, 12, 3)).astype(np.float32)
+    import cv2
+
+    out = preserve_colours(result, content, "lab")
+    lab = lambda im: cv2.cvtColor(np.ascontiguousarray(im / 255, dtype=np.float32), cv2.COLOR_RGB2Lab)
+    # Lab colours outside the RGB cube are clipped, so compare on average.
+    assert np.abs(lab(out)[:, :, 0] - lab(result)[:, :, 0]).mean() < 1.5
+    assert np.abs(lab(out)[:, :, 1:] - lab(content)[:, :, 1:]).mean() < 2.0
+
+
+def test_meancov_matching_gives_the_content_statistics():
+    rng = np.random.default_rng(3)
+    style = rng.uniform(0, 120, (40, 40, 3)).astype(np.float32)
+    style[:, :, 2] = style[:, :, 0] * 0.5 + 20 + rng.normal(0, 3, (40, 40))
+    content = (rng.normal([150, 100, 60], [20, 15, 10], (50, 50, 3))).astype(np.float32)
+    out = match_colours(style, content, "meancov")
+    assert out.shape == style.shape
+    np.testing.assert_allclose(out.reshape(-1, 3).mean(axis=0), content.reshape(-1, 3).mean(axis=0), atol=1.0)
+    np.testing.assert_allclose(np.cov(out.reshape(-1, 3), rowvar=False), np.cov(content.reshape(-1, 3), rowvar=False),
+                               rtol=0.05, atol=3.0)
+
+
+def test_match_colors_changes_the_style_targets(st):
+    content = synthetic(40, 40)
+    style = stripes(40, 40)
+    plain = st.prepare(content, [style], size=40).objective.style_target
+    matched = st.prepare(content, [style], size=40, match_colors="histogram").objective.style_target
+    assert not np.allclose(plain["relu1_1"], matched["relu1_1"])
+
+
+@pytest.mark.parametrize("kind", ["noise", "random", "noisy-content"])
+def test_initialisations(kind):
+    content = np.full((1, 3, 20, 30), 100.0, np.float32)
+    mean = np.array([123.68, 116.779, 103.939], np.float32).reshape(1, 3, 1, 1)
+    x = initial_image(kind, content, mean, 3)
+    assert x.shape == content.shape and x.dtype == np.float32
+    np.testing.assert_array_equal(x, initial_image(kind, content, mean, 3))
+    assert not np.array_equal(x, initial_image(kind, content, mean, 4))
+    if kind == "noisy-content":  # 0.6 U(-20, 20) + 0.4 (content - mean) + mean
+        np.testing.assert_allclose(x - (0.4 * (content - mean) + mean), np.clip(x - (0.4 * (content - mean) + mean), -12, 12))
+    if kind == "random":
+        assert x.min() >= 0 and x.max() <= 255 and x.std() > 60
+
+
+def test_sixteen_bit_output_keeps_precision(tmp_path):
+    ramp = np.linspace(0, 255, 30 * 40 * 3, dtype=np.float32).reshape(30, 40, 3)
+    save_result(tmp_path / "deep.png", ramp, bit_depth=16)
+    back = read_image(tmp_path / "deep.png")
+    assert len(np.unique(back)) > 256
+    np.testing.assert_allclose(back, ramp, atol=0.01)
+    with pytest.raises(NstError, match="16-bit"):
+        save_result(tmp_path / "deep.jpg", ramp, bit_depth=16)
+
+
+def test_jpeg_quality_is_applied(tmp_path):
+    img = synthetic(64, 64).astype(np.float32)
+    save_result(tmp_path / "lo.jpg", img, quality=20)
+    save_result(tmp_path / "hi.jpg", img, quality=98)
+    assert (tmp_path / "lo.jpg").stat().st_size < (tmp_path / "hi.jpg").stat().st_size
+
+
+def test_meancov_matching_of_a_grey_style_stays_finite():
+    grey = np.repeat(np.linspace(0, 255, 400, dtype=np.float32).reshape(20, 20, 1), 3, axis=2)
+    content = np.random.default_rng(0).uniform(0, 255, (20, 20, 3)).astype(np.float32)
+    out = match_colours(grey, content, "meancov")
+    assert np.all(np.isfinite(out)) and out.min() >= 0 and out.max() <= 255
+
+
+def test_luminance_transfer_matches_numpy():
+    from kernels.colour import YCBCR_TO_RGB, luminance_transfer
+
+    rng = np.random.default_rng(5)
+    result, content = rng.uniform(0, 255, (2, 16, 16, 3)).astype(np.float32)
+    y = result.astype(np.float64) @ RGB_TO_YCBCR[0].astype(np.float64)
+    chroma = content.astype(np.float64) @ RGB_TO_YCBCR[1:].T.astype(np.float64)
+    offsets = chroma @ YCBCR_TO_RGB[:, 1:].T.astype(np.float64)  # (H, W, 3)
+    y = np.clip(y, (-offsets).max(axis=2), (255 - offsets).min(axis=2))
+    want = np.clip(y[..., None] + offsets, 0, 255)
+    np.testing.assert_allclose(luminance_transfer(result, content), want, atol=1e-3)
