@@ -1,6 +1,7 @@
 """`StyleTransfer`: the Python API hosts embed.  Load the model once, then `transfer(...)` many times."""
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ class StyleTransfer:
             numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
         self.spec = load_spec(str(model) if model else None)
         self._runners: dict[tuple, GraphRunner] = {}
+        self._style_cache: dict[tuple, dict] = {}  # Gram targets by style pixels and settings
 
     def runner(self, opts: Options):
         """Sessions for the options' layers, pooling and objective path, built once and cached."""
@@ -116,7 +118,14 @@ class StyleTransfer:
         style_xs = [kernels.hwc_to_nchw(resize(s, *fit_size(*s.shape[:2], style_side)), 1.0) for s in style_imgs]
         runner = self.runner(opts)
         content_target, shapes = content_targets(runner, content_x, opts)
-        style_target = style_targets(runner, style_xs, style_blend(opts.style_blend, len(style_imgs)), opts)
+        blend = style_blend(opts.style_blend, len(style_imgs))
+        key = (tuple(hashlib.sha1(s.tobytes()).hexdigest() for s in style_imgs), style_side, tuple(blend),
+               tuple(opts.style_layers.items()), opts.convention, opts.pooling, opts.match_colors)
+        if key not in self._style_cache:
+            while len(self._style_cache) >= 8:
+                self._style_cache.pop(next(iter(self._style_cache)))
+            self._style_cache[key] = style_targets(runner, style_xs, blend, opts)
+        style_target = self._style_cache[key]
         if self.path(opts) == "fused":
             objective = FusedObjective(runner, content_target, style_target, opts, shapes)
         else:

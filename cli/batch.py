@@ -1,0 +1,33 @@
+"""`nst batch CONTENT_DIR STYLE [STYLE ...] -o OUT_DIR`: every image of a folder, the same styles."""
+
+from pathlib import Path
+from typing import List
+
+import typer
+
+from .options import with_transfer_options
+
+
+@with_transfer_options
+def batch(
+    content_dir: Path = typer.Argument(..., help="Folder of content images."),
+    styles: List[Path] = typer.Argument(..., help="One or more style images."),
+    output_dir: Path = typer.Option(..., "--output", "-o", help="Folder for the results (created if missing)."),
+    suffix: str = typer.Option(".png", help="Output format of every result, e.g. .png or .jpg."),
+    options: dict = None,
+    run: dict = None,
+) -> None:
+    """Stylise every image in CONTENT_DIR; existing results are skipped, so a rerun resumes."""
+    from engine import StyleTransfer
+    from engine.batch import batch_transfer
+
+    st = StyleTransfer(device=run["device"], threads=run["threads"])
+    say = (lambda *a: None) if run["quiet"] else typer.echo
+    report = batch_transfer(
+        st, content_dir, [str(s) for s in styles], output_dir, suffix, preset=run["preset"],
+        bit_depth=run["bit_depth"], quality=run["quality"],
+        on_start=lambda src, dst: say(f"{src.name} -> {dst}"),
+        on_done=lambda src, error: error and typer.echo(f"failed: {error}", err=True), **options)
+    typer.echo(report.summary())
+    if report.failed:
+        raise typer.Exit(1)
