@@ -77,7 +77,9 @@ class Objective:
         content = style = 0.0
         grads: dict[str, np.ndarray] = {}
 
-        def add(layer: str, g: np.ndarray) -> None:
+        def add(layer: str, g: np.ndarray, strength: float) -> None:
+            if opts.normalize_gradients:
+                g = kernels.normalize_l1(g.reshape(-1), strength)
             g = g.reshape(acts[layer].shape)
             if layer in grads:
                 grads[layer] += g
@@ -89,19 +91,23 @@ class Objective:
             scale = self.convention.content_scale(opts.content_weight * weight, *a.shape[1:])
             loss, g = kernels.content_loss_grad(a.ravel(), self.content_target[layer].ravel(), scale)
             content += loss
-            add(layer, g)
+            add(layer, g, opts.content_weight * weight)
         for layer, weight in opts.style_layers.items():
             a = acts[layer]
             c = a.shape[1]
             norm = self.convention.gram_divisor(*a.shape[1:])
             scale = self.convention.style_scale(opts.style_weight * weight, c)
-            loss, g = kernels.style_loss_grad(_flat(a), self.style_target[layer], norm, scale)
+            loss, g = self.style_term(layer, _flat(a), norm, scale)
             style += loss
-            add(layer, g)
+            add(layer, g, opts.style_weight * weight)
         for layer, a in acts.items():  # a layer whose weights are all zero still needs an input
             if layer not in grads:
                 grads[layer] = np.zeros_like(a)
         return content, style, grads
+
+    def style_term(self, layer: str, features: np.ndarray, norm: float, scale: float) -> tuple[float, np.ndarray]:
+        """One layer's style loss and its gradient for features (C, M)."""
+        return kernels.style_loss_grad(features, self.style_target[layer], norm, scale)
 
     def network(self, image: np.ndarray) -> tuple[float, float, np.ndarray]:
         """Content loss, style loss and their image gradient: ONNX forward, numba losses, ONNX backward."""
@@ -146,3 +152,30 @@ class FusedObjective(Objective):
 
     def network(self, image: np.ndarray) -> tuple[float, float, np.ndarray]:
         return self.runner.evaluate(image)
+
+
+class MaskedObjective(Objective):
+    """Each style acts only where its mask is on: its loss reads features times the mask (scaled down to
+    each layer) against that style's own Gram target, weighted by its blend weight."""
+
+    def __init__(self, runner, content_target: dict[str, np.ndarray], style_targets_each: list[dict[str, np.ndarray]],
+                 masks: list[np.ndarray], blend: list[float], options: Options, shapes: dict) -> None:
+        super().__init__(runner, content_target, {}, options)
+        import cv2
+
+        self.styles = []
+        for target, mask, weight in zip(style_targets_each, masks, blend):
+            per_layer = {layer: np.ascontiguousarray(cv2.resize(mask, (shapes[layer][3], shapes[layer][2]),
+                                                                interpolation=cv2.INTER_AREA).reshape(-1))
+                         for layer in options.style_layers}
+            self.styles.append((target, per_layer, weight))
+
+    def style_term(self, layer: str, features: np.ndarray, norm: float, scale: float) -> tuple[float, np.ndarray]:
+        loss = 0.0
+        grad = np.zeros_like(features)
+        for target, masks, weight in self.styles:
+            mask = masks[layer]
+            part, g = kernels.style_loss_grad(kernels.scale_columns(features, mask), target[layer], norm, scale * weight)
+            loss += part
+            grad += kernels.scale_columns(g, mask)
+        return loss, grad

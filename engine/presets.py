@@ -58,6 +58,8 @@ class Options:
     path: str = "auto"  # objective path: split (numba losses on the host), fused (one ONNX graph), auto
     preserve_colors: str = "none"  # none | ycbcr | lab: keep the content's colours
     match_colors: str = "none"  # none | histogram | meancov: recolour the styles to the content first
+    style_masks: tuple | None = None  # one mask (path or HxW array, None = everywhere) per style image
+    normalize_gradients: bool = False  # each layer's gradient scaled to L1 norm = its weight (split path)
     report: str = "none"  # "seed" prints and saves as the assignment does
 
     def with_overrides(self, **overrides) -> "Options":

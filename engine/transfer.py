@@ -17,7 +17,7 @@ from .graphs import build_graphs
 from .colour import MATCHING, PRESERVE, match_colours, preserve_colours
 from .images import as_image, fit_size, resize
 from .fused import build_fused
-from .objective import FusedObjective, Objective, content_targets, style_targets
+from .objective import FusedObjective, MaskedObjective, Objective, content_targets, style_targets
 from .presets import Options, parse_layers, resolve_options
 from .progress import Callback, Progress
 from .runtime import FusedRunner, GraphRunner, resolve_device
@@ -72,8 +72,11 @@ class StyleTransfer:
         return self._runners[key]
 
     def path(self, opts: Options) -> str:
-        """The objective path: as asked, or per device the one the benchmark measured faster."""
-        return opts.path if opts.path != "auto" else DEFAULT_PATH[self.device.name]
+        """The objective path: as asked, or per device the one the benchmark measured faster (masks and
+        gradient normalisation live on the split path)."""
+        if opts.path != "auto":
+            return opts.path
+        return "split" if host_only(opts) else DEFAULT_PATH[self.device.name]
 
     def options(self, preset: str | None = None, **overrides) -> Options:
         """Resolve and check options (layer specs may be strings like 'relu1_1:1,relu2_1:0.5')."""
@@ -119,6 +122,11 @@ class StyleTransfer:
         runner = self.runner(opts)
         content_target, shapes = content_targets(runner, content_x, opts)
         blend = style_blend(opts.style_blend, len(style_imgs))
+        if opts.style_masks is not None:
+            masks = load_masks(opts.style_masks, len(style_imgs), h, w)
+            each = [style_targets(runner, [x], [1.0], opts) for x in style_xs]
+            objective = MaskedObjective(runner, content_target, each, masks, blend, opts, shapes)
+            return Prepared(objective, self._first_image(opts, content_x, init_image, h, w), opts)
         key = (tuple(hashlib.sha1(s.tobytes()).hexdigest() for s in style_imgs), style_side, tuple(blend),
                tuple(opts.style_layers.items()), opts.convention, opts.pooling, opts.match_colors)
         if key not in self._style_cache:
@@ -130,11 +138,12 @@ class StyleTransfer:
             objective = FusedObjective(runner, content_target, style_target, opts, shapes)
         else:
             objective = Objective(runner, content_target, style_target, opts)
+        return Prepared(objective, self._first_image(opts, content_x, init_image, h, w), opts)
+
+    def _first_image(self, opts: Options, content_x: np.ndarray, init_image: np.ndarray | None, h: int, w: int):
         if init_image is not None:
-            x0 = kernels.hwc_to_nchw(resize(init_image, h, w), 1.0)
-        else:
-            x0 = initial_image(opts.init, content_x, self.spec.mean, opts.seed)
-        return Prepared(objective, x0, opts)
+            return kernels.hwc_to_nchw(resize(init_image, h, w), 1.0)
+        return initial_image(opts.init, content_x, self.spec.mean, opts.seed)
 
     def objective(self, content, styles, preset: str | None = None, **overrides) -> Objective:
         """The objective alone, for hosts that drive their own optimizer (`loss_and_grad(image)`)."""
@@ -188,6 +197,31 @@ class StyleTransfer:
                               clip=opts.preset != "seed")
         prepared.objective.runner.release()
         return x
+
+
+def host_only(opts: Options) -> bool:
+    """Options that only the split path implements."""
+    return opts.style_masks is not None or opts.normalize_gradients
+
+
+def load_masks(sources, count: int, h: int, w: int) -> list[np.ndarray]:
+    """One HxW float32 mask in 0..1 per style (None: everywhere), resized to the content's size."""
+    if isinstance(sources, str):
+        sources = [s.strip() or None for s in sources.split(",")]
+    sources = list(sources)
+    if len(sources) != count:
+        raise NstError(f"--style-masks has {len(sources)} mask(s) for {count} style image(s); give one per style "
+                       "(an empty entry means everywhere)")
+    masks = []
+    for i, source in enumerate(sources):
+        if source is None:
+            masks.append(np.ones((h, w), np.float32))
+            continue
+        import cv2
+
+        grey = (as_image(source, f"style mask {i + 1}").mean(axis=2) / 255.0).astype(np.float32)
+        masks.append(np.clip(cv2.resize(grey, (w, h), interpolation=cv2.INTER_AREA), 0.0, 1.0))
+    return masks
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -267,6 +301,8 @@ def check_options(opts: Options, relu_names: list[str]) -> None:
         raise NstError(f"unknown optimizer {opts.optimizer!r}; use one of: {', '.join(OPTIMIZERS)}")
     if opts.path not in PATHS:
         raise NstError(f"unknown objective path {opts.path!r}; use one of: {', '.join(PATHS)}")
+    if opts.path == "fused" and host_only(opts):
+        raise NstError("style masks and --normalize-gradients need --path split (or auto)")
     if opts.pooling not in ("max", "avg"):
         raise NstError(f"unknown pooling {opts.pooling!r}; use max or avg")
     if not (MIN_SIDE <= opts.size <= MAX_SIDE):

@@ -165,3 +165,53 @@ def test_luminance_transfer_matches_numpy():
     y = np.clip(y, (-offsets).max(axis=2), (255 - offsets).min(axis=2))
     want = np.clip(y[..., None] + offsets, 0, 255)
     np.testing.assert_allclose(luminance_transfer(result, content), want, atol=1e-3)
+
+
+def test_a_zero_mask_means_no_style_gradient_outside_it(st):
+    mask = np.zeros((48, 48), np.float32)
+    mask[:, :24] = 1.0  # the style applies on the left half only
+    prepared = st.prepare(synthetic(48, 48), [stripes(48, 48)], size=48, style_masks=(mask,), content_weight=0.0,
+                          tv_weight=0.0)
+    objective = prepared.objective
+    acts = objective.runner.forward(np.random.default_rng(0).uniform(0, 255, (1, 3, 48, 48)).astype(np.float32))
+    _, style, grads = objective.layer_grads(acts)
+    assert style > 0
+    for layer in ("relu1_1", "relu2_1", "relu3_1"):
+        g = grads[layer][0]
+        half = g.shape[2] // 2
+        assert np.abs(g[:, :, half + 1:]).max() == 0.0  # right of the mask: nothing
+        assert np.abs(g[:, :, : half - 1]).max() > 0.0
+
+
+def test_masks_split_two_styles_by_region(st):
+    left = np.zeros((48, 48), np.float32)
+    left[:, :24] = 1
+    content = synthetic(48, 48)
+    masked = st.prepare(content, [stripes(48, 48), synthetic(48, 48, seed=7)], size=48, style_masks=(left, 1 - left))
+    assert len(masked.objective.styles) == 2
+    with pytest.raises(NstError, match="one per style"):
+        st.prepare(content, [stripes(48, 48)], size=48, style_masks=(left, left))
+    with pytest.raises(NstError, match="--path split"):
+        st.prepare(content, [stripes(48, 48)], size=48, style_masks=(left,), path="fused")
+
+
+def test_normalize_gradients_gives_each_layer_unit_l1_times_its_weight(st):
+    prepared = st.prepare(synthetic(40, 40), [stripes(40, 40)], size=40, normalize_gradients=True,
+                          content_layers="relu4_2", style_layers="relu1_1:2,relu3_1:0.5", style_weight=10.0,
+                          content_weight=3.0)
+    acts = prepared.objective.runner.forward(np.random.default_rng(1).uniform(0, 255, (1, 3, 40, 40)).astype(np.float32))
+    _, _, grads = prepared.objective.layer_grads(acts)
+    assert np.abs(grads["relu1_1"]).sum() == pytest.approx(20.0, rel=1e-3)
+    assert np.abs(grads["relu3_1"]).sum() == pytest.approx(5.0, rel=1e-3)
+    assert np.abs(grads["relu4_2"]).sum() == pytest.approx(3.0, rel=1e-3)
+
+
+def test_mask_kernels_match_numpy():
+    from kernels import normalize_l1, scale_columns
+
+    rng = np.random.default_rng(4)
+    f = rng.normal(size=(5, 12)).astype(np.float32)
+    m = rng.uniform(size=12).astype(np.float32)
+    np.testing.assert_allclose(scale_columns(f, m), f * m[None, :], rtol=1e-6)
+    g = rng.normal(size=50).astype(np.float32)
+    np.testing.assert_allclose(normalize_l1(g, 3.0), 3.0 * g / (np.abs(g).sum() + 1e-8), rtol=1e-5)
