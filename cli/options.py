@@ -19,6 +19,7 @@ class Pooling(str, Enum):
 
 
 class Preset(str, Enum):
+    nst = "nst"
     johnson = "johnson"
     seed = "seed"
 
@@ -39,8 +40,8 @@ def _value(option):
 
 
 def _shared(
-    preset: Preset = typer.Option(Preset.johnson, help="Defaults for every option below."),
-    size: Optional[int] = typer.Option(None, help="Longest side of the output in pixels [johnson 512]."),
+    preset: Preset = typer.Option(Preset.nst, help="Defaults for every option below."),
+    size: Optional[int] = typer.Option(None, help="Longest side of the output in pixels [512]."),
     iterations: Optional[int] = typer.Option(None, help="Objective evaluations (forward+backward passes) per scale."),
     scales: Optional[str] = typer.Option(None, help="Multi-scale: a count (halving down from --size) or sizes, e.g. 128,256,512."),
     scale_iterations: Optional[str] = typer.Option(None, help="Iterations per scale, e.g. 300,200,100."),

@@ -37,7 +37,7 @@ CONVENTIONS = {"johnson": Convention("johnson"), "seed": Convention("seed")}
 class Options:
     """Every option of a transfer; the CLI's flags are these fields."""
 
-    preset: str = "johnson"
+    preset: str = "johnson"  # the name of the preset these options came from
     convention: str = "johnson"
     size: int = 512
     iterations: int = 1000
@@ -72,6 +72,9 @@ class Options:
 
 
 PRESETS: dict[str, Options] = {
+    # nst's own default: the johnson objective, coarse to fine (1/4, 1/2, full size), so most iterations
+    # run on small images and the full-size pass starts close to its optimum.
+    "nst": Options(preset="nst", scales=3, scale_iterations="200,150,150"),
     # jcjohnson/neural-style's defaults (pixels 0..255, MSE losses, Gram / CHW).
     "johnson": Options(),
     # The assignment in shared/seed: its cost normalisations, 10 J_content + 40 J_style, average pooling,
@@ -85,9 +88,11 @@ PRESETS: dict[str, Options] = {
 
 def resolve_options(preset: str | None = None, **overrides) -> Options:
     """The preset's options with the caller's overrides applied."""
-    name = preset or "johnson"
+    name = preset or "nst"
     if name not in PRESETS:
         raise NstError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    if overrides.get("iterations") is not None and overrides.get("scale_iterations") is None:
+        overrides["scale_iterations"] = ""  # an explicit --iterations applies to every scale
     return PRESETS[name].with_overrides(**overrides)
 
 

@@ -242,15 +242,17 @@ def scale_schedule(opts: Options) -> tuple[list[int], list[int]]:
         count = int(opts.scales)
         if not 1 <= count <= 8:
             raise NstError(f"--scales {count}: give 1..8 scales")
-        sizes = [max(MIN_SIDE * 2, round(opts.size / 2 ** (count - 1 - i))) for i in range(count)]
-        sizes[-1] = opts.size
+        halvings = [min(opts.size, max(MIN_SIDE * 2, round(opts.size / 2 ** (count - 1 - i)))) for i in range(count)]
+        sizes = sorted(set(halvings))  # small sizes collapse: never below 64 px nor above --size
     if opts.scale_iterations:
         try:
             counts = [int(v) for v in str(opts.scale_iterations).split(",") if v.strip()]
         except ValueError:
             raise NstError(f"--scale-iterations {opts.scale_iterations!r}: give numbers such as 300,200,100") from None
-        if len(counts) != len(sizes) or min(counts) < 1:
-            raise NstError(f"--scale-iterations needs {len(sizes)} positive counts, one per scale")
+        expected = len(sizes) if isinstance(opts.scales, str) else int(opts.scales)
+        if len(counts) != expected or min(counts) < 1:
+            raise NstError(f"--scale-iterations needs {expected} positive counts, one per scale")
+        counts = counts[len(counts) - len(sizes):]  # collapsed small scales drop their first counts
     else:
         counts = [opts.iterations] * len(sizes)
     return sizes, counts

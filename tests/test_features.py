@@ -17,16 +17,19 @@ from .conftest import stripes, synthetic
 
 def test_multiscale_runs_coarse_to_fine_and_ends_at_the_size(st):
     seen = []
-    out = st.transfer(synthetic(60, 90), [stripes(50, 50)], size=96, scales=3, scale_iterations="3,2,2",
+    out = st.transfer(synthetic(60, 90), [stripes(50, 50)], size=256, scales=3, scale_iterations="3,2,1",
                       callback=lambda p: seen.append((p.scale, p.scales, p.iteration, p.image().shape)))
-    assert out.shape == (64, 96, 3)
-    assert [s[0] for s in seen] == [0, 0, 0, 1, 1, 2, 2] and seen[0][1] == 3
-    assert [s[3][1] for s in seen] == [64, 64, 64, 64, 64, 96, 96]  # widths: 64 (min), 64, 96
+    assert out.shape == (171, 256, 3)
+    assert [s[0] for s in seen] == [0, 0, 0, 1, 1, 2] and seen[0][1] == 3
+    assert [s[3][1] for s in seen] == [64, 64, 64, 128, 128, 256]
 
 
 def test_scale_schedule():
     opts = resolve_options("johnson", size=512, scales=3, iterations=50)
     assert scale_schedule(opts) == ([128, 256, 512], [50, 50, 50])
+    assert scale_schedule(resolve_options("nst")) == ([128, 256, 512], [200, 150, 150])
+    assert scale_schedule(resolve_options("nst", size=100)) == ([64, 100], [150, 150])  # small sizes collapse
+    assert scale_schedule(resolve_options("nst", iterations=7)) == ([128, 256, 512], [7, 7, 7])
     opts = resolve_options("johnson", size=500, scales="200,300,500", scale_iterations="5,4,3")
     assert scale_schedule(opts) == ([200, 300, 500], [5, 4, 3])
     for bad in ({"scales": "300,200,500"}, {"scales": "128,256"}, {"scales": 3, "scale_iterations": "1,2"}):
