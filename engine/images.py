@@ -133,6 +133,12 @@ def check_writable(path: str | os.PathLike) -> Path:
     return p
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95) -> Path:
     """Encode an HxWx3 RGB uint8/uint16 image and move it into place atomically (never half-written)."""
     cv2 = _cv2()
@@ -149,6 +155,7 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95) -> 
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(buf.tobytes())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, p)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)

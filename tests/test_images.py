@@ -193,3 +193,12 @@ def test_16_bit_output(tmp_path):
     ramp = (np.linspace(0, 65535, 48).reshape(4, 4, 3)).astype(np.uint16)
     write_image(tmp_path / "deep.png", ramp)
     np.testing.assert_allclose(read_image(tmp_path / "deep.png"), ramp * (255 / 65535), atol=1e-3)
+
+
+def test_written_files_get_the_usual_permissions(tmp_path, picture):
+    old = os.umask(0o022)
+    try:
+        write_image(tmp_path / "out.png", picture)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.png").stat().st_mode & 0o777 == 0o644
