@@ -6,7 +6,6 @@ import typer
 
 def info() -> None:
     """Show the version, the model file and its hash, the execution providers and the numba cache state."""
-    import engine
     from engine.diagnostics import describe
 
     for key, value in describe().items():
