@@ -2,7 +2,8 @@
 
 For each content/style pair both presets run at --size; each final image is then scored by the same
 evaluator, the johnson objective (content + style, tv 0) at --size, and the pair's results are written
-side by side to benchmarks/results/nst_vs_johnson_<pair>.jpg.  Targets (issue 3): nst's loss at most 5%
+side by side to benchmarks/results/nst_vs_johnson_<pair>.jpg (pictures made from the shared photos are for
+looking at, not for committing: shared/images/SOURCES.md keeps the photos out of the repository).  Targets (issue 3): nst's loss at most 5%
 above johnson's, in at most a quarter of its wall time.
 
     python benchmarks/nst_vs_johnson.py --size 512 --threads 2          # about 2 hours on 2 cores
