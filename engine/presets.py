@@ -72,9 +72,9 @@ class Options:
 
 
 PRESETS: dict[str, Options] = {
-    # nst's own default: the johnson objective, coarse to fine (1/4, 1/2, full size), so most iterations
-    # run on small images and the full-size pass starts close to its optimum.
-    "nst": Options(preset="nst", scales=3, scale_iterations="200,150,150"),
+    # nst's own default: the johnson objective, coarse to fine (half size, then full size), so the
+    # full-size pass starts close to its optimum (schedule: benchmarks/results/nst_schedule_tuning_256.json).
+    "nst": Options(preset="nst", scales=2, scale_iterations="100,200"),
     # jcjohnson/neural-style's defaults (pixels 0..255, MSE losses, Gram / CHW).
     "johnson": Options(),
     # The assignment in shared/seed: its cost normalisations, 10 J_content + 40 J_style, average pooling,
