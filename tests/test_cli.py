@@ -112,3 +112,22 @@ def test_errors_are_one_line_and_leave_files_alone(files, case):
 def test_bad_enum_value_is_a_usage_error(files):
     r = nst("transfer", files / "content.png", files / "style.jpg", "-o", files / "o.png", "--optimizer", "sgd")
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_feature_flags_reach_the_engine(files):
+    import numpy as np
+
+    mask = np.zeros((60, 80, 3), np.uint8)
+    mask[:, :40] = 255
+    write_image(files / "mask.png", mask)
+    out = files / "deep.png"
+    r = nst("transfer", files / "content.png", files / "style.jpg", "-o", out, "--size", 64, "--scales", 2,
+            "--scale-iterations", "2,2", "--style-masks", files / "mask.png", "--preserve-colors", "ycbcr",
+            "--match-colors", "meancov", "--normalize-gradients", "--bit-depth", 16, "--init", "noisy-content")
+    assert r.returncode == 0, r.stderr
+    import cv2
+
+    raw = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    assert raw.dtype == np.uint16 and raw.shape == (48, 64, 3)
+    r = nst("transfer", files / "content.png", files / "style.jpg", "-o", files / "x.jpg", "--bit-depth", 16)
+    assert r.returncode == 2 and "16-bit" in r.stderr
