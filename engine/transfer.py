@@ -5,31 +5,28 @@ import hashlib
 import os
 import time
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 import kernels
 
 from . import optimize
+from .checks import check_options, host_only, style_blend
+from .colour import match_colours, preserve_colours
 from .errors import NstError
-from .graphs import build_graphs
-from .colour import MATCHING, PRESERVE, match_colours, preserve_colours
-from .images import as_image, fit_size, resize
 from .fused import build_fused
+from .graphs import build_graphs
+from .images import as_image, fit_size, resize
+from .inputs import INITS, initial_image, load_masks
 from .objective import FusedObjective, MaskedObjective, Objective, content_targets, style_targets
 from .presets import Options, parse_layers, resolve_options
 from .progress import Callback, Progress
 from .runtime import FusedRunner, GraphRunner, resolve_device
+from .schedule import MIN_SIDE, scale_schedule
 from .vgg import load_spec
 
-OPTIMIZERS = ("lbfgs", "adam")
-INITS = ("content", "noise", "random", "noisy-content")
-PATHS = ("auto", "split", "fused")
 # Which objective path each device uses by default (benchmarks/results/paths.json measures both).
 DEFAULT_PATH = {"cpu": "fused", "cuda": "fused"}
-MIN_SIDE = 32
-MAX_SIDE = 8192
 
 
 @dataclass
@@ -199,134 +196,6 @@ class StyleTransfer:
         return x
 
 
-def host_only(opts: Options) -> bool:
-    """Options that only the split path implements."""
-    return opts.style_masks is not None or opts.normalize_gradients
-
-
-def load_masks(sources, count: int, h: int, w: int) -> list[np.ndarray]:
-    """One HxW float32 mask in 0..1 per style (None: everywhere), resized to the content's size."""
-    if isinstance(sources, str):
-        sources = [s.strip() or None for s in sources.split(",")]
-    sources = list(sources)
-    if len(sources) != count:
-        raise NstError(f"--style-masks has {len(sources)} mask(s) for {count} style image(s); give one per style "
-                       "(an empty entry means everywhere)")
-    masks = []
-    for i, source in enumerate(sources):
-        if source is None:
-            masks.append(np.ones((h, w), np.float32))
-            continue
-        import cv2
-
-        grey = (as_image(source, f"style mask {i + 1}").mean(axis=2) / 255.0).astype(np.float32)
-        masks.append(np.clip(cv2.resize(grey, (w, h), interpolation=cv2.INTER_AREA), 0.0, 1.0))
-    return masks
-
-
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """HxWx3 float 0..255 -> uint8, rounded."""
     return np.clip(np.floor(image + 0.5), 0, 255).astype(np.uint8)
-
-
-def scale_schedule(opts: Options) -> tuple[list[int], list[int]]:
-    """Sizes (longest side) and iterations of each scale, coarse to fine, ending at exactly `size`."""
-    if isinstance(opts.scales, str):
-        try:
-            sizes = [int(v) for v in opts.scales.split(",") if v.strip()]
-        except ValueError:
-            raise NstError(f"--scales {opts.scales!r}: give a count or sizes such as 128,256,512") from None
-        if not sizes or sizes != sorted(sizes) or sizes[-1] != opts.size:
-            raise NstError(f"--scales {opts.scales!r}: sizes must increase and end at --size {opts.size}")
-    else:
-        count = int(opts.scales)
-        if not 1 <= count <= 8:
-            raise NstError(f"--scales {count}: give 1..8 scales")
-        halvings = [min(opts.size, max(MIN_SIDE * 2, round(opts.size / 2 ** (count - 1 - i)))) for i in range(count)]
-        sizes = sorted(set(halvings))  # small sizes collapse: never below 64 px nor above --size
-    if opts.scale_iterations:
-        try:
-            counts = [int(v) for v in str(opts.scale_iterations).split(",") if v.strip()]
-        except ValueError:
-            raise NstError(f"--scale-iterations {opts.scale_iterations!r}: give numbers such as 300,200,100") from None
-        expected = len(sizes) if isinstance(opts.scales, str) else int(opts.scales)
-        if len(counts) != expected or min(counts) < 1:
-            raise NstError(f"--scale-iterations needs {expected} positive counts, one per scale")
-        counts = counts[len(counts) - len(sizes):]  # collapsed small scales drop their first counts
-    else:
-        counts = [opts.iterations] * len(sizes)
-    return sizes, counts
-
-
-def style_blend(blend: Sequence[float] | str | None, count: int) -> list[float]:
-    """Blend weights for `count` styles, normalised to sum to 1 (equal when not given)."""
-    if blend is None:
-        return [1.0 / count] * count
-    if isinstance(blend, str):
-        try:
-            blend = [float(v) for v in blend.split(",") if v.strip()]
-        except ValueError:
-            raise NstError(f"--style-blend {blend!r}: give comma-separated numbers such as 3,7") from None
-    values = [float(v) for v in blend]
-    if len(values) != count:
-        raise NstError(f"--style-blend has {len(values)} weight(s) for {count} style image(s); give one per style")
-    if any(v < 0 or not np.isfinite(v) for v in values) or sum(values) <= 0:
-        raise NstError("--style-blend weights must be non-negative numbers with a positive sum")
-    total = sum(values)
-    return [v / total for v in values]
-
-
-def initial_image(kind: str, content: np.ndarray, mean: np.ndarray, seed: int) -> np.ndarray:
-    """The first image: the content, Gaussian noise, uniform random pixels, or the assignment's noisy
-    content."""
-    if kind == "content":
-        return content.copy()
-    rng = np.random.RandomState(seed)
-    _, _, h, w = content.shape
-    if kind == "noise":
-        # Gaussian noise (sigma 32 levels) around the network's mean colour.
-        noise = mean + rng.normal(0.0, 32.0, content.shape)
-        return np.ascontiguousarray(np.clip(noise, 0, 255), dtype=np.float32)
-    if kind == "noisy-content":
-        # The assignment: numpy seeded, two randn() draws, then 0.6 * U(-20, 20) + 0.4 * content
-        # in mean-subtracted space.
-        rng.randn()
-        rng.randn()
-        noise = rng.uniform(-20, 20, (1, h, w, 3)).astype(np.float32).transpose(0, 3, 1, 2)
-        return np.ascontiguousarray(noise * 0.6 + (content - mean) * 0.4 + mean, dtype=np.float32)
-    return np.ascontiguousarray(rng.uniform(0, 255, content.shape), dtype=np.float32)
-
-
-def check_options(opts: Options, relu_names: list[str]) -> None:
-    """Reject bad options before any work starts, each with a one-line reason."""
-    if opts.optimizer not in OPTIMIZERS:
-        raise NstError(f"unknown optimizer {opts.optimizer!r}; use one of: {', '.join(OPTIMIZERS)}")
-    if opts.path not in PATHS:
-        raise NstError(f"unknown objective path {opts.path!r}; use one of: {', '.join(PATHS)}")
-    if opts.path == "fused" and host_only(opts):
-        raise NstError("style masks and --normalize-gradients need --path split (or auto)")
-    if opts.pooling not in ("max", "avg"):
-        raise NstError(f"unknown pooling {opts.pooling!r}; use max or avg")
-    if not (MIN_SIDE <= opts.size <= MAX_SIDE):
-        raise NstError(f"--size {opts.size} is out of range; use {MIN_SIDE}..{MAX_SIDE} pixels")
-    if opts.preserve_colors not in PRESERVE:
-        raise NstError(f"--preserve-colors {opts.preserve_colors!r}: use one of {', '.join(PRESERVE)}")
-    if opts.match_colors not in MATCHING:
-        raise NstError(f"--match-colors {opts.match_colors!r}: use one of {', '.join(MATCHING)}")
-    scale_schedule(opts)
-    if opts.iterations < 1:
-        raise NstError(f"--iterations {opts.iterations}: give at least 1")
-    if not (0.05 <= opts.style_scale <= 8):
-        raise NstError(f"--style-scale {opts.style_scale} is out of range; use 0.05..8")
-    for name, value in (("content-weight", opts.content_weight), ("style-weight", opts.style_weight),
-                        ("tv-weight", opts.tv_weight), ("lr", opts.lr)):
-        if not np.isfinite(value) or value < 0:
-            raise NstError(f"--{name} {value} must be a non-negative number")
-    for flag, layers in (("content-layers", opts.content_layers), ("style-layers", opts.style_layers)):
-        for layer, weight in layers.items():
-            if layer not in relu_names:
-                raise NstError(f"--{flag}: unknown layer {layer!r}; choose from {', '.join(relu_names)}")
-            if not np.isfinite(weight) or weight < 0:
-                raise NstError(f"--{flag}: weight {weight} of {layer} must be a non-negative number")
-    if not opts.content_layers and not opts.style_layers:
-        raise NstError("no content or style layers: give at least one layer")

@@ -8,7 +8,8 @@ import pytest
 from engine.colour import match_colours, preserve_colours
 from engine.errors import NstError
 from engine.images import read_image, save_result
-from engine.transfer import initial_image, scale_schedule
+from engine.inputs import initial_image
+from engine.schedule import scale_schedule
 from engine.presets import resolve_options
 from kernels.colour import RGB_TO_YCBCR, affine_colour, match_histograms, rgb_to_ycbcr, ycbcr_to_rgb
 

@@ -1,0 +1,37 @@
+"""The coarse-to-fine schedule of a transfer: the size and iteration count of each scale."""
+from __future__ import annotations
+
+from .errors import NstError
+from .presets import Options
+
+MIN_SIDE = 32
+MAX_SIDE = 8192
+
+
+def scale_schedule(opts: Options) -> tuple[list[int], list[int]]:
+    """Sizes (longest side) and iterations of each scale, coarse to fine, ending at exactly `size`."""
+    if isinstance(opts.scales, str):
+        try:
+            sizes = [int(v) for v in opts.scales.split(",") if v.strip()]
+        except ValueError:
+            raise NstError(f"--scales {opts.scales!r}: give a count or sizes such as 128,256,512") from None
+        if not sizes or sizes != sorted(sizes) or sizes[-1] != opts.size:
+            raise NstError(f"--scales {opts.scales!r}: sizes must increase and end at --size {opts.size}")
+    else:
+        count = int(opts.scales)
+        if not 1 <= count <= 8:
+            raise NstError(f"--scales {count}: give 1..8 scales")
+        halvings = [min(opts.size, max(MIN_SIDE * 2, round(opts.size / 2 ** (count - 1 - i)))) for i in range(count)]
+        sizes = sorted(set(halvings))  # small sizes collapse: never below 64 px nor above --size
+    if opts.scale_iterations:
+        try:
+            counts = [int(v) for v in str(opts.scale_iterations).split(",") if v.strip()]
+        except ValueError:
+            raise NstError(f"--scale-iterations {opts.scale_iterations!r}: give numbers such as 300,200,100") from None
+        expected = len(sizes) if isinstance(opts.scales, str) else int(opts.scales)
+        if len(counts) != expected or min(counts) < 1:
+            raise NstError(f"--scale-iterations needs {expected} positive counts, one per scale")
+        counts = counts[len(counts) - len(sizes):]  # collapsed small scales drop their first counts
+    else:
+        counts = [opts.iterations] * len(sizes)
+    return sizes, counts
