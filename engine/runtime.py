@@ -46,6 +46,16 @@ def resolve_device(name: str, device_id: int = 0) -> Device:
     return Device("cuda", (("CUDAExecutionProvider", options),), "cuda", device_id)
 
 
+def to_device(array, device: Device):
+    """A float32 OrtValue on the device (0-d scalars stay 0-d; on the CPU no copy is made when possible)."""
+    import onnxruntime as ort
+
+    value = np.asarray(array, dtype=np.float32)
+    if not value.flags.c_contiguous:
+        value = np.ascontiguousarray(value)
+    return ort.OrtValue.ortvalue_from_numpy(value, device.ort_device, device.device_id)
+
+
 _ARENA: list = []
 
 
@@ -103,17 +113,11 @@ class GraphRunner:
         """A runner with the forward session alone (for targets)."""
         return cls(pair, device, threads, backward=False)
 
-    def _ortvalue(self, array: np.ndarray):
-        import onnxruntime as ort
-
-        return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array, dtype=np.float32),
-                                                self.device.ort_device, self.device.device_id)
-
     def forward(self, image: np.ndarray) -> dict[str, np.ndarray]:
         """Run the features for a (1, 3, H, W) float32 RGB 0..255 image; return loss-layer activations on the host."""
         self._saved = {}  # free the last pass's tensors before this one allocates its own
         binding = self.forward_session.io_binding()
-        binding.bind_ortvalue_input("image", self._ortvalue(image))
+        binding.bind_ortvalue_input("image", to_device(image, self.device))
         for name in self.saved_names:
             binding.bind_output(name, self.device.ort_device, self.device.device_id)
         self.forward_session.run_with_iobinding(binding)
@@ -129,7 +133,7 @@ class GraphRunner:
         for name, value in self._saved.items():
             binding.bind_ortvalue_input(name, value)
         for name in self.loss_layers:
-            binding.bind_ortvalue_input(f"grad_{name}", self._ortvalue(grads[name]))
+            binding.bind_ortvalue_input(f"grad_{name}", to_device(grads[name], self.device))
         binding.bind_output("grad_image", "cpu")
         self.backward_session.run_with_iobinding(binding)
         return binding.get_outputs()[0].numpy()
@@ -161,16 +165,12 @@ class FusedRunner:
 
     def set_constants(self, feeds: dict[str, np.ndarray]) -> None:
         """Targets and scalars for the coming evaluations, placed on the device once."""
-        import onnxruntime as ort
-
-        self._constants = {name: ort.OrtValue.ortvalue_from_numpy(np.array(v, dtype=np.float32, order="C"),
-                                                                  self.device.ort_device, self.device.device_id)
-                           for name, v in feeds.items()}
+        self._constants = {name: to_device(value, self.device) for name, value in feeds.items()}
 
     def evaluate(self, image: np.ndarray) -> tuple[float, float, np.ndarray]:
         """(content loss, style loss, d loss / d image) for a (1, 3, H, W) image."""
         binding = self.session.io_binding()
-        binding.bind_ortvalue_input("image", self.features._ortvalue(image))
+        binding.bind_ortvalue_input("image", to_device(image, self.device))
         for name, value in self._constants.items():
             binding.bind_ortvalue_input(name, value)
         for name in ("content_loss", "style_loss", "grad_image"):
