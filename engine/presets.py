@@ -60,6 +60,7 @@ class Options:
     match_colors: str = "none"  # none | histogram | meancov: recolour the styles to the content first
     style_masks: tuple | None = None  # one mask (path or HxW array, None = everywhere) per style image
     normalize_gradients: bool = False  # each layer's gradient scaled to L1 norm = its weight (split path)
+    clip_pixels: bool = True  # Adam keeps pixels in 0..255 (the assignment's Adam does not)
     report: str = "none"  # "seed" prints and saves as the assignment does
 
     def with_overrides(self, **overrides) -> "Options":
@@ -82,7 +83,7 @@ PRESETS: dict[str, Options] = {
     "seed": Options(preset="seed", convention="seed", size=400, iterations=200, optimizer="adam", lr=2.0,
                     content_weight=10.0, style_weight=40.0, tv_weight=0.0,
                     style_layers={name: 0.2 for name in DEFAULT_STYLE_LAYERS}, init="noisy-content",
-                    pooling="avg", seed=3, report="seed"),
+                    pooling="avg", seed=3, clip_pixels=False, report="seed"),
 }
 
 

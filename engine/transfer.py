@@ -36,6 +36,7 @@ class Prepared:
     objective: Objective
     x0: np.ndarray
     options: Options
+    stopped: bool = False  # set when the callback ended the run
 
 
 class StyleTransfer:
@@ -169,6 +170,9 @@ class StyleTransfer:
             step = opts.with_overrides(size=size, iterations=count)
             prepared = self.prepare_images(content_img, style_imgs, step, result if result is not None else init_image)
             result = kernels.nchw_to_hwc_float(self.run(prepared, callback, (index, len(sizes))))
+            if prepared.stopped:  # the callback asked to stop: skip the finer scales
+                break
+        result = resize(result, *fit_size(*content_img.shape[:2], opts.size))  # a no-op unless stopped early
         if opts.preserve_colors != "none":
             result = preserve_colours(result, resize(content_img, *result.shape[:2]), opts.preserve_colors)
         return result
@@ -185,13 +189,14 @@ class StyleTransfer:
             progress = Progress(k, opts.iterations, losses.as_dict(), time.perf_counter() - start, x,
                                 scale=scale[0], scales=scale[1])
             returned = callback(progress)
-            return progress.stopped or returned is True
+            prepared.stopped = progress.stopped or returned is True
+            return prepared.stopped
 
         if opts.optimizer == "lbfgs":
             x = optimize.lbfgs(prepared.objective, prepared.x0, opts.iterations, on_eval)
         else:
             x = optimize.adam(prepared.objective, prepared.x0, opts.iterations, on_eval, opts.lr,
-                              clip=opts.preset != "seed")
+                              clip=opts.clip_pixels)
         prepared.objective.runner.release()
         return x
 

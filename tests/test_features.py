@@ -220,3 +220,15 @@ def test_mask_kernels_match_numpy():
     np.testing.assert_allclose(scale_columns(f, m), f * m[None, :], rtol=1e-6)
     g = rng.normal(size=50).astype(np.float32)
     np.testing.assert_allclose(normalize_l1(g, 3.0), 3.0 * g / (np.abs(g).sum() + 1e-8), rtol=1e-5)
+
+
+def test_stopping_in_a_coarse_scale_ends_the_whole_run_at_the_requested_size(st):
+    seen = []
+
+    def callback(p):
+        seen.append(p.scale)
+        if p.iteration == 1:
+            p.stop()
+
+    out = st.transfer(synthetic(48, 64), [stripes(48, 48)], size=128, scales=2, iterations=5, callback=callback)
+    assert seen == [0, 0] and out.shape == (96, 128, 3)
