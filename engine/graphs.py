@@ -27,7 +27,7 @@ class GraphPair:
     """The two derived graphs and the names that connect them."""
 
     forward: onnx.ModelProto
-    backward: onnx.ModelProto
+    backward: onnx.ModelProto | None  # None for a features-only pair
     saved: tuple[str, ...]  # forward outputs the backward graph takes as inputs
     loss_layers: tuple[str, ...]  # activations the host losses read (forward outputs, backward grad inputs)
 

@@ -15,7 +15,7 @@ from .checks import check_options, host_only, style_blend
 from .colour import match_colours, preserve_colours
 from .errors import NstError
 from .fused import build_fused
-from .graphs import build_graphs
+from .graphs import GraphPair, build_forward, build_graphs
 from .images import as_image, fit_size, resize
 from .inputs import INITS, initial_image, load_masks
 from .objective import FusedObjective, MaskedObjective, Objective, content_targets, style_targets
@@ -60,13 +60,13 @@ class StyleTransfer:
         key = (tuple(layers), opts.pooling, path) + ((tuple(opts.content_layers), tuple(opts.style_layers))
                                                      if path == "fused" else ())
         if key not in self._runners:
-            pair = build_graphs(self.spec, layers, opts.pooling)
-            if path == "fused":
+            if path == "fused":  # a features graph for the targets; no backward graph is built
+                forward, saved = build_forward(self.spec, layers, opts.pooling)
                 fused = build_fused(self.spec, list(opts.content_layers), list(opts.style_layers), opts.pooling)
-                self._runners[key] = FusedRunner(pair, fused, self.device, self.threads)
+                runner = FusedRunner(GraphPair(forward, None, saved, tuple(layers)), fused, self.device, self.threads)
             else:
-                self._runners[key] = GraphRunner(pair, self.device, self.threads)
-            del pair
+                runner = GraphRunner(build_graphs(self.spec, layers, opts.pooling), self.device, self.threads)
+            self._runners[key] = runner
         return self._runners[key]
 
     def path(self, opts: Options) -> str:
