@@ -5,13 +5,14 @@ import sys
 
 import typer
 
-from . import batch, info, transfer
+from . import batch, bench, info, transfer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Neural style transfer on ONNX Runtime (no PyTorch or TensorFlow at run time).")
 app.command("transfer")(transfer.transfer)
 app.command("batch")(batch.batch)
 app.command("info")(info.info)
+app.command("bench")(bench.bench)
 
 
 def main() -> None:

@@ -46,6 +46,8 @@ def _shared(
     scales: Optional[str] = typer.Option(None, help="Multi-scale: a count (halving down from --size) or sizes, e.g. 128,256,512."),
     scale_iterations: Optional[str] = typer.Option(None, help="Iterations per scale, e.g. 300,200,100."),
     optimizer: Optional[Optimizer] = typer.Option(None, help="lbfgs (bounded L-BFGS-B) or adam."),
+    history: Optional[int] = typer.Option(None, help="L-BFGS memory in past steps (more: better steps, "
+                                          "16 bytes per pixel value each)."),
     lr: Optional[float] = typer.Option(None, help="Adam learning rate (pixels, 0..255 scale)."),
     content_weight: Optional[float] = typer.Option(None, help="Weight of the content loss."),
     style_weight: Optional[float] = typer.Option(None, help="Weight of the style loss."),

@@ -20,7 +20,7 @@ def transfer(
 ) -> None:
     """Stylise CONTENT with one or more STYLE images and write the result to OUT."""
     from engine import MetricsWriter, SaveEvery, SeedReport, StyleTransfer
-    from engine.images import check_output, check_writable, save_result
+    from engine.images import check_folder, check_output, save_result
     from engine.progress import chain
     from engine.transfer import to_uint8
 
@@ -28,7 +28,7 @@ def transfer(
 
     check_output(output, run["bit_depth"], run["quality"])
     if metrics is not None:
-        check_writable(metrics.with_suffix(".png"))
+        check_folder(metrics)
     st = StyleTransfer(device=run["device"], threads=run["threads"])
     opts = st.options(run["preset"], **options)
     report = SeedReport(opts.content_weight, opts.style_weight) if opts.report == "seed" else None

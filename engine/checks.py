@@ -56,6 +56,8 @@ def check_options(opts: Options, relu_names: list[str]) -> None:
     scale_schedule(opts)
     if opts.iterations < 1:
         raise NstError(f"--iterations {opts.iterations}: give at least 1")
+    if not (1 <= opts.history <= 1000):
+        raise NstError(f"--history {opts.history} is out of range; use 1..1000 past steps")
     if not (0.05 <= opts.style_scale <= 8):
         raise NstError(f"--style-scale {opts.style_scale} is out of range; use 0.05..8")
     for name, value in (("content-weight", opts.content_weight), ("style-weight", opts.style_weight),

@@ -119,10 +119,16 @@ def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def check_writable(path: str | os.PathLike) -> Path:
-    """Fail early when the output cannot be written: unknown extension, missing or read-only folder."""
+    """Fail early when an image cannot be written: unknown extension, missing or read-only folder."""
     p = Path(path)
     if p.suffix.lower() not in WRITABLE:
         raise NstError(f"{p}: unknown output format {p.suffix or '(none)'!r}; use one of {', '.join(WRITABLE)}")
+    return check_folder(p)
+
+
+def check_folder(path: str | os.PathLike) -> Path:
+    """Fail early when any output file cannot be written: missing or read-only folder, or a folder's name."""
+    p = Path(path)
     folder = p.parent if str(p.parent) else Path(".")
     if not folder.is_dir():
         raise NstError(f"{p}: the folder {folder} does not exist; create it first")
@@ -151,10 +157,16 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95) -> 
     ok, buf = cv2.imencode(p.suffix.lower(), np.ascontiguousarray(rgb[:, :, ::-1]), params)
     if not ok:
         raise NstError(f"{p}: opencv could not encode this image as {p.suffix}")
+    return write_bytes(p, buf.tobytes())
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write a file atomically: a temporary file in the same folder, moved into place when complete."""
+    p = check_folder(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent if str(p.parent) else ".")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.tobytes())
+            fh.write(data)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, p)
     except OSError as exc:

@@ -44,6 +44,7 @@ class Options:
     scales: int | str = 1  # a count (halving down from size) or sizes such as "128,256,512"
     scale_iterations: str | None = None  # iterations per scale, e.g. "300,200,100"; default: iterations each
     optimizer: str = "lbfgs"
+    history: int = 10  # L-BFGS memory: past steps kept (16 bytes per pixel value each); scipy's default
     lr: float = 10.0
     content_weight: float = 5.0
     style_weight: float = 100.0
@@ -74,8 +75,9 @@ class Options:
 
 PRESETS: dict[str, Options] = {
     # nst's own default: the johnson objective, coarse to fine (half size, then full size), so the
-    # full-size pass starts close to its optimum (schedule: benchmarks/results/nst_schedule_tuning_256.json).
-    "nst": Options(preset="nst", scales=2, scale_iterations="100,200"),
+    # full-size pass starts close to its optimum, and a 30-step L-BFGS memory (schedule and memory:
+    # benchmarks/results/nst_schedule_tuning_256.json; result: benchmarks/results/nst_vs_johnson.json).
+    "nst": Options(preset="nst", scales=2, scale_iterations="100,210", history=30),
     # jcjohnson/neural-style's defaults (pixels 0..255, MSE losses, Gram / CHW).
     "johnson": Options(),
     # The assignment in shared/seed: its cost normalisations, 10 J_content + 40 J_style, average pooling,

@@ -42,9 +42,11 @@ class Prepared:
 class StyleTransfer:
     """Neural style transfer on ONNX Runtime.  One instance serves many transfers without reloading."""
 
-    def __init__(self, device: str = "cpu", threads: int | None = None, model: str | None = None) -> None:
+    def __init__(self, device: str = "cpu", threads: int | None = None, model: str | None = None,
+                 profile: str | None = None) -> None:
         self.device = resolve_device(device)
         self.threads = threads
+        self.profile = profile  # a file prefix: sessions record ONNX Runtime profiles (see runtime.node_placement)
         if threads:
             import numba
 
@@ -63,9 +65,11 @@ class StyleTransfer:
             if path == "fused":  # a features graph for the targets; no backward graph is built
                 forward, saved = build_forward(self.spec, layers, opts.pooling)
                 fused = build_fused(self.spec, list(opts.content_layers), list(opts.style_layers), opts.pooling)
-                runner = FusedRunner(GraphPair(forward, None, saved, tuple(layers)), fused, self.device, self.threads)
+                runner = FusedRunner(GraphPair(forward, None, saved, tuple(layers)), fused, self.device, self.threads,
+                                     self.profile)
             else:
-                runner = GraphRunner(build_graphs(self.spec, layers, opts.pooling), self.device, self.threads)
+                runner = GraphRunner(build_graphs(self.spec, layers, opts.pooling), self.device, self.threads,
+                                     profile=self.profile)
             self._runners[key] = runner
         return self._runners[key]
 
@@ -193,7 +197,7 @@ class StyleTransfer:
             return prepared.stopped
 
         if opts.optimizer == "lbfgs":
-            x = optimize.lbfgs(prepared.objective, prepared.x0, opts.iterations, on_eval)
+            x = optimize.lbfgs(prepared.objective, prepared.x0, opts.iterations, on_eval, opts.history)
         else:
             x = optimize.adam(prepared.objective, prepared.x0, opts.iterations, on_eval, opts.lr,
                               clip=opts.clip_pixels)

@@ -80,6 +80,7 @@ def test_objective_for_hosts_own_optimizer(st):
     ({"optimizer": "sgd"}, "unknown optimizer"),
     ({"size": 10}, "out of range"),
     ({"iterations": 0}, "at least 1"),
+    ({"history": 0}, "--history 0"),
     ({"style_blend": "1,2,3"}, "3 weight"),
     ({"content_weight": -1.0}, "non-negative"),
     ({"colour": "blue"}, "unknown option"),
@@ -118,3 +119,17 @@ def test_lbfgs_keeps_pixels_in_range(st):
                       callback=lambda p: seen.append(p.losses["loss"]))
     assert len(seen) == 30 and min(seen) < 0.2 * seen[0]
     assert out.min() >= 0 and out.max() <= 255
+
+
+def test_lbfgs_history_reaches_the_optimizer(st, monkeypatch):
+    from engine import PRESETS, optimize
+
+    seen = []
+    real = optimize.lbfgs
+    monkeypatch.setattr(optimize, "lbfgs", lambda *a, **k: seen.append(a[4] if len(a) > 4 else k["history"])
+                        or real(*a, **k))
+    runs = [st.stylize(synthetic(40, 40), [stripes(40, 40)], size=40, iterations=8, init="random", history=h)
+            for h in (1, 30)]
+    assert seen == [1, 30]
+    assert np.abs(runs[0] - runs[1]).max() > 1.0  # a one-step memory takes other steps
+    assert PRESETS["nst"].history == 30 and PRESETS["johnson"].history == 10

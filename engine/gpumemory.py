@@ -1,0 +1,66 @@
+"""Peak GPU memory of a block of work, sampled from NVML (pynvml) or `nvidia-smi` in a background thread.
+
+ONNX Runtime has no query for the CUDA arena's high-water mark, so the device's used memory is sampled
+every 20 ms and reported above what was in use before the block started.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+from typing import Callable
+
+
+def nvml_reader(device_id: int) -> Callable[[], float] | None:
+    """A function returning the device's used memory in MB via pynvml, or None without pynvml."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(device_id)
+    except Exception:  # not installed, or no driver
+        return None
+    return lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).used / 2 ** 20
+
+
+def smi_reader(device_id: int) -> Callable[[], float] | None:
+    """The same through `nvidia-smi` (slower: one process per sample), or None without it."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    command = [exe, f"--id={device_id}", "--query-gpu=memory.used", "--format=csv,noheader,nounits"]
+    return lambda: float(subprocess.run(command, capture_output=True, text=True, check=True).stdout.split()[0])
+
+
+class GpuMemoryPeak:
+    """`with GpuMemoryPeak(device) as gpu: ...` then `gpu.peak_mb` (None on the CPU or without a reader)."""
+
+    def __init__(self, device, interval: float = 0.02, reader: Callable[[], float] | None = None) -> None:
+        self.reader = reader
+        if reader is None and device.name == "cuda":
+            self.reader = nvml_reader(device.device_id) or smi_reader(device.device_id)
+        self.interval = interval
+        self.peak_mb: float | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> "GpuMemoryPeak":
+        if self.reader is not None:
+            self._baseline = self.reader()
+            self._high = self._baseline
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self._high = max(self._high, self.reader())
+            self._stop.wait(self.interval)
+
+    def __exit__(self, *exc) -> bool:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._high = max(self._high, self.reader())
+            self.peak_mb = self._high - self._baseline
+        return False
