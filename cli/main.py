@@ -7,7 +7,7 @@ import typer
 
 from . import batch, bench, info, transfer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Neural style transfer on ONNX Runtime (no PyTorch or TensorFlow at run time).")
 app.command("transfer")(transfer.transfer)
 app.command("batch")(batch.batch)

@@ -3,13 +3,30 @@
     from engine import StyleTransfer
     st = StyleTransfer(device="cpu")
     rgb = st.transfer("content.jpg", ["style.jpg"], size=512, iterations=300)
+
+The names below load on first use, so `import engine.errors` (what the CLI needs to start) does not
+pull in numba, numpy's kernels or onnxruntime.
 """
-from .errors import NstError
-from .objective import Losses, Objective
-from .presets import PRESETS, Options
-from .progress import MetricsWriter, Progress, SaveEvery, SeedReport
-from .transfer import StyleTransfer
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
-__all__ = ["NstError", "Losses", "Objective", "Options", "PRESETS", "MetricsWriter", "Progress", "SaveEvery",
-           "SeedReport", "StyleTransfer", "__version__"]
+_EXPORTS = {
+    "NstError": "errors", "Losses": "objective", "Objective": "objective", "Options": "presets",
+    "PRESETS": "presets", "MetricsWriter": "progress", "Progress": "progress", "SaveEvery": "progress",
+    "SeedReport": "progress", "StyleTransfer": "transfer",
+}
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -23,6 +23,17 @@ def nvml_reader(device_id: int) -> Callable[[], float] | None:
     return lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).used / 2 ** 20
 
 
+def gpu_free_mb(device_id: int) -> float | None:
+    """Free memory on the GPU in MB (pynvml), or None when it cannot be asked."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        return pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(device_id)).free / 2 ** 20
+    except Exception:  # not installed, or no driver
+        return None
+
+
 def smi_reader(device_id: int) -> Callable[[], float] | None:
     """The same through `nvidia-smi` (slower: one process per sample), or None without it."""
     exe = shutil.which("nvidia-smi")

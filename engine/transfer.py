@@ -18,6 +18,7 @@ from .fused import build_fused
 from .graphs import GraphPair, build_forward, build_graphs
 from .images import as_image, fit_size, resize
 from .inputs import INITS, initial_image, load_masks
+from .memory import check_fits
 from .objective import FusedObjective, MaskedObjective, Objective, content_targets, style_targets
 from .presets import Options, parse_layers, resolve_options
 from .progress import Callback, Progress
@@ -168,6 +169,8 @@ class StyleTransfer:
         opts = self.options(preset, **overrides)
         init_image = self._init_image(opts)
         content_img, style_imgs = self.load(content, styles, opts)
+        check_fits(*fit_size(*content_img.shape[:2], opts.size), self.path(opts), opts.optimizer, opts.history,
+                   self.device)
         sizes, iterations = scale_schedule(opts)
         result = None
         for index, (size, count) in enumerate(zip(sizes, iterations)):

@@ -14,6 +14,7 @@ from engine.bench import Case, faster_paths, iteration_flops, plan, synthetic_pa
 from engine.benchchart import bench_chart
 from engine.errors import NstError
 from engine.gpumemory import GpuMemoryPeak
+from engine.memory import estimate_peak_mb
 from engine.runtime import Device
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,6 +113,8 @@ def test_bench_command_end_to_end(tmp_path):
         assert row["evaluations"] == 3 and row["min_s"] <= row["median_s"] <= row["max_s"]
         assert row["gflop_per_s"] == pytest.approx(row["gflop_per_iteration"] / row["median_s"])
         assert row["peak_host_mb"] > 100 and row["peak_gpu_mb"] is None
+        # the pre-run estimate (engine/memory.py) is within a quarter of the measured peak
+        assert estimate_peak_mb(40 * 40, row["path"], "lbfgs") == pytest.approx(row["peak_host_mb"], rel=0.25)
         # every node ran where it was asked to: the profile shows the CPU provider only
         assert set(row["placement"]) == {"CPUExecutionProvider"} and row["placement"]["CPUExecutionProvider"]
     assert report["faster_path"][0]["faster"] in ("split", "fused")

@@ -1,0 +1,125 @@
+"""Peak memory of a transfer, estimated before it starts, so a run that cannot fit stops at once with
+what would fit instead of failing mid-run.
+
+The model is fitted to `nst bench` peaks on the CPU (benchmarks/results/memory_model.json): a fixed part
+(libraries, model weights, sessions' reordered weights) per objective path plus a cost per pixel for the
+network's activations and their adjoints, plus the optimizer's own arrays.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from .errors import NstError
+
+MB = 2.0 ** 20
+FIXED_MB = {"fused": 900.0, "split": 650.0}  # measured 922 and 709 MB at 128x128 (lbfgs, history 10)
+NETWORK_BYTES_PER_PIXEL = 5000.0  # activations, adjoints and arena slack up to relu5_1, fitted 128..512 px
+MARGIN = 1.1  # the check asks for 10% more than the estimate
+
+
+def optimizer_bytes_per_pixel(optimizer: str, history: int) -> float:
+    """L-BFGS-B keeps 2 x history float64 vectors plus about 5 more and its bounds; Adam 3 float32 arrays."""
+    values = 3  # RGB
+    if optimizer == "lbfgs":
+        return values * 8.0 * (2 * history + 5 + 2)
+    return values * 4.0 * 3
+
+
+GPU_FIXED_MB = 1000.0  # CUDA context, cuDNN workspace, weights: not yet measured on a GPU (issue 4)
+HOST_BYTES_PER_PIXEL_ON_GPU = 1000.0  # the image and gradient crossing to the host each iteration
+
+
+def estimate_peak_mb(pixels: int, path: str, optimizer: str, history: int = 10, device: str = "cpu") -> float:
+    """Estimated peak resident host memory of a process running one transfer of `pixels` pixels."""
+    network = NETWORK_BYTES_PER_PIXEL if device == "cpu" else HOST_BYTES_PER_PIXEL_ON_GPU
+    return FIXED_MB[path] + pixels * (network + optimizer_bytes_per_pixel(optimizer, history)) / MB
+
+
+def estimate_gpu_mb(pixels: int) -> float:
+    """Estimated peak GPU memory of a transfer on CUDA (activations and adjoints live there)."""
+    return GPU_FIXED_MB + pixels * NETWORK_BYTES_PER_PIXEL / MB
+
+
+def available_mb() -> float:
+    """Memory this process may still grow into: what the kernel calls available, capped by a cgroup limit,
+    plus what the process already holds (the estimate counts that too)."""
+    free = _meminfo_kb("MemAvailable") / 1024.0
+    limit, used = _cgroup_value("memory.max"), _cgroup_value("memory.current")
+    if limit is not None and used is not None:
+        free = min(free, (limit - used) / MB)
+    return free + _rss_mb()
+
+
+def largest_side(h: int, w: int, budget_mb: float, path: str, optimizer: str, history: int) -> int:
+    """The largest --size (longest side, a multiple of 16) whose host estimate fits in `budget_mb`."""
+    per_pixel = (estimate_peak_mb(1 << 20, path, optimizer, history) - FIXED_MB[path]) / (1 << 20)
+    pixels = max(budget_mb / MARGIN - FIXED_MB[path], 0.0) / per_pixel
+    aspect = min(h, w) / max(h, w)
+    return int(math.sqrt(pixels / aspect) // 16 * 16)
+
+
+def check_fits(h: int, w: int, path: str, optimizer: str, history: int, device=None) -> None:
+    """Raise NstError before any work when an (h, w) transfer will not fit in host (or GPU) memory.
+    NST_MEMORY_CHECK=0 in the environment skips the check."""
+    if os.environ.get("NST_MEMORY_CHECK", "1") == "0":
+        return
+    if device is not None and device.name == "cuda":
+        _check_gpu(h, w, device)
+    name = device.name if device is not None else "cpu"
+    need = estimate_peak_mb(h * w, path, optimizer, history, name) * MARGIN
+    have = available_mb()
+    if need <= have:
+        return
+    hints = []
+    side = largest_side(h, w, have, path, optimizer, history)
+    if side >= 32:
+        hints.append(f"--size {side}")
+    if optimizer == "lbfgs" and estimate_peak_mb(h * w, path, "adam") * MARGIN <= have:
+        hints.append("--optimizer adam")
+    elif optimizer == "lbfgs" and history > 5 and estimate_peak_mb(h * w, path, optimizer, 5) * MARGIN <= have:
+        hints.append("--history 5")
+    other = "split" if path == "fused" else "fused"
+    if estimate_peak_mb(h * w, other, optimizer, history) * MARGIN <= have:
+        hints.append(f"--path {other}")
+    advice = "; try " + " or ".join(hints) if hints else "; no smaller setting fits either: free memory first"
+    raise NstError(f"a {w}x{h} transfer needs about {need / 1024:.1f} GB of memory but about {have / 1024:.1f} GB "
+                   f"is available{advice} (NST_MEMORY_CHECK=0 skips this check)")
+
+
+def _check_gpu(h: int, w: int, device) -> None:
+    from .gpumemory import gpu_free_mb
+
+    free = gpu_free_mb(device.device_id)
+    need = estimate_gpu_mb(h * w) * MARGIN
+    if free is not None and need > free:
+        pixels = max(free / MARGIN - GPU_FIXED_MB, 0.0) * MB / NETWORK_BYTES_PER_PIXEL
+        side = int(math.sqrt(pixels * max(h, w) / min(h, w)) // 16 * 16)
+        raise NstError(f"a {w}x{h} transfer needs about {need / 1024:.1f} GB of GPU memory but {free / 1024:.1f} GB "
+                       f"is free; try --size {side} or --device cpu (NST_MEMORY_CHECK=0 skips this check)")
+
+
+def _meminfo_kb(key: str) -> float:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return math.inf  # not Linux: no check
+
+
+def _cgroup_value(name: str) -> float | None:
+    try:
+        text = (Path("/sys/fs/cgroup") / name).read_text().strip()
+    except OSError:
+        return None
+    return None if text == "max" else float(text)
+
+
+def _rss_mb() -> float:
+    try:
+        return float(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / MB
+    except (OSError, ValueError):
+        return 0.0
