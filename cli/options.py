@@ -62,6 +62,8 @@ def _shared(
     preserve_colors: Optional[str] = typer.Option(None, help="Keep the content's colours: none, ycbcr or lab."),
     match_colors: Optional[str] = typer.Option(None, help="Recolour the styles to the content first: none, histogram or meancov."),
     style_masks: Optional[str] = typer.Option(None, help="One mask image per style, comma-separated (white: the style applies; an empty entry: everywhere)."),
+    tile: Optional[int] = typer.Option(None, help="Optimise images larger than this many pixels per side in tiles "
+                                       "(exact gradients, style statistics over the whole image): print sizes."),
     normalize_gradients: bool = typer.Option(False, help="Scale each layer's gradient to unit L1 norm times its weight (jcjohnson's -normalize_gradients)."),
     quality: int = typer.Option(95, help="JPEG/WebP quality."),
     bit_depth: int = typer.Option(8, help="8, or 16 for PNG/TIFF with the optimiser's precision."),

@@ -16,7 +16,12 @@ PATHS = ("auto", "split", "fused")
 
 def host_only(opts: Options) -> bool:
     """Options that only the split path implements."""
-    return opts.style_masks is not None or opts.normalize_gradients
+    return opts.style_masks is not None or opts.normalize_gradients or tiled(opts)
+
+
+def tiled(opts: Options, h: int | None = None, w: int | None = None) -> bool:
+    """Whether the transfer (or an h x w step of it) is evaluated in tiles."""
+    return bool(opts.tile) and (max(h, w) if h else opts.size) > opts.tile
 
 
 def style_blend(blend: Sequence[float] | str | None, count: int) -> list[float]:
@@ -44,7 +49,11 @@ def check_options(opts: Options, relu_names: list[str]) -> None:
     if opts.path not in PATHS:
         raise NstError(f"unknown objective path {opts.path!r}; use one of: {', '.join(PATHS)}")
     if opts.path == "fused" and host_only(opts):
-        raise NstError("style masks and --normalize-gradients need --path split (or auto)")
+        raise NstError("style masks, --normalize-gradients and --tile need --path split (or auto)")
+    if opts.tile and (opts.tile < 32 or opts.tile % 16):
+        raise NstError(f"--tile {opts.tile}: give 0 (no tiling) or a multiple of 16 of at least 32, such as 1024")
+    if tiled(opts) and (opts.style_masks is not None or opts.normalize_gradients):
+        raise NstError("--tile does not combine with style masks or --normalize-gradients yet; drop one of them")
     if opts.pooling not in ("max", "avg"):
         raise NstError(f"unknown pooling {opts.pooling!r}; use max or avg")
     if not (MIN_SIDE <= opts.size <= MAX_SIDE):

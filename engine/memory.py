@@ -31,10 +31,19 @@ GPU_FIXED_MB = 1000.0  # CUDA context, cuDNN workspace, weights: not yet measure
 HOST_BYTES_PER_PIXEL_ON_GPU = 1000.0  # the image and gradient crossing to the host each iteration
 
 
-def estimate_peak_mb(pixels: int, path: str, optimizer: str, history: int = 10, device: str = "cpu") -> float:
-    """Estimated peak resident host memory of a process running one transfer of `pixels` pixels."""
+TILED_BYTES_PER_PIXEL = 100.0  # tiled runs: whole-image gradient, image copies, assembled content features
+TILE_EXAMPLE = 1024  # the --tile suggested when only tiling fits
+
+
+def estimate_peak_mb(pixels: int, path: str, optimizer: str, history: int = 10, device: str = "cpu",
+                     network_pixels: int | None = None) -> float:
+    """Estimated peak resident host memory of a process running one transfer of `pixels` pixels;
+    `network_pixels`: a tiled run's largest tile, which is all the network holds at once."""
     network = NETWORK_BYTES_PER_PIXEL if device == "cpu" else HOST_BYTES_PER_PIXEL_ON_GPU
-    return FIXED_MB[path] + pixels * (network + optimizer_bytes_per_pixel(optimizer, history)) / MB
+    whole = optimizer_bytes_per_pixel(optimizer, history)
+    if network_pixels is None:
+        return FIXED_MB[path] + pixels * (network + whole) / MB
+    return FIXED_MB[path] + (network_pixels * network + pixels * (whole + TILED_BYTES_PER_PIXEL)) / MB
 
 
 def estimate_gpu_mb(pixels: int) -> float:
@@ -60,31 +69,43 @@ def largest_side(h: int, w: int, budget_mb: float, path: str, optimizer: str, hi
     return int(math.sqrt(pixels / aspect) // 16 * 16)
 
 
-def check_fits(h: int, w: int, path: str, optimizer: str, history: int, device=None) -> None:
-    """Raise NstError before any work when an (h, w) transfer will not fit in host (or GPU) memory.
-    NST_MEMORY_CHECK=0 in the environment skips the check."""
+def check_fits(h: int, w: int, path: str, optimizer: str, history: int, device=None,
+               network_pixels: int | None = None, tile_pixels=None) -> None:
+    """Raise NstError before any work when an (h, w) transfer will not fit in host (or GPU) memory,
+    naming settings that would fit. `network_pixels`: the largest tile of a tiled run; `tile_pixels(core)`:
+    a tile's pixels, to suggest tiling. NST_MEMORY_CHECK=0 in the environment skips the check."""
     if os.environ.get("NST_MEMORY_CHECK", "1") == "0":
         return
     if device is not None and device.name == "cuda":
         _check_gpu(h, w, device)
-    name = device.name if device is not None else "cpu"
-    need = estimate_peak_mb(h * w, path, optimizer, history, name) * MARGIN
     have = available_mb()
-    if need <= have:
+    setting = dict(path=path, optimizer=optimizer, history=history, device=device.name if device else "cpu",
+                   network_pixels=network_pixels)
+
+    def need(**changes) -> float:
+        return estimate_peak_mb(h * w, **(setting | changes)) * MARGIN
+
+    if need() <= have:
         return
     hints = []
-    side = largest_side(h, w, have, path, optimizer, history)
-    if side >= 32:
-        hints.append(f"--size {side}")
-    if optimizer == "lbfgs" and estimate_peak_mb(h * w, path, "adam") * MARGIN <= have:
+    if network_pixels is None and tile_pixels is not None and max(h, w) > TILE_EXAMPLE:
+        tiles = dict(path="split", network_pixels=tile_pixels(TILE_EXAMPLE))
+        for extra, flags in (({}, ""), ({"history": 5}, " --history 5"), ({"optimizer": "adam"}, " --optimizer adam")):
+            if need(**tiles, **extra) <= have:
+                hints.append(f"--tile {TILE_EXAMPLE}{flags}")
+                break
+    if network_pixels is None:
+        side = largest_side(h, w, have, path, optimizer, history)
+        if side >= 32:
+            hints.append(f"--size {side}")
+    if optimizer == "lbfgs" and need(optimizer="adam") <= have:
         hints.append("--optimizer adam")
-    elif optimizer == "lbfgs" and history > 5 and estimate_peak_mb(h * w, path, optimizer, 5) * MARGIN <= have:
+    if optimizer == "lbfgs" and history > 5 and need(history=5) <= have:
         hints.append("--history 5")
-    other = "split" if path == "fused" else "fused"
-    if estimate_peak_mb(h * w, other, optimizer, history) * MARGIN <= have:
-        hints.append(f"--path {other}")
+    if network_pixels is None and need(path="split" if path == "fused" else "fused") <= have:
+        hints.append(f"--path {'split' if path == 'fused' else 'fused'}")
     advice = "; try " + " or ".join(hints) if hints else "; no smaller setting fits either: free memory first"
-    raise NstError(f"a {w}x{h} transfer needs about {need / 1024:.1f} GB of memory but about {have / 1024:.1f} GB "
+    raise NstError(f"a {w}x{h} transfer needs about {need() / 1024:.1f} GB of memory but about {have / 1024:.1f} GB "
                    f"is available{advice} (NST_MEMORY_CHECK=0 skips this check)")
 
 

@@ -60,6 +60,7 @@ class Options:
     preserve_colors: str = "none"  # none | ycbcr | lab: keep the content's colours
     match_colors: str = "none"  # none | histogram | meancov: recolour the styles to the content first
     style_masks: tuple | None = None  # one mask (path or HxW array, None = everywhere) per style image
+    tile: int = 0  # optimise images larger than this (pixels per side) in tiles with exact gradients; 0: never
     normalize_gradients: bool = False  # each layer's gradient scaled to L1 norm = its weight (split path)
     clip_pixels: bool = True  # Adam keeps pixels in 0..255 (the assignment's Adam does not)
     report: str = "none"  # "seed" prints and saves as the assignment does

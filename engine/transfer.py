@@ -11,7 +11,7 @@ import numpy as np
 import kernels
 
 from . import optimize
-from .checks import check_options, host_only, style_blend
+from .checks import check_options, host_only, style_blend, tiled
 from .colour import match_colours, preserve_colours
 from .errors import NstError
 from .fused import build_fused
@@ -19,6 +19,7 @@ from .graphs import GraphPair, build_forward, build_graphs
 from .images import as_image, fit_size, resize
 from .inputs import INITS, initial_image, load_masks
 from .memory import check_fits
+from .tiling import TiledObjective, TileGrid, tile_pixels, tiled_style_targets
 from .objective import FusedObjective, MaskedObjective, Objective, content_targets, style_targets
 from .presets import Options, parse_layers, resolve_options
 from .progress import Callback, Progress
@@ -123,25 +124,41 @@ class StyleTransfer:
         style_side = max(MIN_SIDE, round(opts.size * opts.style_scale))
         style_xs = [kernels.hwc_to_nchw(resize(s, *fit_size(*s.shape[:2], style_side)), 1.0) for s in style_imgs]
         runner = self.runner(opts)
-        content_target, shapes = content_targets(runner, content_x, opts)
         blend = style_blend(opts.style_blend, len(style_imgs))
+        if tiled(opts, h, w):
+            return self._prepare_tiled(runner, content_x, style_xs, blend, opts,
+                                       self._first_image(opts, content_x, init_image, h, w))
+        content_target, shapes = content_targets(runner, content_x, opts)
         if opts.style_masks is not None:
             masks = load_masks(opts.style_masks, len(style_imgs), h, w)
             each = [style_targets(runner, [x], [1.0], opts) for x in style_xs]
             objective = MaskedObjective(runner, content_target, each, masks, blend, opts, shapes)
             return Prepared(objective, self._first_image(opts, content_x, init_image, h, w), opts)
-        key = (tuple(hashlib.sha1(s.tobytes()).hexdigest() for s in style_imgs), style_side, tuple(blend),
-               tuple(opts.style_layers.items()), opts.convention, opts.pooling, opts.match_colors)
-        if key not in self._style_cache:
-            while len(self._style_cache) >= 8:
-                self._style_cache.pop(next(iter(self._style_cache)))
-            self._style_cache[key] = style_targets(runner, style_xs, blend, opts)
-        style_target = self._style_cache[key]
+        style_target = self._style_target(style_xs, blend, opts, lambda: style_targets(runner, style_xs, blend, opts))
         if self.path(opts) == "fused":
             objective = FusedObjective(runner, content_target, style_target, opts, shapes)
         else:
             objective = Objective(runner, content_target, style_target, opts)
         return Prepared(objective, self._first_image(opts, content_x, init_image, h, w), opts)
+
+    def _prepare_tiled(self, runner, content_x: np.ndarray, style_xs: list[np.ndarray], blend: list[float],
+                       opts: Options, x0: np.ndarray) -> Prepared:
+        """A tiled objective: content features and style Grams assembled tile by tile, exactly."""
+        grid = TileGrid(self.spec, list(runner.loss_layers), *content_x.shape[2:], opts.tile, opts.pooling)
+        content_target = grid.features(runner, content_x, list(opts.content_layers))
+        style_target = self._style_target(style_xs, blend, opts, lambda: tiled_style_targets(
+            runner, self.spec, style_xs, blend, opts, opts.tile))
+        return Prepared(TiledObjective(runner, grid, content_target, style_target, opts), x0, opts)
+
+    def _style_target(self, style_xs: list[np.ndarray], blend: list[float], opts: Options, compute) -> dict:
+        """Gram targets from the cache (by style pixels and settings), computed by `compute()` when absent."""
+        key = (tuple(hashlib.sha1(s.tobytes()).hexdigest() for s in style_xs), tuple(blend),
+               tuple(opts.style_layers.items()), opts.convention, opts.pooling)
+        if key not in self._style_cache:
+            while len(self._style_cache) >= 8:
+                self._style_cache.pop(next(iter(self._style_cache)))
+            self._style_cache[key] = compute()
+        return self._style_cache[key]
 
     def _first_image(self, opts: Options, content_x: np.ndarray, init_image: np.ndarray | None, h: int, w: int):
         if init_image is not None:
@@ -169,8 +186,11 @@ class StyleTransfer:
         opts = self.options(preset, **overrides)
         init_image = self._init_image(opts)
         content_img, style_imgs = self.load(content, styles, opts)
-        check_fits(*fit_size(*content_img.shape[:2], opts.size), self.path(opts), opts.optimizer, opts.history,
-                   self.device)
+        h, w = fit_size(*content_img.shape[:2], opts.size)
+        layers = list(set(opts.content_layers) | set(opts.style_layers))
+        check_fits(h, w, self.path(opts), opts.optimizer, opts.history, self.device,
+                   tile_pixels(self.spec, layers, opts.tile) if tiled(opts, h, w) else None,
+                   lambda core: tile_pixels(self.spec, layers, core))
         sizes, iterations = scale_schedule(opts)
         result = None
         for index, (size, count) in enumerate(zip(sizes, iterations)):

@@ -38,6 +38,22 @@ def test_style_loss_and_grad_match_numpy(rng):
     np.testing.assert_allclose(grad, want_grad, rtol=1e-4, atol=1e-5)
 
 
+def test_gram_loss_of_parts_matches_the_whole(rng):
+    # tiles: the Grams of column blocks sum to the whole Gram, and D F_part is the part of the gradient
+    f = np.maximum(rng.normal(size=(8, 40)), 0).astype(np.float32)
+    t = rng.normal(size=(8, 8)).astype(np.float32)
+    t = (t + t.T) / 2
+    parts = [f[:, :15], f[:, 15:]]
+    g = sum(kernels.gram(np.ascontiguousarray(p)) for p in parts)
+    loss, d = kernels.gram_loss(g, t, 40.0, 0.7)
+    want_loss, want_grad = _style_reference(f, t, 40.0, 0.7)
+    assert loss == pytest.approx(want_loss, rel=1e-5)
+    grad = np.concatenate([d @ p for p in parts], axis=1)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-4, atol=1e-5)
+    diff = f.astype(np.float64) @ f.T / 40.0 - t
+    np.testing.assert_allclose(d, 4 * 0.7 / 40.0 * diff, rtol=1e-4, atol=1e-6)
+
+
 def test_style_grad_is_the_derivative(rng):
     f = rng.normal(size=(5, 12))
     t = rng.normal(size=(5, 5))
