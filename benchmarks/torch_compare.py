@@ -31,12 +31,12 @@ CONTENT_LAYER = "relu4_2"
 HISTORY = 10  # the L-BFGS history both sides keep
 
 
-def nst_run(size: int, threads: int, evaluations: int, path: str = "auto") -> list[float]:
+def nst_run(size: int, threads: int, evaluations: int, path: str = "auto", device: str = "cpu") -> list[float]:
     """Seconds per objective evaluation (forward, backward and optimizer step) for nst."""
     from engine import StyleTransfer
 
-    st = nst_run.cache.get(threads) or StyleTransfer(threads=threads)
-    nst_run.cache[threads] = st
+    st = nst_run.cache.get((threads, device)) or StyleTransfer(device=device, threads=threads)
+    nst_run.cache[(threads, device)] = st
     stamps = []
     prepared = st.prepare(str(CONTENT), [str(STYLE)], preset="johnson", size=size, iterations=evaluations,
                           path=path)
@@ -50,7 +50,7 @@ nst_run.cache = {}
 class TorchVGG:
     """VGG-19 up to relu5_1 in eager PyTorch, weights taken from the same ONNX file."""
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, device: str = "cpu") -> None:
         import torch
 
         from engine.vgg import load_spec
@@ -58,9 +58,9 @@ class TorchVGG:
         torch.set_num_threads(threads)
         self.torch = torch
         self.spec = load_spec()
-        self.layers = [(l.kind, l.name, torch.from_numpy(l.weight) if l.weight is not None else None,
-                        torch.from_numpy(l.bias) if l.bias is not None else None) for l in self.spec.layers]
-        self.mean = torch.from_numpy(self.spec.mean)
+        put = lambda a: torch.from_numpy(a).to(device) if a is not None else None
+        self.layers = [(l.kind, l.name, put(l.weight), put(l.bias)) for l in self.spec.layers]
+        self.mean = put(self.spec.mean)
 
     def features(self, x, wanted: set[str]):
         F = self.torch.nn.functional
@@ -75,15 +75,15 @@ class TorchVGG:
         return out
 
 
-def torch_run(size: int, threads: int, evaluations: int) -> list[float]:
+def torch_run(size: int, threads: int, evaluations: int, device: str = "cpu") -> list[float]:
     """Seconds per objective evaluation for the PyTorch implementation (torch.optim.LBFGS)."""
     import torch
 
     from engine.images import fit_size, read_image, resize
     from kernels import hwc_to_nchw
 
-    vgg = torch_run.cache.get(threads) or TorchVGG(threads)
-    torch_run.cache[threads] = vgg
+    vgg = torch_run.cache.get((threads, device)) or TorchVGG(threads, device)
+    torch_run.cache[(threads, device)] = vgg
     content = read_image(CONTENT)
     content = hwc_to_nchw(resize(content, *fit_size(*content.shape[:2], size)), 1.0)
     style = read_image(STYLE)
@@ -96,10 +96,10 @@ def torch_run(size: int, threads: int, evaluations: int) -> list[float]:
         return f @ f.t() / a.numel()
 
     with torch.no_grad():
-        target_c = vgg.features(torch.from_numpy(content), wanted)[CONTENT_LAYER]
-        feats = vgg.features(torch.from_numpy(style), wanted)
+        target_c = vgg.features(torch.from_numpy(content).to(device), wanted)[CONTENT_LAYER]
+        feats = vgg.features(torch.from_numpy(style).to(device), wanted)
         target_s = {n: gram(feats[n]) for n in STYLE_LAYERS}
-    x = torch.from_numpy(content.copy()).requires_grad_(True)
+    x = torch.from_numpy(content.copy()).to(device).requires_grad_(True)
     opt = torch.optim.LBFGS([x], lr=1.0, max_iter=evaluations, max_eval=evaluations, history_size=HISTORY,
                             tolerance_grad=-1, tolerance_change=-1)
     stamps = []
@@ -114,6 +114,8 @@ def torch_run(size: int, threads: int, evaluations: int) -> list[float]:
         dy = x[:, :, 1:, :] - x[:, :, :-1, :]
         loss = loss + 1e-3 * 0.5 * (dx.pow(2).sum() + dy.pow(2).sum())
         loss.backward()
+        if device != "cpu":
+            torch.cuda.synchronize()  # kernels run asynchronously: time what was computed
         stamps.append(time.perf_counter())
         return loss
 
@@ -147,13 +149,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--round", type=int, default=8, help="objective evaluations per round and side")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "torch_compare.json")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     import torch
 
-    sides = {"nst_split": lambda n: nst_run(args.size, args.threads, n, "split"),
-             "nst_fused": lambda n: nst_run(args.size, args.threads, n, "fused"),
-             "torch_eager": lambda n: torch_run(args.size, args.threads, n)}
+    if args.out is None:
+        name = "torch_compare.json" if args.device == "cpu" else f"torch_compare_{args.device}_{args.size}.json"
+        args.out = ROOT / "benchmarks" / "results" / name
+    sides = {"nst_split": lambda n: nst_run(args.size, args.threads, n, "split", args.device),
+             "nst_fused": lambda n: nst_run(args.size, args.threads, n, "fused", args.device),
+             "torch_eager": lambda n: torch_run(args.size, args.threads, n, args.device)}
     times = {side: [] for side in sides}
     ratios = {"nst_split": [], "nst_fused": []}
     for r in range(args.rounds):
@@ -165,11 +171,13 @@ def main() -> None:
         for side in ratios:
             ratios[side].append(medians[side] / medians["torch_eager"])
         print(f"round {r + 1}: " + ", ".join(f"{k} {v:.3f} s/it" for k, v in medians.items()), flush=True)
-    memory = {"nst_split": peak_rss_mb("nst", args.size, args.threads, 4, "split"),
-              "nst_fused": peak_rss_mb("nst", args.size, args.threads, 4, "fused"),
-              "torch_eager": peak_rss_mb("torch", args.size, args.threads, 4)}
+    memory = {"nst_split": peak_rss_mb("nst", args.size, args.threads, 4, "split", args.device),
+              "nst_fused": peak_rss_mb("nst", args.size, args.threads, 4, "fused", args.device),
+              "torch_eager": peak_rss_mb("torch", args.size, args.threads, 4, args.device)}
     result = {
         "job": f"johnson objective, L-BFGS (history {HISTORY}), {args.size} px, tubingen x starry_night",
+        "device": args.device, "torch_gpu_peak_mb": (torch.cuda.max_memory_reserved() / 2 ** 20
+                                                     if args.device == "cuda" else None),
         "threads": args.threads, "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
         "seconds_per_iteration": {side: summarize(t) for side, t in times.items()},
         "ratio_to_torch_per_round": ratios,

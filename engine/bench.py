@@ -221,6 +221,7 @@ def machine(floors: dict, threads: int | None) -> dict:
     import onnxruntime
 
     return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "threads": threads,
+            "cuda_options": os.environ.get("NST_CUDA_OPTIONS", ""),
             "sgemm_gflop_per_s": floors, "onnxruntime": onnxruntime.__version__, "python": platform.python_version()}
 
 

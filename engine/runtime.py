@@ -43,8 +43,23 @@ def resolve_device(name: str, device_id: int = 0) -> Device:
     if "CUDAExecutionProvider" not in providers:
         raise NstError("device 'cuda' asked for but this onnxruntime has no CUDAExecutionProvider "
                        f"(available: {', '.join(providers)}); install onnxruntime-gpu or use --device cpu")
-    options = {"device_id": device_id, "cudnn_conv_algo_search": "HEURISTIC"}
+    options = {"device_id": device_id, "cudnn_conv_algo_search": "HEURISTIC"} | cuda_options()
     return Device("cuda", (("CUDAExecutionProvider", options),), "cuda", device_id)
+
+
+def cuda_options(text: str | None = None) -> dict[str, str]:
+    """Extra CUDA provider options from NST_CUDA_OPTIONS, e.g. 'use_tf32=0,cudnn_conv_algo_search=EXHAUSTIVE'
+    (onnxruntime's own option names), so benchmarks can compare them without code changes."""
+    import os
+
+    text = os.environ.get("NST_CUDA_OPTIONS", "") if text is None else text
+    options = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise NstError(f"NST_CUDA_OPTIONS: {item!r} is not NAME=VALUE (for example use_tf32=0)")
+        options[key.strip()] = value.strip()
+    return options
 
 
 def to_device(array, device: Device):

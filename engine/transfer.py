@@ -175,7 +175,7 @@ class StyleTransfer:
 
         Options are the CLI's flags as keyword arguments (size=, iterations=, scales=, optimizer=, lr=,
         content_weight=, style_weight=, tv_weight=, style_blend=, style_scale=, init=, pooling=, seed=,
-        content_layers=, style_layers=, preserve_colors=, match_colors=, path=).
+        content_layers=, style_layers=, preserve_colors=, match_colors=, path=, history=, tile=, ...).
         `callback(progress)` runs after every iteration.
         """
         return to_uint8(self.stylize(content, styles, preset, callback, **overrides))

@@ -130,3 +130,15 @@ def test_bench_bad_input_is_one_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "cli.main", "bench", "--chart", str(tmp_path / "c.txt")],
                        capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 2 and "unknown output format" in r.stderr
+
+
+def test_cuda_options_come_from_the_environment(monkeypatch):
+    from engine.runtime import cuda_options
+
+    assert cuda_options("") == {}
+    assert cuda_options("use_tf32=0, cudnn_conv_algo_search=EXHAUSTIVE") == {
+        "use_tf32": "0", "cudnn_conv_algo_search": "EXHAUSTIVE"}
+    monkeypatch.setenv("NST_CUDA_OPTIONS", "enable_cuda_graph=0")
+    assert cuda_options() == {"enable_cuda_graph": "0"}
+    with pytest.raises(NstError, match="NAME=VALUE"):
+        cuda_options("use_tf32")
