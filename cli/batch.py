@@ -10,8 +10,8 @@ from .options import with_transfer_options
 
 @with_transfer_options
 def batch(
-    content_dir: Path = typer.Argument(..., help="Folder of content images."),
-    styles: List[Path] = typer.Argument(..., help="One or more style images."),
+    content_dir: Path = typer.Argument(..., metavar="CONTENT_DIR", help="Folder of content images."),
+    styles: List[Path] = typer.Argument(..., metavar="STYLE", help="One or more style images."),
     output_dir: Path = typer.Option(..., "--output", "-o", help="Folder for the results (created if missing)."),
     suffix: str = typer.Option(".png", help="Output format of every result, e.g. .png or .jpg."),
     options: dict = None,

@@ -10,8 +10,8 @@ from .options import with_transfer_options
 
 @with_transfer_options
 def transfer(
-    content: Path = typer.Argument(..., help="Content image (PNG, JPEG, WebP, BMP, GIF, TIFF)."),
-    styles: List[Path] = typer.Argument(..., help="One or more style images."),
+    content: Path = typer.Argument(..., metavar="CONTENT", help="Content image (PNG, JPEG, WebP, BMP, GIF, TIFF)."),
+    styles: List[Path] = typer.Argument(..., metavar="STYLE", help="One or more style images."),
     output: Path = typer.Option(..., "--output", "-o", help="Output image (.png, .jpg, .webp, .bmp, .tif)."),
     save_every: int = typer.Option(0, help="Also save the image every N iterations as OUT_<N>.ext."),
     metrics: Optional[Path] = typer.Option(None, help="Write one JSON object per iteration to this file."),

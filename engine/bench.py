@@ -135,10 +135,7 @@ def placement(case: Case) -> dict[str, dict[str, int]]:
         content, style = synthetic_pair(64)
         prepared = st.prepare(content, [style], preset=BENCH_PRESET, size=64, path=case.path, iterations=1)
         prepared.objective.loss_and_grad(prepared.x0)
-        sessions = {}
-        for index, runner in enumerate(st._runners.values()):
-            sessions.update({f"{index}_{role}": s for role, s in runner.sessions.items()})
-        return node_placement(sessions)
+        return node_placement(st.sessions())
 
 
 def worker_env(threads: int | None) -> dict[str, str]:

@@ -75,6 +75,11 @@ class StyleTransfer:
             self._runners[key] = runner
         return self._runners[key]
 
+    def sessions(self) -> dict:
+        """Every ONNX Runtime session built so far, by runner and role (for profiling and inspection)."""
+        return {f"{index}_{role}": session for index, runner in enumerate(self._runners.values())
+                for role, session in runner.sessions.items()}
+
     def path(self, opts: Options) -> str:
         """The objective path: as asked, or per device the one the benchmark measured faster (masks and
         gradient normalisation live on the split path)."""

@@ -1,0 +1,63 @@
+"""A print-size transfer on this machine: coarse to fine up to --size, the large scales tiled (--tile),
+timed per scale, with the peak memory of the process; the result goes to benchmarks/results/ as a PNG
+(a public-domain painting as content, so it may be committed) and the numbers to print_size_<size>.json.
+
+    python benchmarks/print_size.py --size 4096 --tile 1024            # hours on 2 cores
+    python benchmarks/print_size.py --size 256 --tile 64 --scales 128,256 --scale-iterations 3,2   # a test
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+CONTENT = ROOT / "examples" / "woman-with-hat-matisse.jpg"
+STYLE = ROOT / "examples" / "starry_night.jpg"
+
+
+def main() -> None:
+    from engine import StyleTransfer
+    from engine.images import save_result
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=4096)
+    parser.add_argument("--tile", type=int, default=1024)
+    parser.add_argument("--scales", default="512,1024,2048,4096")
+    parser.add_argument("--scale-iterations", default="200,100,30,10")
+    parser.add_argument("--history", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    st = StyleTransfer(threads=args.threads)
+    scales: dict[int, dict] = {}
+    start = time.perf_counter()
+
+    def progress(p) -> None:
+        row = scales.setdefault(p.scale, {"iterations": 0})
+        row.update(iterations=p.iteration + 1, seconds=round(p.elapsed, 1), loss=p.losses["loss"])
+        print(f"scale {p.scale + 1}/{p.scales} iteration {p.iteration + 1}/{p.iterations} "
+              f"{p.elapsed:.0f} s loss {p.losses['loss']:.4g}", flush=True)
+
+    # the painting is 591x800: upscaled to print size, as a user enlarging a small picture would
+    result = st.stylize(str(CONTENT), [str(STYLE)], preset="nst", size=args.size, tile=args.tile,
+                        scales=args.scales, scale_iterations=args.scale_iterations, history=args.history,
+                        style_scale=min(1.0, 1024 / args.size), callback=progress)
+    total = time.perf_counter() - start
+    out = args.out or ROOT / "benchmarks" / "results" / f"print_size_{args.size}.png"
+    save_result(out, result)
+    report = {"size": args.size, "tile": args.tile, "scales": args.scales, "scale_iterations": args.scale_iterations,
+              "history": args.history, "threads": args.threads, "result": f"{result.shape[1]}x{result.shape[0]}",
+              "seconds": round(total, 1), "per_scale": scales,
+              "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+              "date": time.strftime("%Y-%m-%d")}
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
