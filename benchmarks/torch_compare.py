@@ -137,6 +137,13 @@ def peak_rss_mb(which: str, size: int, threads: int, evaluations: int, *extra: s
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def measure_memory(args) -> dict[str, float]:
+    """Peak RSS of each side, each in a fresh process running 4 evaluations."""
+    return {"nst_split": peak_rss_mb("nst", args.size, args.threads, 4, "split", args.device),
+            "nst_fused": peak_rss_mb("nst", args.size, args.threads, 4, "fused", args.device),
+            "torch_eager": peak_rss_mb("torch", args.size, args.threads, 4, args.device)}
+
+
 def summarize(times: list[float]) -> dict[str, float]:
     t = np.asarray(times)
     return {"median_s": float(np.median(t)), "p10_s": float(np.percentile(t, 10)),
@@ -150,6 +157,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--round", type=int, default=8, help="objective evaluations per round and side")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--memory-only", action="store_true",
+                        help="measure only the peak memory of each side and update that part of the results file")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     import torch
@@ -157,6 +166,13 @@ def main() -> None:
     if args.out is None:
         name = "torch_compare.json" if args.device == "cpu" else f"torch_compare_{args.device}_{args.size}.json"
         args.out = ROOT / "benchmarks" / "results" / name
+    if args.memory_only:
+        result = json.loads(args.out.read_text()) if args.out.exists() else {}
+        result["peak_rss_mb"] = measure_memory(args)
+        result["peak_rss_date"] = time.strftime("%Y-%m-%d")
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result["peak_rss_mb"], indent=2))
+        return
     sides = {"nst_split": lambda n: nst_run(args.size, args.threads, n, "split", args.device),
              "nst_fused": lambda n: nst_run(args.size, args.threads, n, "fused", args.device),
              "torch_eager": lambda n: torch_run(args.size, args.threads, n, args.device)}
@@ -171,9 +187,7 @@ def main() -> None:
         for side in ratios:
             ratios[side].append(medians[side] / medians["torch_eager"])
         print(f"round {r + 1}: " + ", ".join(f"{k} {v:.3f} s/it" for k, v in medians.items()), flush=True)
-    memory = {"nst_split": peak_rss_mb("nst", args.size, args.threads, 4, "split", args.device),
-              "nst_fused": peak_rss_mb("nst", args.size, args.threads, 4, "fused", args.device),
-              "torch_eager": peak_rss_mb("torch", args.size, args.threads, 4, args.device)}
+    memory = measure_memory(args)
     result = {
         "job": f"johnson objective, L-BFGS (history {HISTORY}), {args.size} px, tubingen x starry_night",
         "device": args.device, "torch_gpu_peak_mb": (torch.cuda.max_memory_reserved() / 2 ** 20
