@@ -123,9 +123,13 @@ class Objective:
         if self.options.tv_weight:
             tv, tv_grad = kernels.tv_loss_grad(image[0], self.options.tv_weight)
             grad[0] += tv_grad
+        return self.record(content, style, tv).total, grad
+
+    def record(self, content: float, style: float, tv: float) -> Losses:
+        """Count an evaluation and keep its terms as `last`."""
         self.evaluations += 1
         self.last = Losses(content + style + tv, content, style, tv)
-        return self.last.total, grad
+        return self.last
 
 
 class FusedObjective(Objective):

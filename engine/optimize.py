@@ -82,3 +82,24 @@ def adam(objective: Objective, x0: np.ndarray, iterations: int, on_eval: OnEval,
         kernels.adam_step(flat, grad.reshape(-1), m.reshape(-1), v.reshape(-1), k + 1, lr,
                           beta1, beta2, eps, low, high)
     return x
+
+
+def adam_on_device(objective, x0: np.ndarray, iterations: int, on_eval: OnEval, lr: float, clip: bool = True,
+                   beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> np.ndarray:
+    """`adam` for the fused objective with everything on its device (CPU or CUDA): the image, gradient and
+    moments stay there as OrtValues and only the loss scalars come back; `on_eval` gets the image as an
+    OrtValue (Progress copies it only when asked)."""
+    from .runtime import to_device
+
+    runner = objective.runner
+    stepper = runner.adam()
+    low, high = PIXEL_RANGE if clip else (-np.inf, np.inf)
+    x = to_device(x0, runner.device)
+    for k in range(iterations):
+        content, style, grad = runner.evaluate_on_device(x)
+        x_next, tv = stepper.step(x, grad, k + 1, lr, beta1, beta2, eps, low, high, objective.options.tv_weight)
+        objective.record(content, style, tv)
+        if on_eval(k, x, objective.last):
+            break
+        x = x_next
+    return x.numpy()

@@ -31,11 +31,15 @@ class Progress:
     stopped: bool = False
 
     def image(self) -> np.ndarray:
-        return kernels.nchw_to_hwc_uint8(self._x)
+        return kernels.nchw_to_hwc_uint8(self._host())
 
     def image_float(self) -> np.ndarray:
         """The evaluated image as HxWx3 float32 in 0..255 (full optimiser precision)."""
-        return kernels.nchw_to_hwc_float(self._x)
+        return kernels.nchw_to_hwc_float(self._host())
+
+    def _host(self) -> np.ndarray:
+        """The image as a host array (a device-resident run passes an OrtValue: copied here, when asked)."""
+        return self._x if isinstance(self._x, np.ndarray) else self._x.numpy()
 
     def stop(self) -> None:
         self.stopped = True

@@ -190,12 +190,22 @@ class FusedRunner:
         self.loss_layers = features.loss_layers
         self.device = device
         self.session = make_session(fused.SerializeToString(), device, threads, profile=profile and f"{profile}_fused")
+        self.threads = threads
         self._constants: dict = {}
+        self._adam: DeviceAdam | None = None
+
+    def adam(self) -> "DeviceAdam":
+        """The device Adam stepper (built once), its moments reset for a new run."""
+        if self._adam is None:
+            self._adam = DeviceAdam(self.device, self.threads)
+        self._adam.m = self._adam.v = None
+        return self._adam
 
     @property
     def sessions(self) -> dict:
         """The runner's sessions by role."""
-        return {"features": self.features.forward_session, "fused": self.session}
+        return {"features": self.features.forward_session, "fused": self.session,
+                "adam": self._adam.session if self._adam else None}
 
     def forward(self, image: np.ndarray) -> dict[str, np.ndarray]:
         return self.features.forward(image)
@@ -209,15 +219,54 @@ class FusedRunner:
 
     def evaluate(self, image: np.ndarray) -> tuple[float, float, np.ndarray]:
         """(content loss, style loss, d loss / d image) for a (1, 3, H, W) image."""
+        content, style, grad = self.evaluate_on_device(to_device(image, self.device), grad_on_host=True)
+        return content, style, grad.numpy()
+
+    def evaluate_on_device(self, image, grad_on_host: bool = False):
+        """As `evaluate` for an image OrtValue already on the device; the gradient stays there (an
+        OrtValue) unless `grad_on_host`. Only the two loss scalars are copied to the host."""
         binding = self.session.io_binding()
-        binding.bind_ortvalue_input("image", to_device(image, self.device))
+        binding.bind_ortvalue_input("image", image)
         for name, value in self._constants.items():
             binding.bind_ortvalue_input(name, value)
-        for name in ("content_loss", "style_loss", "grad_image"):
+        for name in ("content_loss", "style_loss"):
             binding.bind_output(name, "cpu")
+        binding.bind_output("grad_image", *(("cpu",) if grad_on_host else (self.device.ort_device, self.device.device_id)))
         self.session.run_with_iobinding(binding)
-        content, style, grad = (v.numpy() for v in binding.get_outputs())
-        return float(content), float(style), grad
+        content, style, grad = binding.get_outputs()
+        return float(content.numpy()), float(style.numpy()), grad
+
+
+class DeviceAdam:
+    """Adam on the device: the step graph (engine/stepgraph.py) with the image, gradient and moments
+    bound as OrtValues, so they never leave the device; returns the tv loss of the image it steps from."""
+
+    def __init__(self, device: Device, threads: int | None = None) -> None:
+        from .stepgraph import build_adam_step
+
+        self.device = device
+        self.session = make_session(build_adam_step().SerializeToString(), device, threads, layout_rewrite=False)
+        self.m = self.v = None
+
+    def step(self, x, grad, k: int, lr: float, beta1: float, beta2: float, eps: float, low: float, high: float,
+             tv_weight: float):
+        """Step k (from 1) from image x with the network's gradient: (next image OrtValue, tv loss of x)."""
+        if self.m is None:
+            zeros = np.zeros(x.shape(), np.float32)
+            self.m, self.v = to_device(zeros, self.device), to_device(zeros, self.device)
+        lr_t = lr * np.sqrt(1.0 - beta2 ** k) / (1.0 - beta1 ** k)
+        binding = self.session.io_binding()
+        for name, value in (("x", x), ("grad", grad), ("m", self.m), ("v", self.v)):
+            binding.bind_ortvalue_input(name, value)
+        scalars = dict(lr_t=lr_t, beta1=beta1, beta2=beta2, eps=eps, low=low, high=high, tv_weight=tv_weight)
+        for name, value in scalars.items():
+            binding.bind_cpu_input(name, np.array(value, np.float32))
+        for name in ("x_next", "m_next", "v_next"):
+            binding.bind_output(name, self.device.ort_device, self.device.device_id)
+        binding.bind_output("tv_loss", "cpu")
+        self.session.run_with_iobinding(binding)
+        x_next, self.m, self.v, tv = binding.get_outputs()
+        return x_next, float(tv.numpy())
 
 
 def node_placement(sessions: dict) -> dict[str, dict[str, int]]:

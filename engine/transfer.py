@@ -226,6 +226,9 @@ class StyleTransfer:
 
         if opts.optimizer == "lbfgs":
             x = optimize.lbfgs(prepared.objective, prepared.x0, opts.iterations, on_eval, opts.history)
+        elif isinstance(prepared.objective, FusedObjective):  # image and moments stay on the device
+            x = optimize.adam_on_device(prepared.objective, prepared.x0, opts.iterations, on_eval, opts.lr,
+                                        clip=opts.clip_pixels)
         else:
             x = optimize.adam(prepared.objective, prepared.x0, opts.iterations, on_eval, opts.lr,
                               clip=opts.clip_pixels)
