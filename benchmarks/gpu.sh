@@ -22,6 +22,10 @@ log "nst bench: cuda, both paths, default options (node placement in the JSON)"
 timeout 240 python3 -m cli.main bench --providers "$DEVICE" --sizes "$SIZES" --iterations 10 --warmup 3 \
   --json "$OUT/bench_cuda.json" --chart "$OUT/bench_cuda.png" 2>&1 | tee -a "$OUT/log.txt"
 
+log "nst bench: cuda fused with Adam on the device (image, gradient and moments never leave the GPU)"
+timeout 120 python3 -m cli.main bench --providers "$DEVICE" --paths fused --optimizer adam --sizes "$SIZES" \
+  --iterations 10 --warmup 3 --json "$OUT/bench_cuda_adam.json" 2>&1 | tee -a "$OUT/log.txt"
+
 for variant in "use_tf32=0" "cudnn_conv_algo_search=EXHAUSTIVE"; do
   log "nst bench: cuda fused with $variant"
   NST_CUDA_OPTIONS="$variant" timeout 90 python3 -m cli.main bench --providers "$DEVICE" --paths fused --sizes "$QUICK" \

@@ -13,6 +13,7 @@ def bench(
     iterations: int = typer.Option(5, help="Timed evaluations per case."),
     warmup: int = typer.Option(2, help="Evaluations run first and not timed."),
     threads: Optional[int] = typer.Option(None, help="CPU threads (default: all cores)."),
+    optimizer: str = typer.Option("lbfgs", help="lbfgs (steps on the host) or adam (on the fused path: on the device)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the full report as JSON here."),
     chart: Optional[Path] = typer.Option(None, help="Write a PNG chart of achieved GFLOP/s here."),
 ) -> None:
@@ -27,7 +28,7 @@ def bench(
         check_folder(json_path)
     if chart is not None:
         check_writable(chart)
-    cases = plan(providers, sizes, paths, iterations, warmup, threads)
+    cases = plan(providers, sizes, paths, iterations, warmup, threads, optimizer)
     typer.echo(HEADER)
     report = benchmark(cases, on_result=lambda row: typer.echo(format_row(row)))
     for verdict in report["faster_path"]:
@@ -41,14 +42,14 @@ def bench(
         write_image(chart, bench_chart(report))
 
 
-HEADER = (f"{'provider':<8} {'path':<6} {'size':>9} {'median s':>9} {'spread s':>15} {'MP/s':>7} "
+HEADER = (f"{'provider':<8} {'path':<6} {'optim':<5} {'size':>9} {'median s':>9} {'spread s':>15} {'MP/s':>7} "
           f"{'GFLOP/s':>8} {'of SGEMM':>8} {'host MB':>8} {'GPU MB':>7}  nodes off provider")
 
 
 def format_row(row: dict) -> str:
     """One table line for a measured case (or its error)."""
     size = f"{row.get('width', row['size'])}x{row.get('height', row['size'])}"
-    head = f"{row['provider']:<8} {row['path']:<6} {size:>9}"
+    head = f"{row['provider']:<8} {row['path']:<6} {row.get('optimizer', 'lbfgs'):<5} {size:>9}"
     if "error" in row:
         return f"{head} failed: {row['error']}"
     gpu = f"{row['peak_gpu_mb']:.0f}" if row.get("peak_gpu_mb") is not None else "-"

@@ -36,6 +36,7 @@ class Case:
     iterations: int = 5
     warmup: int = 2
     threads: int | None = None
+    optimizer: str = "lbfgs"  # adam on the fused path keeps everything on the device
 
 
 def iteration_flops(spec, content_layers, style_layers, h: int, w: int, pooling: str = "max") -> float:
@@ -102,7 +103,7 @@ def measure(case: Case) -> dict:
     total = case.warmup + case.iterations
     with GpuMemoryPeak(st.device) as gpu:
         prepared = st.prepare(content, [style], preset=BENCH_PRESET, size=case.size, path=case.path,
-                              iterations=total)
+                              iterations=total, optimizer=case.optimizer)
         stamps: list[float] = []
         st.run(prepared, callback=lambda progress: stamps.append(time.perf_counter()))
     times = np.diff(stamps)[case.warmup - 1:] if case.warmup >= 1 else np.diff(stamps)
@@ -175,7 +176,7 @@ def parse_list(text: str | None, allowed: tuple[str, ...] | None, flag: str) -> 
 
 
 def plan(providers: str | None, sizes: str, paths: str, iterations: int, warmup: int,
-         threads: int | None) -> list[Case]:
+         threads: int | None, optimizer: str = "lbfgs") -> list[Case]:
     """The cases to run, checked before any of them starts."""
     here = available_providers()
     chosen = parse_list(providers, ("cpu", "cuda"), "providers") or here
@@ -190,7 +191,9 @@ def plan(providers: str | None, sizes: str, paths: str, iterations: int, warmup:
         raise NstError(f"--sizes {sizes!r}: give one or more sizes in 32..8192")
     if iterations < 1 or warmup < 1:
         raise NstError("--iterations and --warmup must each be at least 1")
-    return [Case(p, path, s, iterations, warmup, threads)
+    if optimizer not in ("lbfgs", "adam"):
+        raise NstError(f"--optimizer {optimizer!r}: use lbfgs or adam")
+    return [Case(p, path, s, iterations, warmup, threads, optimizer)
             for p in chosen for s in side for path in parse_list(paths, PATHS, "paths") or list(PATHS)]
 
 

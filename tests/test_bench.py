@@ -41,6 +41,9 @@ def test_flops_count_each_conv_and_gram_by_hand(st):
 def test_plan_checks_everything_first():
     cases = plan("cpu", "64, 128", "fused", 3, 1, 2)
     assert cases == [Case("cpu", "fused", 64, 3, 1, 2), Case("cpu", "fused", 128, 3, 1, 2)]
+    assert plan("cpu", "64", "fused", 1, 1, None, "adam")[0].optimizer == "adam"
+    with pytest.raises(NstError, match="--optimizer"):
+        plan("cpu", "64", "fused", 1, 1, None, "sgd")
     assert {c.path for c in plan(None, "64", "split,fused", 1, 1, None)} == {"split", "fused"}
     with pytest.raises(NstError, match="tpu"):
         plan("cpu,tpu", "64", "fused", 1, 1, None)
