@@ -14,8 +14,10 @@ from pathlib import Path
 from .errors import NstError
 
 MB = 2.0 ** 20
-FIXED_MB = {"fused": 900.0, "split": 650.0}  # measured 922 and 709 MB at 128x128 (lbfgs, history 10)
-NETWORK_BYTES_PER_PIXEL = 5000.0  # activations, adjoints and arena slack up to relu5_1, fitted 128..512 px
+FIXED_MB = {"fused": 900.0, "split": 650.0}  # measured 940 and 714 MB at 128x128 (lbfgs, history 10)
+# activations, adjoints and arena slack up to relu5_1 per path, fitted 128..512 px (on the high side)
+NETWORK_BYTES = {"fused": 3800.0, "split": 5300.0}
+NETWORK_BYTES_PER_PIXEL = max(NETWORK_BYTES.values())  # for a provider whose path is not known
 MARGIN = 1.1  # the check asks for 10% more than the estimate
 
 
@@ -39,7 +41,7 @@ def estimate_peak_mb(pixels: int, path: str, optimizer: str, history: int = 10, 
                      network_pixels: int | None = None) -> float:
     """Estimated peak resident host memory of a process running one transfer of `pixels` pixels;
     `network_pixels`: a tiled run's largest tile, which is all the network holds at once."""
-    network = NETWORK_BYTES_PER_PIXEL if device == "cpu" else HOST_BYTES_PER_PIXEL_ON_GPU
+    network = NETWORK_BYTES[path] if device == "cpu" else HOST_BYTES_PER_PIXEL_ON_GPU
     whole = optimizer_bytes_per_pixel(optimizer, history)
     if network_pixels is None:
         return FIXED_MB[path] + pixels * (network + whole) / MB
