@@ -75,10 +75,10 @@ class Options:
 
 
 PRESETS: dict[str, Options] = {
-    # nst's own default: the johnson objective, coarse to fine (half size, then full size), so the
-    # full-size pass starts close to its optimum, and a 30-step L-BFGS memory (schedule and memory:
-    # benchmarks/results/nst_schedule_tuning_256.json; result: benchmarks/results/nst_vs_johnson.json).
-    "nst": Options(preset="nst", scales=2, scale_iterations="100,210", history=30),
+    # nst's own default: the johnson objective, coarse to fine (quarter, half, then full size), so the
+    # full-size pass starts close to its optimum, with a 20-step L-BFGS memory (schedules measured at 512 px:
+    # benchmarks/results/nst_schedule_tuning_512.json; at 256 px: nst_schedule_tuning_256.json).
+    "nst": Options(preset="nst", scales=3, scale_iterations="200,150,165", history=20),
     # jcjohnson/neural-style's defaults (pixels 0..255, MSE losses, Gram / CHW).
     "johnson": Options(),
     # The assignment in shared/seed: its cost normalisations, 10 J_content + 40 J_style, average pooling,
