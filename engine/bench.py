@@ -8,7 +8,6 @@ objective evaluations after the warm-up ones, so the optimizer's own work is inc
 from __future__ import annotations
 
 import json
-import math
 import os
 import resource
 import statistics
@@ -21,6 +20,7 @@ import numpy as np
 
 from .errors import NstError
 from .gpumemory import GpuMemoryPeak
+from .vgg import pooled_size
 
 PATHS = ("split", "fused")
 BENCH_PRESET = "johnson"  # the classic objective: five style layers, relu4_2 content, tv
@@ -44,16 +44,17 @@ def iteration_flops(spec, content_layers, style_layers, h: int, w: int, pooling:
     (the input gradient costs the same multiply-adds), plus each Gram matrix and its adjoint."""
     layers = set(content_layers) | set(style_layers)
     deepest = max(layers, key=spec.relu_names.index)
-    macs, gram_macs = 0.0, 0.0
+    macs, gram_macs, stride = 0.0, 0.0, 1
     for layer in spec.truncated(deepest):
+        size = pooled_size(h, w, stride, pooling)
         if layer.kind == "conv":
             cout, cin, kh, kw = layer.weight.shape
-            macs += float(cout * cin * kh * kw) * h * w
+            macs += float(cout * cin * kh * kw) * size[0] * size[1]
             channels = cout
         elif layer.kind == "pool":
-            h, w = (h // 2, w // 2) if pooling == "max" else (math.ceil(h / 2), math.ceil(w / 2))
+            stride *= 2
         elif layer.name in style_layers:
-            gram_macs += 2.0 * channels * channels * h * w  # G = F F^T, then dF = dG F
+            gram_macs += 2.0 * channels * channels * size[0] * size[1]  # G = F F^T, then dF = dG F
     return 2.0 * (2.0 * macs + gram_macs)
 
 

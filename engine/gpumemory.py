@@ -11,8 +11,9 @@ import threading
 from typing import Callable
 
 
-def nvml_reader(device_id: int) -> Callable[[], float] | None:
-    """A function returning the device's used memory in MB via pynvml, or None without pynvml."""
+def _nvml_memory(device_id: int) -> Callable[[], object] | None:
+    """A function returning the device's NVML memory info (.used, .free in bytes), or None without
+    pynvml or a driver."""
     try:
         import pynvml
 
@@ -20,18 +21,19 @@ def nvml_reader(device_id: int) -> Callable[[], float] | None:
         handle = pynvml.nvmlDeviceGetHandleByIndex(device_id)
     except Exception:  # not installed, or no driver
         return None
-    return lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).used / 2 ** 20
+    return lambda: pynvml.nvmlDeviceGetMemoryInfo(handle)
+
+
+def nvml_reader(device_id: int) -> Callable[[], float] | None:
+    """A function returning the device's used memory in MB via pynvml, or None without pynvml."""
+    info = _nvml_memory(device_id)
+    return None if info is None else (lambda: info().used / 2 ** 20)
 
 
 def gpu_free_mb(device_id: int) -> float | None:
     """Free memory on the GPU in MB (pynvml), or None when it cannot be asked."""
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        return pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(device_id)).free / 2 ** 20
-    except Exception:  # not installed, or no driver
-        return None
+    info = _nvml_memory(device_id)
+    return None if info is None else info().free / 2 ** 20
 
 
 def smi_reader(device_id: int) -> Callable[[], float] | None:

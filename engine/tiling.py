@@ -18,6 +18,7 @@ import kernels
 
 from .objective import Objective, _flat
 from .presets import CONVENTIONS, Options
+from .vgg import pooled_size
 
 ALIGN = 16  # 2^pools before relu5_1: tile corners on this grid keep pooling windows aligned
 
@@ -94,11 +95,8 @@ class TileGrid:
         self.strides = strides(spec, layers)
 
     def size(self, layer: str) -> tuple[int, int]:
-        """(h, w) of the whole image's activation at `layer` (max pooling floors, SAME average pooling rounds up)."""
-        s = self.strides[layer]
-        if self.pooling == "max":
-            return self.h // s, self.w // s
-        return math.ceil(self.h / s), math.ceil(self.w / s)
+        """(h, w) of the whole image's activation at `layer`."""
+        return pooled_size(self.h, self.w, self.strides[layer], self.pooling)
 
     def at(self, step: int) -> list[Tile]:
         """The tiles for evaluation `step`: the grid shifts by a different multiple of ALIGN each time."""

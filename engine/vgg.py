@@ -56,6 +56,14 @@ class VggSpec:
         raise KeyError(last_relu)
 
 
+def pooled_size(h: int, w: int, stride: int, pooling: str) -> tuple[int, int]:
+    """(h, w) of an activation `stride` pixels per position: 2x2 max pooling floors odd sizes, TensorFlow
+    SAME average pooling rounds them up."""
+    if pooling == "max":
+        return h // stride, w // stride
+    return -(-h // stride), -(-w // stride)
+
+
 def model_path() -> Path:
     """The feature model: $NST_MODEL if set, else the bundled file."""
     return Path(os.environ.get("NST_MODEL", DEFAULT_MODEL))
