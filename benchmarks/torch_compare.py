@@ -1,7 +1,7 @@
 """nst against a plain PyTorch implementation of the same objective (johnson preset, L-BFGS).
 
 Both use the same VGG-19 weights (read from models/vgg19_features.onnx), the same images, sizes, layers,
-losses and L-BFGS history.  Time: rounds alternate nst and PyTorch in one process, each round running
+losses and L-BFGS history; both run a float32 L-BFGS of their own (nst's `lbfgs`, torch.optim.LBFGS).  Time: rounds alternate nst and PyTorch in one process, each round running
 ROUND objective evaluations; the per-evaluation median over all rounds (first evaluation of each round
 excluded) is reported with its spread.  Memory: each side runs once more in a fresh subprocess and its
 peak resident set size is read from the kernel (VmHWM; ru_maxrss would inherit the parent's).
@@ -28,7 +28,7 @@ CONTENT = IMAGES / "tubingen.jpg"
 STYLE = IMAGES / "starry_night.jpg"
 STYLE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
 CONTENT_LAYER = "relu4_2"
-HISTORY = 10  # the L-BFGS history both sides keep
+HISTORY = 10  # the L-BFGS history both sides keep (the johnson preset's)
 
 
 def nst_run(size: int, threads: int, evaluations: int, path: str = "auto", device: str = "cpu") -> list[float]:
@@ -39,7 +39,7 @@ def nst_run(size: int, threads: int, evaluations: int, path: str = "auto", devic
     nst_run.cache[(threads, device)] = st
     stamps = []
     prepared = st.prepare(str(CONTENT), [str(STYLE)], preset="johnson", size=size, iterations=evaluations,
-                          path=path)
+                          path=path, optimizer="lbfgs", history=HISTORY)
     st.run(prepared, callback=lambda p: stamps.append(time.perf_counter()))
     return list(np.diff(stamps))
 

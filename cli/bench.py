@@ -13,7 +13,7 @@ def bench(
     iterations: int = typer.Option(5, help="Timed evaluations per case."),
     warmup: int = typer.Option(2, help="Evaluations run first and not timed."),
     threads: Optional[int] = typer.Option(None, help="CPU threads (default: all cores)."),
-    optimizer: str = typer.Option("lbfgs", help="lbfgs (steps on the host) or adam (on the fused path: on the device)."),
+    optimizer: str = typer.Option("lbfgs", help="lbfgs or lbfgsb (steps on the host) or adam (on the fused path: on the device)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the full report as JSON here."),
     chart: Optional[Path] = typer.Option(None, help="Write a PNG chart of achieved GFLOP/s here."),
 ) -> None:

@@ -10,6 +10,7 @@ import typer
 
 class Optimizer(str, Enum):
     lbfgs = "lbfgs"
+    lbfgsb = "lbfgsb"
     adam = "adam"
 
 
@@ -45,9 +46,9 @@ def _shared(
     iterations: Optional[int] = typer.Option(None, help="Objective evaluations (forward+backward passes) per scale."),
     scales: Optional[str] = typer.Option(None, help="Multi-scale: a count (halving down from --size) or sizes, e.g. 128,256,512."),
     scale_iterations: Optional[str] = typer.Option(None, help="Iterations per scale, e.g. 300,200,100."),
-    optimizer: Optional[Optimizer] = typer.Option(None, help="lbfgs (bounded L-BFGS-B) or adam."),
+    optimizer: Optional[Optimizer] = typer.Option(None, help="lbfgs (nst's bounded L-BFGS), lbfgsb (scipy's L-BFGS-B, the johnson preset's) or adam."),
     history: Optional[int] = typer.Option(None, help="L-BFGS memory in past steps (more: better steps, "
-                                          "16 bytes per pixel value each)."),
+                                          "8 bytes per pixel value each; 16 with lbfgsb)."),
     lr: Optional[float] = typer.Option(None, help="Adam learning rate (pixels, 0..255 scale)."),
     content_weight: Optional[float] = typer.Option(None, help="Weight of the content loss."),
     style_weight: Optional[float] = typer.Option(None, help="Weight of the style loss."),

@@ -192,8 +192,8 @@ def plan(providers: str | None, sizes: str, paths: str, iterations: int, warmup:
         raise NstError(f"--sizes {sizes!r}: give one or more sizes in 32..8192")
     if iterations < 1 or warmup < 1:
         raise NstError("--iterations and --warmup must each be at least 1")
-    if optimizer not in ("lbfgs", "adam"):
-        raise NstError(f"--optimizer {optimizer!r}: use lbfgs or adam")
+    if optimizer not in ("lbfgs", "lbfgsb", "adam"):
+        raise NstError(f"--optimizer {optimizer!r}: use lbfgs, lbfgsb or adam")
     return [Case(p, path, s, iterations, warmup, threads, optimizer)
             for p in chosen for s in side for path in parse_list(paths, PATHS, "paths") or list(PATHS)]
 

@@ -10,7 +10,7 @@ from .errors import NstError
 from .presets import Options
 from .schedule import MAX_SIDE, MIN_SIDE, scale_schedule
 
-OPTIMIZERS = ("lbfgs", "adam")
+OPTIMIZERS = ("lbfgs", "lbfgsb", "adam")
 PATHS = ("auto", "split", "fused")
 
 

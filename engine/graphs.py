@@ -107,6 +107,16 @@ def build_forward(spec: VggSpec, loss_layers: list[str], pooling: str) -> tuple[
     return _model(b, [image], outputs, "nst_forward"), tuple(saved)
 
 
+def build_features(spec: VggSpec, loss_layers: list[str], pooling: str) -> tuple[onnx.ModelProto, tuple[str, ...]]:
+    """Features graph for targets: image -> the loss-layer activations only, so ONNX Runtime frees every
+    other activation as soon as the next layer has read it (lower peak memory than `build_forward`)."""
+    b = _Builder()
+    emit_forward(b, spec, spec.truncated(deepest(spec, loss_layers)), pooling)
+    wanted = tuple(name for name in spec.relu_names if name in set(loss_layers))
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    return _model(b, [image], [_tensor(name) for name in wanted], "nst_features"), wanted
+
+
 def _spatial_shape(b: _Builder, x: str) -> str:
     return b.op("Shape", [x], "hw", start=2, end=4)
 

@@ -22,9 +22,12 @@ MARGIN = 1.1  # the check asks for 10% more than the estimate
 
 
 def optimizer_bytes_per_pixel(optimizer: str, history: int) -> float:
-    """L-BFGS-B keeps 2 x history float64 vectors plus about 5 more and its bounds; Adam 3 float32 arrays."""
+    """nst's L-BFGS keeps 2 x (history + 1) float32 vectors and 7 more; scipy's L-BFGS-B 2 x history float64
+    vectors plus about 5 more and its bounds; Adam 3 float32 arrays."""
     values = 3  # RGB
     if optimizer == "lbfgs":
+        return values * 4.0 * (2 * history + 2 + 7)
+    if optimizer == "lbfgsb":
         return values * 8.0 * (2 * history + 5 + 2)
     return values * 4.0 * 3
 
@@ -100,9 +103,11 @@ def check_fits(h: int, w: int, path: str, optimizer: str, history: int, device=N
         side = largest_side(h, w, have, path, optimizer, history)
         if side >= 32:
             hints.append(f"--size {side}")
-    if optimizer == "lbfgs" and need(optimizer="adam") <= have:
+    if optimizer != "adam" and need(optimizer="adam") <= have:
         hints.append("--optimizer adam")
-    if optimizer == "lbfgs" and history > 5 and need(history=5) <= have:
+    if optimizer == "lbfgsb" and need(optimizer="lbfgs") <= have:
+        hints.append("--optimizer lbfgs")
+    if optimizer != "adam" and history > 5 and need(history=5) <= have:
         hints.append("--history 5")
     if network_pixels is None and need(path="split" if path == "fused" else "fused") <= have:
         hints.append(f"--path {'split' if path == 'fused' else 'fused'}")

@@ -43,8 +43,8 @@ class Options:
     iterations: int = 1000
     scales: int | str = 1  # a count (halving down from size) or sizes such as "128,256,512"
     scale_iterations: str | None = None  # iterations per scale, e.g. "300,200,100"; default: iterations each
-    optimizer: str = "lbfgs"
-    history: int = 10  # L-BFGS memory: past steps kept (16 bytes per pixel value each); scipy's default
+    optimizer: str = "lbfgs"  # lbfgs (nst's own) | lbfgsb (scipy's L-BFGS-B) | adam
+    history: int = 10  # L-BFGS memory: past steps kept (8 bytes per pixel value each; 16 for lbfgsb)
     lr: float = 10.0
     content_weight: float = 5.0
     style_weight: float = 100.0
@@ -80,7 +80,7 @@ PRESETS: dict[str, Options] = {
     # benchmarks/results/nst_schedule_tuning_512.json; at 256 px: nst_schedule_tuning_256.json).
     "nst": Options(preset="nst", scales=3, scale_iterations="200,150,165", history=20),
     # jcjohnson/neural-style's defaults (pixels 0..255, MSE losses, Gram / CHW).
-    "johnson": Options(),
+    "johnson": Options(optimizer="lbfgsb"),
     # The assignment in shared/seed: its cost normalisations, 10 J_content + 40 J_style, average pooling,
     # noisy-content initialisation with numpy seed 3, Adam lr 2.0 for 200 iterations at 400x300.
     "seed": Options(preset="seed", convention="seed", size=400, iterations=200, optimizer="adam", lr=2.0,

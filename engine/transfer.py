@@ -15,7 +15,7 @@ from .checks import check_options, host_only, style_blend, tiled
 from .colour import match_colours, preserve_colours
 from .errors import NstError
 from .fused import build_fused
-from .graphs import GraphPair, build_forward, build_graphs
+from .graphs import GraphPair, build_features, build_graphs
 from .images import as_image, fit_size, resize
 from .inputs import INITS, initial_image, load_masks
 from .memory import check_fits
@@ -23,7 +23,7 @@ from .tiling import TiledObjective, TileGrid, tile_pixels, tiled_style_targets
 from .objective import FusedObjective, MaskedObjective, Objective, content_targets, style_targets
 from .presets import Options, parse_layers, resolve_options
 from .progress import Callback, Progress
-from .runtime import FusedRunner, GraphRunner, resolve_device
+from .runtime import FusedRunner, GraphRunner, release_free_heap, resolve_device
 from .schedule import MIN_SIDE, scale_schedule
 from .vgg import load_spec
 
@@ -65,16 +65,21 @@ class StyleTransfer:
         key = (tuple(layers), opts.pooling, path) + ((tuple(opts.content_layers), tuple(opts.style_layers))
                                                      if path == "fused" else ())
         if key not in self._runners:
-            if path == "fused":  # a features graph for the targets; no backward graph is built
-                forward, saved = build_forward(self.spec, layers, opts.pooling)
-                fused = build_fused(self.spec, list(opts.content_layers), list(opts.style_layers), opts.pooling)
-                runner = FusedRunner(GraphPair(forward, None, saved, tuple(layers)), fused, self.device, self.threads,
-                                     self.profile)
-            else:
-                runner = GraphRunner(build_graphs(self.spec, layers, opts.pooling), self.device, self.threads,
-                                     profile=self.profile)
-            self._runners[key] = runner
+            self._runners[key] = self._build_runner(opts, layers, path)
+            release_free_heap()  # the graphs' protos are gone now: give their pages back
         return self._runners[key]
+
+    def _build_runner(self, opts: Options, layers: list[str], path: str):
+        if path == "fused":  # a features graph for the targets (built when needed); no backward graph
+
+            def features() -> GraphPair:
+                forward, saved = build_features(self.spec, layers, opts.pooling)
+                return GraphPair(forward, None, saved, tuple(layers))
+
+            fused = build_fused(self.spec, list(opts.content_layers), list(opts.style_layers), opts.pooling)
+            return FusedRunner(features, tuple(layers), fused, self.device, self.threads, self.profile)
+        return GraphRunner(build_graphs(self.spec, layers, opts.pooling), self.device, self.threads,
+                           profile=self.profile)
 
     def sessions(self) -> dict:
         """Every ONNX Runtime session built so far, by runner and role (for profiling and inspection)."""
@@ -142,6 +147,7 @@ class StyleTransfer:
             return Prepared(objective, self._first_image(opts, content_x, init_image, h, w), opts)
         style_target = self._style_target(style_xs, blend, opts, lambda: style_targets(runner, style_xs, blend, opts))
         if self.path(opts) == "fused":
+            runner.drop_features()  # targets done: its memory goes to the objective
             objective = FusedObjective(runner, content_target, style_target, opts, shapes)
         else:
             objective = Objective(runner, content_target, style_target, opts)
@@ -225,8 +231,9 @@ class StyleTransfer:
             prepared.stopped = progress.stopped or returned is True
             return prepared.stopped
 
-        if opts.optimizer == "lbfgs":
-            x = optimize.lbfgs(prepared.objective, prepared.x0, opts.iterations, on_eval, opts.history)
+        if opts.optimizer in ("lbfgs", "lbfgsb"):
+            minimize = optimize.lbfgs if opts.optimizer == "lbfgs" else optimize.lbfgsb
+            x = minimize(prepared.objective, prepared.x0, opts.iterations, on_eval, opts.history)
         elif isinstance(prepared.objective, FusedObjective):  # image and moments stay on the device
             x = optimize.adam_on_device(prepared.objective, prepared.x0, opts.iterations, on_eval, opts.lr,
                                         clip=opts.clip_pixels)

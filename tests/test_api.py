@@ -19,7 +19,7 @@ def test_transfer_returns_uint8_rgb_of_the_requested_size(st):
     assert out.dtype == np.uint8 and out.shape == (32, 48, 3)
 
 
-@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+@pytest.mark.parametrize("optimizer", ["lbfgs", "lbfgsb", "adam"])
 def test_optimizers_lower_the_loss_within_the_budget(st, optimizer):
     seen = []
     st.transfer(synthetic(40, 40), [stripes(40, 40)], size=40, iterations=12, optimizer=optimizer, init="random",
@@ -133,3 +133,4 @@ def test_lbfgs_history_reaches_the_optimizer(st, monkeypatch):
     assert seen == [1, 30]
     assert np.abs(runs[0] - runs[1]).max() > 1.0  # a one-step memory takes other steps
     assert PRESETS["nst"].history == 20 and PRESETS["johnson"].history == 10
+    assert PRESETS["nst"].optimizer == "lbfgs" and PRESETS["johnson"].optimizer == "lbfgsb"

@@ -154,3 +154,67 @@ def test_nchw_to_hwc_float_roundtrip(rng):
     img = rng.uniform(0, 255, (4, 6, 3)).astype(np.float32)
     np.testing.assert_array_equal(kernels.nchw_to_hwc_float(kernels.hwc_to_nchw(img, 1.0)), img)
 
+
+
+def _two_loop_reference(gp, pairs, gamma):
+    """Nocedal & Wright's two-loop recursion in float64: -H gp for the (s, y) pairs, oldest first."""
+    q = -gp.astype(np.float64)
+    alphas = []
+    for s, y in reversed(pairs):
+        a = (s @ q) / (s @ y)
+        q -= a * y
+        alphas.append(a)
+    q *= gamma
+    for (s, y), a in zip(pairs, reversed(alphas)):
+        q += s * (a - (y @ q) / (s @ y))
+    q[gp == 0] = 0
+    return q
+
+
+def test_lbfgs_direction_matches_the_two_loop_recursion(rng):
+    n, m = 300, 4
+    S = rng.normal(size=(m + 1, n)).astype(np.float32)
+    Y = (S + 0.3 * rng.normal(size=(m + 1, n))).astype(np.float32)  # positive curvature s.y > 0
+    rho = 1.0 / np.einsum("ij,ij->i", S.astype(np.float64), Y.astype(np.float64))
+    order = np.array([2, 0, 4, 1], np.int64)  # a ring buffer's slots, oldest first; slot 3 is the spare
+    gp = rng.normal(size=n).astype(np.float32)
+    gp[::7] = 0  # pixels held on a bound
+    d = np.empty(n, np.float32)
+    gd = kernels.lbfgs_direction(gp, S, Y, rho, order, 0.7, d)
+    want = _two_loop_reference(gp, [(S[k].astype(np.float64), Y[k].astype(np.float64)) for k in order], 0.7)
+    np.testing.assert_allclose(d, want, rtol=1e-4, atol=1e-5)
+    assert gd == pytest.approx(float(gp.astype(np.float64) @ want), rel=1e-5)
+    assert gd < 0 and np.all(d[::7] == 0)
+
+
+def test_lbfgs_direction_without_memory_is_scaled_steepest_descent(rng):
+    gp = rng.normal(size=50).astype(np.float32)
+    d = np.empty(50, np.float32)
+    kernels.lbfgs_direction(gp, np.zeros((1, 50), np.float32), np.zeros((1, 50), np.float32), np.zeros(1),
+                            np.zeros(0, np.int64), 2.0, d)
+    np.testing.assert_allclose(d, -2.0 * gp, rtol=1e-6)
+
+
+def test_projected_gradient_and_step_respect_the_box(rng):
+    x = rng.uniform(0, 255, 400).astype(np.float32)
+    x[:100], x[100:200] = 0.0, 255.0
+    g = rng.normal(size=400).astype(np.float32)
+    gp = np.empty_like(g)
+    biggest = kernels.projected_gradient(x, g, 0.0, 255.0, gp)
+    held = ((x <= 0) & (g > 0)) | ((x >= 255) & (g < 0))
+    np.testing.assert_array_equal(gp, np.where(held, 0, g))
+    assert biggest == pytest.approx(np.abs(np.where(held, 0, g)).max())
+    d = rng.normal(size=400).astype(np.float32) * 100
+    out = np.empty_like(x)
+    kernels.projected_step(x, d, 0.5, 0.0, 255.0, out)
+    np.testing.assert_allclose(out, np.clip(x + 0.5 * d, 0, 255), rtol=1e-6)
+
+
+def test_store_step_writes_differences_and_their_products(rng):
+    x, x_new, g, g_new = (rng.normal(size=200).astype(np.float32) for _ in range(4))
+    s, y = np.empty(200, np.float32), np.empty(200, np.float32)
+    sy, yy, sg = kernels.store_step(x_new, x, g_new, g, s, y)
+    np.testing.assert_allclose(s, x_new - x, rtol=1e-6)
+    np.testing.assert_allclose(y, g_new - g, rtol=1e-6)
+    s64, y64 = (x_new - x).astype(np.float64), (g_new - g).astype(np.float64)
+    assert (sy, yy, sg) == pytest.approx((s64 @ y64, y64 @ y64, s64 @ g.astype(np.float64)), rel=1e-5)

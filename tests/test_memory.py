@@ -13,10 +13,12 @@ from .conftest import stripes, synthetic
 
 def test_optimizer_arrays_are_counted():
     # scipy L-BFGS-B: 2m + 5 float64 work vectors and two float64 bounds per pixel value
-    assert optimizer_bytes_per_pixel("lbfgs", 10) == 3 * 8 * 27
+    assert optimizer_bytes_per_pixel("lbfgsb", 10) == 3 * 8 * 27
+    # nst's L-BFGS: 2 (m + 1) float32 step slots and 7 float32 images (x, g, its projection, d, trial, best)
+    assert optimizer_bytes_per_pixel("lbfgs", 10) == 3 * 4 * 29
     assert optimizer_bytes_per_pixel("adam", 10) == 3 * 4 * 3  # x, m, v in float32
     small, big = (estimate_peak_mb(512 * 512, "fused", "lbfgs", h) for h in (10, 100))
-    assert big - small == pytest.approx(512 * 512 * 3 * 8 * 180 / 2 ** 20)
+    assert big - small == pytest.approx(512 * 512 * 3 * 4 * 180 / 2 ** 20)
 
 
 def test_refusal_names_what_would_fit(monkeypatch):
@@ -61,3 +63,11 @@ def test_a_refused_run_does_no_work_and_the_check_can_be_skipped(st, monkeypatch
     monkeypatch.setenv("NST_MEMORY_CHECK", "0")
     st.transfer(synthetic(40, 40), [stripes(40, 40)], size=40, iterations=2, callback=calls.append)
     assert len(calls) == 2
+
+
+def test_scipy_lbfgsb_refusal_suggests_nst_lbfgs(monkeypatch):
+    pixels = 2048 * 2048
+    between = (estimate_peak_mb(pixels, "fused", "lbfgs", 30) + estimate_peak_mb(pixels, "fused", "lbfgsb", 30)) / 2
+    monkeypatch.setattr(memory, "available_mb", lambda: between * memory.MARGIN)
+    with pytest.raises(NstError, match="--optimizer lbfgs"):
+        check_fits(2048, 2048, "fused", "lbfgsb", 30)

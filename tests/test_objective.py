@@ -87,7 +87,7 @@ def test_conventions_follow_their_formulas():
 def test_presets_defaults():
     j = resolve_options("johnson")
     assert (j.content_weight, j.style_weight, j.tv_weight, j.optimizer, j.iterations, j.pooling, j.init, j.size) == \
-        (5.0, 100.0, 1e-3, "lbfgs", 1000, "max", "content", 512)
+        (5.0, 100.0, 1e-3, "lbfgsb", 1000, "max", "content", 512)
     s = resolve_options("seed")
     assert (s.content_weight, s.style_weight, s.optimizer, s.lr, s.iterations, s.pooling, s.size) == \
         (10.0, 40.0, "adam", 2.0, 200, "avg", 400)

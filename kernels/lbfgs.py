@@ -1,0 +1,97 @@
+"""L-BFGS on the pixels, bounded to a box: the projected gradient, the two-loop recursion over float32
+step memory (float64 sums), the projected step and the memory update, each one pass over the image.
+
+They run on one thread, vectorised (fastmath lets the float64 sums reorder): each pass is too short to
+gain from threads, and on a busy machine the parallel barrier cost 10-20x the pass (measured at 512 px,
+history 30: 25 ms per direction on one thread against 170-430 ms with numba's parallel loops)."""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, fastmath=True)
+def projected_gradient(x: np.ndarray, g: np.ndarray, low: float, high: float, out: np.ndarray) -> float:
+    """out = g with the entries zeroed whose pixel sits on a bound and is pushed outwards; returns max |out|
+    (0 at a box-constrained stationary point)."""
+    lo = np.float32(low)
+    hi = np.float32(high)
+    biggest = 0.0
+    for i in range(x.size):
+        v = g[i]
+        if (x[i] <= lo and v > 0) or (x[i] >= hi and v < 0):
+            v = np.float32(0.0)
+        out[i] = v
+        biggest = max(biggest, abs(np.float64(v)))
+    return biggest
+
+
+@njit(cache=True, fastmath=True)
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    total = 0.0
+    for i in range(a.size):
+        total += np.float64(a[i]) * np.float64(b[i])
+    return total
+
+
+@njit(cache=True, fastmath=True)
+def _axpy(alpha: float, x: np.ndarray, y: np.ndarray) -> None:
+    a = np.float32(alpha)
+    for i in range(y.size):
+        y[i] += a * x[i]
+
+
+@njit(cache=True, fastmath=True)
+def lbfgs_direction(gp: np.ndarray, S: np.ndarray, Y: np.ndarray, rho: np.ndarray, order: np.ndarray,
+                    gamma: float, d: np.ndarray) -> float:
+    """d = -H gp by the two-loop recursion over the stored steps S[k], gradient changes Y[k], rho[k] =
+    1 / (s.y), taken in `order` (oldest first), with H0 = gamma I; entries where gp is 0 (pixels held
+    on a bound) stay 0.  Returns gp.d (negative for a descent direction)."""
+    m = order.size
+    alpha = np.zeros(m)
+    for i in range(gp.size):
+        d[i] = -gp[i]
+    for j in range(m - 1, -1, -1):
+        k = order[j]
+        alpha[j] = rho[k] * _dot(S[k], d)
+        _axpy(-alpha[j], Y[k], d)
+    scale = np.float32(gamma)
+    for i in range(d.size):
+        d[i] *= scale
+    for j in range(m):
+        k = order[j]
+        beta = rho[k] * _dot(Y[k], d)
+        _axpy(alpha[j] - beta, S[k], d)
+    for i in range(d.size):
+        if gp[i] == 0:
+            d[i] = 0
+    return _dot(gp, d)
+
+
+@njit(cache=True, fastmath=True)
+def projected_step(x: np.ndarray, d: np.ndarray, t: float, low: float, high: float, out: np.ndarray) -> None:
+    """out = clip(x + t d, low, high)."""
+    step = np.float32(t)
+    lo = np.float32(low)
+    hi = np.float32(high)
+    for i in range(x.size):
+        out[i] = min(max(x[i] + step * d[i], lo), hi)
+
+
+@njit(cache=True, fastmath=True)
+def store_step(x_new: np.ndarray, x: np.ndarray, g_new: np.ndarray, g: np.ndarray, s: np.ndarray,
+               y: np.ndarray) -> tuple[float, float, float]:
+    """s = x_new - x, y = g_new - g, written in place; returns (s.y, y.y, s.g) for the curvature test,
+    the next H0 scale and the Armijo test."""
+    sy = 0.0
+    yy = 0.0
+    sg = 0.0
+    for i in range(x.size):
+        si = x_new[i] - x[i]
+        yi = g_new[i] - g[i]
+        s[i] = si
+        y[i] = yi
+        sy += np.float64(si) * np.float64(yi)
+        yy += np.float64(yi) * np.float64(yi)
+        sg += np.float64(si) * np.float64(g[i])
+    return sy, yy, sg
