@@ -58,7 +58,7 @@ class TorchVGG:
         torch.set_num_threads(threads)
         self.torch = torch
         self.spec = load_spec()
-        put = lambda a: torch.from_numpy(a).to(device) if a is not None else None
+        put = lambda a: torch.from_numpy(a.astype(np.float32)).to(device) if a is not None else None
         self.layers = [(l.kind, l.name, put(l.weight), put(l.bias)) for l in self.spec.layers]
         self.mean = put(self.spec.mean)
 

@@ -86,7 +86,8 @@ def emit_forward(b: _Builder, spec: VggSpec, layers: tuple[Layer, ...], pooling:
     saved: list[str] = []
     for layer in layers:
         if layer.kind == "conv":
-            x = b.op("Conv", [x, b.const(layer.weight, layer.name + "_w"), b.const(layer.bias, layer.name + "_b")],
+            weight, bias = layer.weight.astype(np.float32), layer.bias.astype(np.float32)
+            x = b.op("Conv", [x, b.const(weight, layer.name + "_w"), b.const(bias, layer.name + "_b")],
                      layer.name, kernel_shape=[3, 3], pads=[1, 1, 1, 1])
         elif layer.kind == "relu":
             x = b.op("Relu", [x], layer.name, layer.name)
@@ -182,7 +183,7 @@ def emit_backward(b: _Builder, layers: tuple[Layer, ...], pooling: str, grad_inp
             mask = b.op("Cast", [positive], layer.name + "_mask", to=TensorProto.FLOAT)
             g = b.op("Mul", [g, mask], layer.name + "_gpre")
         elif layer.kind == "conv":
-            adjoint = np.ascontiguousarray(layer.weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+            adjoint = np.ascontiguousarray(layer.weight.astype(np.float32).transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
             out = "grad_image" if i == 0 else None
             g = b.op("Conv", [g, b.const(adjoint, layer.name + "_wT")], layer.name + "_gin", out,
                      kernel_shape=[3, 3], pads=[1, 1, 1, 1])

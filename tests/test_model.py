@@ -83,5 +83,6 @@ def test_graph_input_convention_is_rgb_minus_mean():
     relu1_1 = sess.run(["relu1_1"], {"image": image})[0]
     conv = spec.layers[0]
     centered = rgb - np.array(export_vgg.MEAN_RGB)
-    centre_value = np.maximum(np.einsum("oc,c->o", conv.weight.sum(axis=(2, 3)), centered) + conv.bias, 0)
+    weight, bias = conv.weight.astype(np.float64), conv.bias.astype(np.float64)
+    centre_value = np.maximum(np.einsum("oc,c->o", weight.sum(axis=(2, 3)), centered) + bias, 0)
     np.testing.assert_allclose(relu1_1[0, :, 4, 4], centre_value, rtol=1e-3, atol=1e-3)
