@@ -120,6 +120,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--pairs", type=int, default=len(PAIRS))
+    parser.add_argument("--only", default="", help="contents of the pairs to run (e.g. golden_gate,tubingen); "
+                                                   "rows of other pairs already in the results file are kept")
     parser.add_argument("--johnson-iterations", type=int, default=1000)
     parser.add_argument("--rate-iterations", type=int, default=30, help="johnson evaluations timed for its rate")
     parser.add_argument("--cache", default=str(ROOT / "benchmarks" / "cache"),
@@ -127,29 +129,50 @@ def main() -> None:
     args = parser.parse_args()
     st = StyleTransfer(threads=args.threads)
     (ROOT / "benchmarks" / "results").mkdir(parents=True, exist_ok=True)
-    rows = []
-    for content, style in PAIRS[: args.pairs]:
+    pairs = [p for p in PAIRS[: args.pairs] if not args.only or p[0] in args.only.split(",")]
+    rows = kept_rows(args, {content for content, _ in pairs}) if args.only else []
+    for content, style in pairs:
         rows.append(compare(st, content, style, args))
         write(rows, args)  # after every pair: a long run that is cut short keeps what it measured
+
+
+def results_path(args) -> Path:
+    name = "nst_vs_johnson.json" if args.size == 512 else f"nst_vs_johnson_{args.size}.json"
+    return ROOT / "benchmarks" / "results" / name
+
+
+def kept_rows(args, rerun: set[str]) -> list[dict]:
+    """Rows of the results file for pairs not being rerun, made with the current nst preset."""
+    from engine.presets import PRESETS
+
+    path = results_path(args)
+    if not path.exists():
+        return []
+    old = json.loads(path.read_text())
+    if old.get("nst_preset") != preset_summary(PRESETS["nst"]):
+        return []  # another preset: its rows do not belong with these
+    return [row for row in old["pairs"] if row["content"] not in rerun]
+
+
+def preset_summary(nst) -> dict:
+    return {"scales": nst.scales, "scale_iterations": nst.scale_iterations, "history": nst.history,
+            "optimizer": nst.optimizer}
 
 
 def write(rows: list[dict], args) -> None:
     """The results so far, with medians and worst cases over the pairs."""
     from engine.presets import PRESETS
 
-    nst = PRESETS["nst"]
     result = {
         "size": args.size, "threads": args.threads, "johnson_iterations": args.johnson_iterations,
-        "nst_preset": {"scales": nst.scales, "scale_iterations": nst.scale_iterations, "history": nst.history,
-                       "optimizer": nst.optimizer},
+        "nst_preset": preset_summary(PRESETS["nst"]),
         "median_time_ratio": statistics.median(r["time_ratio"] for r in rows),
         "median_loss_ratio": statistics.median(r["loss_ratio"] for r in rows),
         "worst_time_ratio": max(r["time_ratio"] for r in rows),
         "worst_loss_ratio": max(r["loss_ratio"] for r in rows),
         "pairs": rows, "date": time.strftime("%Y-%m-%d"),
     }
-    name = "nst_vs_johnson.json" if args.size == 512 else f"nst_vs_johnson_{args.size}.json"
-    (ROOT / "benchmarks" / "results" / name).write_text(json.dumps(result, indent=2) + "\n")
+    results_path(args).write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -30,27 +30,24 @@ class _StepMemory:
         self.history = history
         self.S = np.empty((history + 1, n), np.float32)
         self.Y = np.empty((history + 1, n), np.float32)
-        self.rho = np.zeros(history + 1)
         self.kept: list[int] = []  # slots, oldest first
-        self.gamma: float | None = None  # H0 = gamma I, from the newest pair; None: no curvature yet
+        self.curved = False  # whether any pair had positive curvature: then unit steps are tried
 
     def spare(self) -> int:
         return next(i for i in range(self.history + 1) if i not in self.kept)
 
     def direction(self, gp: np.ndarray, d: np.ndarray) -> float:
-        """d = -H gp (steepest descent without memory); returns gp.d."""
-        order = np.array(self.kept, np.int64)
-        return kernels.lbfgs_direction(gp, self.S, self.Y, self.rho, order, self.gamma or 1.0, d)
+        """d = -H gp over the free pixels (steepest descent without memory); returns gp.d."""
+        return kernels.lbfgs_direction(gp, self.S, self.Y, np.array(self.kept, np.int64), d)
 
     def keep(self, slot: int, sy: float, yy: float) -> None:
         """Keep the pair in `slot` where the curvature is positive (else the memory stays as it was)."""
         if sy > 1e-10 * yy:
             self.kept = (self.kept + [slot])[-self.history:]
-            self.rho[slot] = 1.0 / sy
-            self.gamma = sy / yy
+            self.curved = True
 
     def clear(self) -> None:
-        self.kept, self.gamma = [], None
+        self.kept, self.curved = [], False
 
 
 def lbfgs(objective: Objective, x0: np.ndarray, iterations: int, on_eval: OnEval,
@@ -83,7 +80,7 @@ def lbfgs(objective: Objective, x0: np.ndarray, iterations: int, on_eval: OnEval
         if memory.direction(gp, d) >= 0:  # the memory gave no descent direction: start it over
             memory.clear()
             continue
-        t = 1.0 if memory.gamma else reach / float(np.abs(d).max())
+        t = 1.0 if memory.curved else reach / float(np.abs(d).max())
         slot, tries = memory.spare(), 0
         while True:
             tries += 1
@@ -98,7 +95,7 @@ def lbfgs(objective: Objective, x0: np.ndarray, iterations: int, on_eval: OnEval
             t *= min(0.5, max(0.1, -sg / (2.0 * (f_try - f - sg))))
         if f_try > f + 1e-4 * sg:
             break  # out of budget (or stopped) inside a line search
-        if memory.gamma is None:  # a first try that held: reach four times as far next time
+        if not memory.curved:  # a first try that held: reach four times as far next time
             reach = reach * 4.0 if tries == 1 else t * float(np.abs(d).max())
         memory.keep(slot, sy, yy)
         x, x_try, f, g = x_try, x, f_try, g_try

@@ -24,7 +24,7 @@ from .objective import FusedObjective, MaskedObjective, Objective, content_targe
 from .presets import Options, parse_layers, resolve_options
 from .progress import Callback, Progress
 from .runtime import FusedRunner, GraphRunner, release_free_heap, resolve_device
-from .schedule import MIN_SIDE, scale_schedule
+from .schedule import MIN_SIDE, next_scale_start, scale_schedule
 from .vgg import load_spec
 
 # Which objective path each device uses by default: on the CPU, nst bench measured fused 1.12-1.15x faster
@@ -172,6 +172,14 @@ class StyleTransfer:
             self._style_cache[key] = compute()
         return self._style_cache[key]
 
+    @staticmethod
+    def _scale_start(result: np.ndarray, content_img: np.ndarray, opts: Options) -> np.ndarray:
+        """A finer scale's first image: the coarser result enlarged, plus (when the run started from the
+        content) the content's detail that the coarser scale could not hold."""
+        if not (isinstance(opts.init, str) and opts.init == "content"):
+            return result
+        return next_scale_start(result, resize(content_img, *fit_size(*content_img.shape[:2], opts.size)))
+
     def _first_image(self, opts: Options, content_x: np.ndarray, init_image: np.ndarray | None, h: int, w: int):
         if init_image is not None:
             return kernels.hwc_to_nchw(resize(init_image, h, w), 1.0)
@@ -207,7 +215,8 @@ class StyleTransfer:
         result = None
         for index, (size, count) in enumerate(zip(sizes, iterations)):
             step = opts.with_overrides(size=size, iterations=count)
-            prepared = self.prepare_images(content_img, style_imgs, step, result if result is not None else init_image)
+            start = init_image if result is None else self._scale_start(result, content_img, step)
+            prepared = self.prepare_images(content_img, style_imgs, step, start)
             result = kernels.nchw_to_hwc_float(self.run(prepared, callback, (index, len(sizes))))
             if prepared.stopped:  # the callback asked to stop: skip the finer scales
                 break

@@ -132,5 +132,5 @@ def test_lbfgs_history_reaches_the_optimizer(st, monkeypatch):
             for h in (1, 30)]
     assert seen == [1, 30]
     assert np.abs(runs[0] - runs[1]).max() > 1.0  # a one-step memory takes other steps
-    assert PRESETS["nst"].history == 20 and PRESETS["johnson"].history == 10
+    assert PRESETS["nst"].history == 40 and PRESETS["johnson"].history == 10
     assert PRESETS["nst"].optimizer == "lbfgs" and PRESETS["johnson"].optimizer == "lbfgsb"

@@ -9,7 +9,7 @@ from engine.colour import match_colours, preserve_colours
 from engine.errors import NstError
 from engine.images import read_image, save_result
 from engine.inputs import initial_image
-from engine.schedule import scale_schedule
+from engine.schedule import next_scale_start, scale_schedule
 from engine.presets import resolve_options
 from kernels.colour import RGB_TO_YCBCR, affine_colour, match_histograms, rgb_to_ycbcr, ycbcr_to_rgb
 
@@ -28,15 +28,41 @@ def test_multiscale_runs_coarse_to_fine_and_ends_at_the_size(st):
 def test_scale_schedule():
     opts = resolve_options("johnson", size=512, scales=3, iterations=50)
     assert scale_schedule(opts) == ([128, 256, 512], [50, 50, 50])
-    assert scale_schedule(resolve_options("nst")) == ([128, 256, 512], [200, 150, 165])
-    assert scale_schedule(resolve_options("nst", size=100)) == ([64, 100], [150, 165])
-    assert scale_schedule(resolve_options("nst", size=64)) == ([64], [165])  # small sizes collapse
+    assert scale_schedule(resolve_options("nst")) == ([128, 256, 512], [200, 100, 195])
+    assert scale_schedule(resolve_options("nst", size=100)) == ([64, 100], [100, 195])
+    assert scale_schedule(resolve_options("nst", size=64)) == ([64], [195])  # small sizes collapse
     assert scale_schedule(resolve_options("nst", iterations=7)) == ([128, 256, 512], [7, 7, 7])
     opts = resolve_options("johnson", size=500, scales="200,300,500", scale_iterations="5,4,3")
     assert scale_schedule(opts) == ([200, 300, 500], [5, 4, 3])
     for bad in ({"scales": "300,200,500"}, {"scales": "128,256"}, {"scales": 3, "scale_iterations": "1,2"}):
         with pytest.raises(NstError):
             scale_schedule(resolve_options("johnson", size=500, **bad))
+
+
+def test_finer_scale_start_adds_back_the_content_detail():
+    from engine.images import resize
+
+    content = synthetic(96, 128).astype(np.float32)
+    coarse = resize(content, 48, 64)
+    # A coarse result equal to the content taken down: the finer scale starts at the content itself.
+    np.testing.assert_allclose(next_scale_start(coarse, content), content, atol=1e-3)
+    # Otherwise: the result enlarged, plus the content's detail band (zero-mean, fine only).
+    result = np.clip(coarse + 40.0, 0, 255)
+    start = next_scale_start(result, content)
+    detail = content - resize(coarse, 96, 128)
+    np.testing.assert_allclose(start, np.clip(resize(result, 96, 128) + detail, 0, 255), atol=1e-3)
+    assert np.abs(detail).mean() > 1.0 and abs(detail.mean()) < 1.0
+
+
+def test_content_detail_is_added_only_for_runs_started_from_the_content(st, monkeypatch):
+    import engine.transfer as transfer
+    from engine.images import resize
+
+    calls = []
+    monkeypatch.setattr(transfer, "next_scale_start", lambda r, c: calls.append(r.shape) or resize(r, *c.shape[:2]))
+    for init in ("content", "random"):
+        st.stylize(synthetic(48, 48), [stripes(48, 48)], size=96, scales=2, iterations=2, init=init)
+    assert calls == [(64, 64, 3)]  # scales 64 and 96 px, once, for the content start only
 
 
 def test_second_scale_starts_from_the_upsampled_first(st):
@@ -85,7 +111,7 @@ def test_preserve_colours_keeps_the_content_chroma(st):
     chroma_out = rgb_to_ycbcr(out.astype(np.float32))[:, :, 1:]
     chroma_in = rgb_to_ycbcr(content.astype(np.float32))[:, :, 1:]
     assert np.abs(chroma_out - chroma_in).max() < 1.5  # equal within uint8 rounding
-    plain = st.transfer(content, [stripes(48, 48)], size=64, iterations=4)
+    plain = st.transfer(content, [stripes(48, 48)], size=64, iterations=8)
     assert np.abs(rgb_to_ycbcr(plain.astype(np.float32))[:, :, 1:] - chroma_in).mean() > 3.0
 
 

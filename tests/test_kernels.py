@@ -156,18 +156,22 @@ def test_nchw_to_hwc_float_roundtrip(rng):
 
 
 
-def _two_loop_reference(gp, pairs, gamma):
-    """Nocedal & Wright's two-loop recursion in float64: -H gp for the (s, y) pairs, oldest first."""
+def _two_loop_reference(gp, pairs):
+    """Nocedal & Wright's two-loop recursion in float64 on the free pixels (gp != 0): -H gp for the (s, y)
+    pairs (oldest first) restricted to them, pairs without positive curvature left out, H0 from the newest."""
+    free = gp != 0
+    pairs = [(s * free, y * free) for s, y in pairs]
+    pairs = [(s, y) for s, y in pairs if s @ y > 0]
     q = -gp.astype(np.float64)
     alphas = []
     for s, y in reversed(pairs):
         a = (s @ q) / (s @ y)
         q -= a * y
         alphas.append(a)
-    q *= gamma
+    if pairs:
+        q *= (pairs[-1][0] @ pairs[-1][1]) / (pairs[-1][1] @ pairs[-1][1])
     for (s, y), a in zip(pairs, reversed(alphas)):
         q += s * (a - (y @ q) / (s @ y))
-    q[gp == 0] = 0
     return q
 
 
@@ -175,24 +179,23 @@ def test_lbfgs_direction_matches_the_two_loop_recursion(rng):
     n, m = 300, 4
     S = rng.normal(size=(m + 1, n)).astype(np.float32)
     Y = (S + 0.3 * rng.normal(size=(m + 1, n))).astype(np.float32)  # positive curvature s.y > 0
-    rho = 1.0 / np.einsum("ij,ij->i", S.astype(np.float64), Y.astype(np.float64))
+    Y[0] = -S[0]  # ... except this pair, which must be left out
     order = np.array([2, 0, 4, 1], np.int64)  # a ring buffer's slots, oldest first; slot 3 is the spare
     gp = rng.normal(size=n).astype(np.float32)
     gp[::7] = 0  # pixels held on a bound
     d = np.empty(n, np.float32)
-    gd = kernels.lbfgs_direction(gp, S, Y, rho, order, 0.7, d)
-    want = _two_loop_reference(gp, [(S[k].astype(np.float64), Y[k].astype(np.float64)) for k in order], 0.7)
+    gd = kernels.lbfgs_direction(gp, S, Y, order, d)
+    want = _two_loop_reference(gp, [(S[k].astype(np.float64), Y[k].astype(np.float64)) for k in order])
     np.testing.assert_allclose(d, want, rtol=1e-4, atol=1e-5)
     assert gd == pytest.approx(float(gp.astype(np.float64) @ want), rel=1e-5)
     assert gd < 0 and np.all(d[::7] == 0)
 
 
-def test_lbfgs_direction_without_memory_is_scaled_steepest_descent(rng):
+def test_lbfgs_direction_without_memory_is_steepest_descent(rng):
     gp = rng.normal(size=50).astype(np.float32)
     d = np.empty(50, np.float32)
-    kernels.lbfgs_direction(gp, np.zeros((1, 50), np.float32), np.zeros((1, 50), np.float32), np.zeros(1),
-                            np.zeros(0, np.int64), 2.0, d)
-    np.testing.assert_allclose(d, -2.0 * gp, rtol=1e-6)
+    kernels.lbfgs_direction(gp, np.zeros((1, 50), np.float32), np.zeros((1, 50), np.float32), np.zeros(0, np.int64), d)
+    np.testing.assert_allclose(d, -gp, rtol=1e-6)
 
 
 def test_projected_gradient_and_step_respect_the_box(rng):
