@@ -93,7 +93,7 @@ def test_presets_defaults():
         (10.0, 40.0, "adam", 2.0, 200, "avg", 400)
     assert s.style_layers == {f"relu{i}_1": 0.2 for i in range(1, 6)} and s.content_layers == {"relu4_2": 1.0}
     n = resolve_options()
-    assert n.preset == "nst" and n.scales == 3 and n.history == 20 and (n.content_weight, n.style_weight) == (5.0, 100.0)
+    assert n.preset == "nst" and n.scales == 3 and n.history == 40 and n.optimizer == "lbfgs" and (n.content_weight, n.style_weight) == (5.0, 100.0)
     with pytest.raises(NstError, match="unknown preset"):
         resolve_options("picasso")
 
