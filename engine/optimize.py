@@ -92,7 +92,8 @@ def lbfgs(objective: Objective, x0: np.ndarray, iterations: int, on_eval: OnEval
             if f_try <= f + 1e-4 * sg or done:
                 break
             # The minimum of the quadratic through f, its slope and f_try, kept within [0.1, 0.5] t.
-            t *= min(0.5, max(0.1, -sg / (2.0 * (f_try - f - sg))))
+            curvature = f_try - f - sg
+            t *= min(0.5, max(0.1, -sg / (2.0 * curvature))) if curvature > 0 else 0.5
         if f_try > f + 1e-4 * sg:
             break  # out of budget (or stopped) inside a line search
         if not memory.curved:  # a first try that held: reach four times as far next time
