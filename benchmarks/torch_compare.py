@@ -1,9 +1,10 @@
 """nst against a plain PyTorch implementation of the same objective (johnson preset, L-BFGS).
 
 Both use the same VGG-19 weights (read from models/vgg19_features.onnx), the same images, sizes, layers,
-losses and L-BFGS history; both run a float32 L-BFGS of their own (nst's `lbfgs`, torch.optim.LBFGS).  Time: rounds alternate nst and PyTorch in one process, each round running
-ROUND objective evaluations; the per-evaluation median over all rounds (first evaluation of each round
-excluded) is reported with its spread.  Memory: each side runs once more in a fresh subprocess and its
+losses and L-BFGS history; both run a float32 L-BFGS of their own (nst's `lbfgs`, torch.optim.LBFGS).
+Time: rounds alternate nst and PyTorch in one process, each round running ROUND objective evaluations;
+the per-evaluation median over all rounds (first evaluation of each round excluded) is reported with its
+spread.  Memory: each side runs once more in a fresh subprocess and its
 peak resident set size is read from the kernel (VmHWM; ru_maxrss would inherit the parent's).
 
     pip install torch==2.13.0      # benchmark-only dependency

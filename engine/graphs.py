@@ -99,23 +99,17 @@ def emit_forward(b: _Builder, spec: VggSpec, layers: tuple[Layer, ...], pooling:
     return saved
 
 
-def build_forward(spec: VggSpec, loss_layers: list[str], pooling: str) -> tuple[onnx.ModelProto, tuple[str, ...]]:
-    """Features graph: image -> loss-layer activations and the tensors the backward graph reuses."""
+def build_forward(spec: VggSpec, loss_layers: list[str], pooling: str,
+                  for_backward: bool = True) -> tuple[onnx.ModelProto, tuple[str, ...]]:
+    """Features graph: image -> loss-layer activations and the tensors the backward graph reuses, or with
+    `for_backward` off the loss-layer activations only (for targets: ONNX Runtime then frees every other
+    activation as soon as the next layer has read it)."""
     b = _Builder()
     saved = emit_forward(b, spec, spec.truncated(deepest(spec, loss_layers)), pooling)
-    outputs = [_tensor(name) for name in saved]
+    if not for_backward:
+        saved = [name for name in spec.relu_names if name in set(loss_layers)]
     image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])
-    return _model(b, [image], outputs, "nst_forward"), tuple(saved)
-
-
-def build_features(spec: VggSpec, loss_layers: list[str], pooling: str) -> tuple[onnx.ModelProto, tuple[str, ...]]:
-    """Features graph for targets: image -> the loss-layer activations only, so ONNX Runtime frees every
-    other activation as soon as the next layer has read it (lower peak memory than `build_forward`)."""
-    b = _Builder()
-    emit_forward(b, spec, spec.truncated(deepest(spec, loss_layers)), pooling)
-    wanted = tuple(name for name in spec.relu_names if name in set(loss_layers))
-    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])
-    return _model(b, [image], [_tensor(name) for name in wanted], "nst_features"), wanted
+    return _model(b, [image], [_tensor(name) for name in saved], "nst_forward"), tuple(saved)
 
 
 def _spatial_shape(b: _Builder, x: str) -> str:

@@ -31,7 +31,11 @@ class _StepMemory:
         self.S = np.empty((history + 1, n), np.float32)
         self.Y = np.empty((history + 1, n), np.float32)
         self.kept: list[int] = []  # slots, oldest first
-        self.curved = False  # whether any pair had positive curvature: then unit steps are tried
+
+    @property
+    def curved(self) -> bool:
+        """Whether a pair with positive curvature is kept: then unit steps are tried."""
+        return bool(self.kept)
 
     def spare(self) -> int:
         return next(i for i in range(self.history + 1) if i not in self.kept)
@@ -44,10 +48,9 @@ class _StepMemory:
         """Keep the pair in `slot` where the curvature is positive (else the memory stays as it was)."""
         if sy > 1e-10 * yy:
             self.kept = (self.kept + [slot])[-self.history:]
-            self.curved = True
 
     def clear(self) -> None:
-        self.kept, self.curved = [], False
+        self.kept = []
 
 
 def lbfgs(objective: Objective, x0: np.ndarray, iterations: int, on_eval: OnEval,

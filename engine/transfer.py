@@ -15,7 +15,7 @@ from .checks import check_options, host_only, style_blend, tiled
 from .colour import match_colours, preserve_colours
 from .errors import NstError
 from .fused import build_fused
-from .graphs import GraphPair, build_features, build_graphs
+from .graphs import GraphPair, build_forward, build_graphs
 from .images import as_image, fit_size, resize
 from .inputs import INITS, initial_image, load_masks
 from .memory import check_fits
@@ -73,7 +73,7 @@ class StyleTransfer:
         if path == "fused":  # a features graph for the targets (built when needed); no backward graph
 
             def features() -> GraphPair:
-                forward, saved = build_features(self.spec, layers, opts.pooling)
+                forward, saved = build_forward(self.spec, layers, opts.pooling, for_backward=False)
                 return GraphPair(forward, None, saved, tuple(layers))
 
             fused = build_fused(self.spec, list(opts.content_layers), list(opts.style_layers), opts.pooling)
