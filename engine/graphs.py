@@ -136,10 +136,14 @@ def _pad_to(b: _Builder, x: str, hw_from: str, hw_to: str) -> str:
     return b.op("Pad", [x, pads], "padded")
 
 
-def _max_pool_adjoint(b: _Builder, g: str, x: str, y: str) -> str:
-    """Route each pooled gradient to the cell(s) that held the maximum (floor-mode 2x2 pooling)."""
+def _max_pool_adjoint(b: _Builder, g: str, x: str, y: str, zero: str) -> str:
+    """Route each pooled gradient to the cell(s) that held the maximum (floor-mode 2x2 pooling), with the
+    ReLU before the pool already applied: a routed cell equals its window's maximum, so it is positive
+    exactly when the maximum is, and that test runs on the pooled (quarter-size) tensor instead of a
+    full-size mask."""
+    positive = b.op("Cast", [b.op("Greater", [y, zero], y + "_positive")], y + "_mask", to=TensorProto.FLOAT)
+    up_g = _upsample2(b, b.op("Mul", [g, positive], y + "_gpos"))
     up_y = _upsample2(b, y)
-    up_g = _upsample2(b, g)
     hw_up = _spatial_shape(b, up_y)
     mask = b.op("Equal", [_crop_to(b, x, hw_up), up_y], "argmax")
     routed = b.op("Mul", [up_g, b.op("Cast", [mask], "argmax_f", to=TensorProto.FLOAT)], "routed")
@@ -162,27 +166,38 @@ def deepest(spec: VggSpec, loss_layers: list[str]) -> str:
     return max(loss_layers, key=spec.relu_names.index)
 
 
+def _relu_adjoint(b: _Builder, relu: str, g: str | None, masked: bool, grad_input: str | None, zero: str) -> str:
+    """d loss / d (pre-activation) from the gradient flowing back into a ReLU (None at the deepest layer,
+    already masked when a max-pool adjoint applied the mask) plus that layer's own loss gradient."""
+    def mask(t: str) -> str:
+        # Greater + Cast + Mul measured 4x faster than Where on the CPU provider.
+        positive = b.op("Cast", [b.op("Greater", [relu, zero], relu + "_positive")], relu + "_mask", to=TensorProto.FLOAT)
+        return b.op("Mul", [t, positive], relu + "_gpre")
+
+    if g is None:
+        return mask(grad_input)
+    if not masked:
+        return mask(g if grad_input is None else b.op("Add", [g, grad_input], "gsum"))
+    return g if grad_input is None else b.op("Add", [g, mask(grad_input)], "gsum")
+
+
 def emit_backward(b: _Builder, layers: tuple[Layer, ...], pooling: str, grad_inputs: dict[str, str]) -> str:
     """Add the adjoint chain from the deepest layer down to "grad_image"; `grad_inputs` maps ReLU names to
     the tensors holding d loss / d activation.  ReLU and pool tensors are read by their layer names."""
     zero = b.const(np.array(0, np.float32), "zero")
-    g = None
+    g, masked = None, False  # masked: g already holds the ReLU adjoint (a max-pool adjoint applied it)
     for i in range(len(layers) - 1, -1, -1):
         layer = layers[i]
         if layer.kind == "relu":
-            if layer.name in grad_inputs:
-                g = grad_inputs[layer.name] if g is None else b.op("Add", [g, grad_inputs[layer.name]], "gsum")
-            # Greater + Cast + Mul measured 4x faster than Where on the CPU provider.
-            positive = b.op("Greater", [layer.name, zero], layer.name + "_positive")
-            mask = b.op("Cast", [positive], layer.name + "_mask", to=TensorProto.FLOAT)
-            g = b.op("Mul", [g, mask], layer.name + "_gpre")
+            g = _relu_adjoint(b, layer.name, g, masked, grad_inputs.get(layer.name), zero)
+            masked = False
         elif layer.kind == "conv":
             adjoint = np.ascontiguousarray(layer.weight.astype(np.float32).transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
             out = "grad_image" if i == 0 else None
             g = b.op("Conv", [g, b.const(adjoint, layer.name + "_wT")], layer.name + "_gin", out,
                      kernel_shape=[3, 3], pads=[1, 1, 1, 1])
         elif pooling == "max":
-            g = _max_pool_adjoint(b, g, pool_input_name(layers, i), layer.name)
+            g, masked = _max_pool_adjoint(b, g, pool_input_name(layers, i), layer.name, zero), True
         else:
             g = _avg_pool_adjoint(b, g, pool_input_name(layers, i))
     return g
