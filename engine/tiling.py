@@ -3,9 +3,9 @@
 Each tile is a core (the pixels it is responsible for) plus a margin ("halo") as wide as the deepest loss
 layer's receptive field reaches, so the features of the core equal those of the whole image, and tile
 corners sit on multiples of 16 so every pooling window matches the whole image's.  Style statistics are
-global: one pass sums each tile's core Gram into the image's Gram, a second pass turns the global style
-error into each core's feature gradient and runs the backward graph; the tiles' image gradients add up
-to the whole image's.  The grid moves between evaluations, so no tile border stays in one place.
+global: one pass sums each tile's core Gram into the image's Gram, a second pass (in reverse order, so it
+starts from the tile the first pass ended with) turns the global style error into each core's feature
+gradient and runs the backward graph; the tiles' image gradients add up to the whole image's.  The grid moves between evaluations, so no tile border stays in one place.
 """
 from __future__ import annotations
 
@@ -104,22 +104,30 @@ class TileGrid:
         shift = (step * 5 % positions) * ALIGN, (step * 3 % positions) * ALIGN
         return tiles(self.h, self.w, self.core, self.halo, shift)
 
-    def cores(self, runner, image: np.ndarray, step: int = 0):
-        """Yield (tile, activations, {layer: core slices}) for each tile of `image`."""
-        for tile in self.at(step):
+    def cores(self, runner, image: np.ndarray, step: int = 0, reverse: bool = False, first=None):
+        """Yield (tile, activations, {layer: core slices}) for each tile of `image`, in reverse grid order if
+        asked. `first`: the last item of a pass just made, whose forward state the runner still holds; it
+        must be the first tile of this pass and is yielded without running its forward again."""
+        order = self.at(step)[::-1] if reverse else self.at(step)
+        if first is not None:
+            assert first[0] == order[0], "the reused tile must come first"
+            yield first
+            order = order[1:]
+        for tile in order:
             acts = runner.forward(_crop(image, tile))
             yield tile, acts, {name: core_slice(tile, a.shape, self.strides[name]) for name, a in acts.items()}
 
-    def grams(self, runner, image: np.ndarray, layers, step: int = 0) -> dict[str, np.ndarray]:
-        """The whole image's Gram matrix (un-normalised, float64 sums) per layer."""
+    def grams(self, runner, image: np.ndarray, layers, step: int = 0):
+        """The whole image's Gram matrix (un-normalised, float64 sums) per layer, and the pass's last
+        (tile, activations, core slices): the runner still holds that tile's forward state, so a second pass
+        in reverse order can start from it (one tile's forward less per evaluation)."""
         grams: dict[str, np.ndarray] = {}
-        for _, acts, where in self.cores(runner, image, step):
+        for last in self.cores(runner, image, step):
             for layer in layers:
-                rows, cols = where[layer]
-                part = kernels.gram(_flat(np.ascontiguousarray(acts[layer][:, :, rows, cols]))).astype(np.float64)
+                rows, cols = last[2][layer]
+                part = kernels.gram(_flat(np.ascontiguousarray(last[1][layer][:, :, rows, cols]))).astype(np.float64)
                 grams[layer] = grams[layer] + part if layer in grams else part
-        runner.release()
-        return grams
+        return grams, last
 
     def features(self, runner, image: np.ndarray, layers) -> dict[str, np.ndarray]:
         """The whole image's activations of `layers`, assembled from the tiles' cores."""
@@ -146,7 +154,7 @@ class TiledObjective(Objective):
 
     def network(self, image: np.ndarray) -> tuple[float, float, np.ndarray]:
         opts, conv, step = self.options, CONVENTIONS[self.options.convention], self.evaluations
-        grams = self.grid.grams(self.runner, image, list(opts.style_layers), step)
+        grams, last = self.grid.grams(self.runner, image, list(opts.style_layers), step)
         style, coeffs = 0.0, {}
         for layer, weight in opts.style_layers.items():
             c = grams[layer].shape[0]
@@ -155,7 +163,7 @@ class TiledObjective(Objective):
                                                     conv.style_scale(opts.style_weight * weight, c))
             style += loss
         content, grad = 0.0, np.zeros_like(image)
-        for tile, acts, where in self.grid.cores(self.runner, image, step):
+        for tile, acts, where in self.grid.cores(self.runner, image, step, reverse=True, first=last):
             grads = {name: np.zeros_like(a) for name, a in acts.items()}
             for layer, coeff in coeffs.items():
                 rows, cols = where[layer]
@@ -188,7 +196,9 @@ def tiled_style_targets(runner, spec, styles: list[np.ndarray], blend: list[floa
     targets: dict[str, np.ndarray] = {}
     for style, weight in zip(styles, blend):
         grid = TileGrid(spec, list(runner.loss_layers), *style.shape[2:], core, options.pooling)
-        for layer, g in grid.grams(runner, style, list(options.style_layers)).items():
+        grams, _ = grid.grams(runner, style, list(options.style_layers))
+        runner.release()
+        for layer, g in grams.items():
             norm = convention.gram_divisor(g.shape[0], *grid.size(layer))
             g = (g * (weight / norm)).astype(np.float32)
             targets[layer] = g if layer not in targets else targets[layer] + g

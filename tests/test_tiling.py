@@ -55,6 +55,19 @@ def test_tiled_objective_equals_the_whole_image(st, pooling, h, w):
     assert {t.cy0 for t in tiled.grid.at(1)} != {t.cy0 for t in tiled.grid.at(0)}
 
 
+def test_second_pass_starts_from_the_tile_the_first_ended_with(st, monkeypatch):
+    whole, tiled, x = _objectives(st, 80, 112, 32, **SHALLOW)
+    calls = []
+    forward = tiled.runner.forward
+    monkeypatch.setattr(tiled.runner, "forward", lambda image: calls.append(image.shape) or forward(image))
+    loss, grad = tiled.loss_and_grad(x)
+    n = len(tiled.grid.at(0))
+    assert len(calls) == 2 * n - 1  # one forward per tile for the Grams, one less for the gradients
+    want_loss, want_grad = whole.loss_and_grad(x)
+    assert loss == pytest.approx(want_loss, rel=1e-6)
+    assert np.abs(grad - want_grad).max() <= 1e-5 * np.abs(want_grad).max()
+
+
 def test_tiled_objective_is_exact_through_relu5_1(st):
     whole, tiled, x = _objectives(st, 200, 184, 64, content_layers={"relu4_2": 1.0},
                                   style_layers={"relu1_1": 1.0, "relu3_1": 1.0, "relu5_1": 1.0})
