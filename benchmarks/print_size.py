@@ -1,6 +1,8 @@
 """A print-size transfer on this machine: coarse to fine up to --size, the large scales tiled (--tile),
-timed per scale, with the peak memory of the process; the result goes to benchmarks/results/ as a PNG
-(a public-domain painting as content, so it may be committed) and the numbers to print_size_<size>.json.
+timed per scale, with the peak memory of the process. The full result (a PNG of about 25 MB at 4096 px)
+goes to benchmarks/cache/ (not committed); benchmarks/results/ gets a 1024 px preview and a 1:1 crop as
+JPEGs (a public-domain painting as content, so they may be committed) and the numbers in
+print_size_<size>.json.
 
     python benchmarks/print_size.py --size 4096 --tile 1024            # hours on 2 cores
     python benchmarks/print_size.py --size 256 --tile 64 --scales 128,256 --scale-iterations 3,2   # a test
@@ -48,15 +50,28 @@ def main() -> None:
                         scales=args.scales, scale_iterations=args.scale_iterations, history=args.history,
                         style_scale=min(1.0, 1024 / args.size), callback=progress)
     total = time.perf_counter() - start
-    out = args.out or ROOT / "benchmarks" / "results" / f"print_size_{args.size}.png"
+    out = args.out or ROOT / "benchmarks" / "cache" / f"print_size_{args.size}.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
     save_result(out, result)
+    write_views(result, ROOT / "benchmarks" / "results" / f"print_size_{args.size}")
     report = {"size": args.size, "tile": args.tile, "scales": args.scales, "scale_iterations": args.scale_iterations,
               "history": args.history, "threads": args.threads, "result": f"{result.shape[1]}x{result.shape[0]}",
               "seconds": round(total, 1), "per_scale": scales,
               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
               "date": time.strftime("%Y-%m-%d")}
-    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    (ROOT / "benchmarks" / "results" / f"print_size_{args.size}.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
+
+
+def write_views(result, stem: Path) -> None:
+    """A 1024 px preview of the whole result and a 1:1 crop of its middle, where tile borders cross."""
+    from engine.images import resize, save_result
+
+    h, w = result.shape[:2]
+    scale = 1024 / max(h, w)
+    save_result(Path(f"{stem}_preview.jpg"), resize(result, round(h * scale), round(w * scale)))
+    y, x = max(0, h // 2 - 400), max(0, w // 2 - 500)
+    save_result(Path(f"{stem}_crop.jpg"), result[y:y + 800, x:x + 1000])
 
 
 if __name__ == "__main__":
