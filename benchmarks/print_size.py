@@ -1,6 +1,6 @@
 """A print-size transfer on this machine: coarse to fine up to --size, the large scales tiled (--tile),
 timed per scale, with the peak memory of the process. The full result (a PNG of about 25 MB at 4096 px)
-goes to benchmarks/cache/ (not committed); benchmarks/results/ gets a 1024 px preview and a 1:1 crop as
+goes to benchmarks/cache/ (not committed); docs/ gets a 1024 px preview and a 1:1 crop as
 JPEGs (a public-domain painting as content, so they may be committed) and the numbers in
 print_size_<size>.json.
 
@@ -53,7 +53,7 @@ def main() -> None:
     out = args.out or ROOT / "benchmarks" / "cache" / f"print_size_{args.size}.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     save_result(out, result)
-    write_views(result, ROOT / "benchmarks" / "results" / f"print_size_{args.size}")
+    write_views(result, ROOT / "docs" / f"print_size_{args.size}")
     report = {"size": args.size, "tile": args.tile, "scales": args.scales, "scale_iterations": args.scale_iterations,
               "history": args.history, "threads": args.threads, "result": f"{result.shape[1]}x{result.shape[0]}",
               "seconds": round(total, 1), "per_scale": scales,
