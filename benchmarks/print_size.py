@@ -1,8 +1,8 @@
 """A print-size transfer on this machine: coarse to fine up to --size, the large scales tiled (--tile),
 timed per scale, with the peak memory of the process. The full result (a PNG of about 25 MB at 4096 px)
 goes to benchmarks/cache/ (not committed); docs/ gets a 1024 px preview and a 1:1 crop as
-JPEGs (a public-domain painting as content, so they may be committed) and the numbers in
-print_size_<size>.json.
+JPEGs (a public-domain painting as content, so they may be committed) and the numbers go to
+benchmarks/results/print_size_<size>.json.
 
     python benchmarks/print_size.py --size 4096 --tile 1024            # hours on 2 cores
     python benchmarks/print_size.py --size 256 --tile 64 --scales 128,256 --scale-iterations 3,2   # a test

@@ -1,0 +1,61 @@
+"""Peak memory of tiled transfers against engine/memory.py's estimate: one single-scale `nst` transfer
+(woman-with-hat-matisse x starry_night, nst's L-BFGS history 5, style at up to 1024 px, 2 iterations) per
+size and tile, each in a fresh process; writes benchmarks/results/tiled_memory.json.
+
+    python benchmarks/tiled_memory.py --cases 2048:1024,1024:512
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+CONTENT = ROOT / "examples" / "woman-with-hat-matisse.jpg"
+STYLE = ROOT / "examples" / "starry_night.jpg"
+
+
+def one(size: int, tile: int) -> dict:
+    """Run one tiled transfer in this process; its peak RSS (VmHWM) beside the estimate made before it."""
+    from engine import StyleTransfer
+    from engine.images import fit_size, read_image
+    from engine.memory import estimate_peak_mb
+    from engine.tiling import tile_pixels
+
+    st = StyleTransfer(threads=2)
+    settings = dict(preset="nst", size=size, tile=tile, scales=str(size), scale_iterations="2", history=5,
+                    style_scale=min(1.0, 1024 / size), path="split")
+    opts = st.options(**settings)
+    h, w = fit_size(*read_image(str(CONTENT)).shape[:2], size)
+    layers = list(set(opts.content_layers) | set(opts.style_layers))
+    estimate = estimate_peak_mb(h * w, "split", "lbfgs", 5, network_pixels=tile_pixels(st.spec, layers, tile))
+    start = time.perf_counter()
+    st.stylize(str(CONTENT), [str(STYLE)], **settings)
+    peak = [int(line.split()[1]) / 1024 for line in open("/proc/self/status") if line.startswith("VmHWM")][0]
+    return {"size": f"{w}x{h}", "tile": tile, "peak_mb": round(peak), "estimate_mb": round(estimate),
+            "estimate_over_peak": round(estimate / peak, 3), "seconds": round(time.perf_counter() - start)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", default="2048:1024,1024:512", help="SIZE:TILE pairs")
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one(*map(int, args.one.split(":")))))
+        return
+    rows = []
+    for case in args.cases.split(","):
+        out = subprocess.run([sys.executable, __file__, "--one", case], capture_output=True, text=True, check=True)
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]), flush=True)
+    (ROOT / "benchmarks" / "results" / "tiled_memory.json").write_text(json.dumps(
+        {"what": __doc__.split("\n\n")[0], "rows": rows, "date": time.strftime("%Y-%m-%d")}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
