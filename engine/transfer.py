@@ -27,7 +27,7 @@ from .runtime import FusedRunner, GraphRunner, release_free_heap, resolve_device
 from .schedule import MIN_SIDE, next_scale_start, scale_schedule
 from .vgg import load_spec
 
-# Which objective path each device uses by default: on the CPU, nst bench measured fused 1.12-1.15x faster
+# Which objective path each device uses by default: on the CPU, nst bench measured fused 1.01-1.20x faster
 # at 256-1024 px (benchmarks/results/bench_cpu.json); CUDA not yet measured (benchmarks/gpu.sh).
 DEFAULT_PATH = {"cpu": "fused", "cuda": "fused"}
 
