@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import time
@@ -15,12 +16,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-CONTENT = ROOT / "examples" / "woman-with-hat-matisse.jpg"
-STYLE = ROOT / "examples" / "starry_night.jpg"
+from benchmarks.print_size import CONTENT, STYLE  # noqa: E402  (the print run's pair)
 
 
 def one(size: int, tile: int) -> dict:
-    """Run one tiled transfer in this process; its peak RSS (VmHWM) beside the estimate made before it."""
+    """Run one tiled transfer in this process; its peak RSS beside the estimate made before it."""
     from engine import StyleTransfer
     from engine.images import fit_size, read_image
     from engine.memory import estimate_peak_mb
@@ -35,7 +35,7 @@ def one(size: int, tile: int) -> dict:
     estimate = estimate_peak_mb(h * w, "split", "lbfgs", 5, network_pixels=tile_pixels(st.spec, layers, tile))
     start = time.perf_counter()
     st.stylize(str(CONTENT), [str(STYLE)], **settings)
-    peak = [int(line.split()[1]) / 1024 for line in open("/proc/self/status") if line.startswith("VmHWM")][0]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # a fresh process: its own peak
     return {"size": f"{w}x{h}", "tile": tile, "peak_mb": round(peak), "estimate_mb": round(estimate),
             "estimate_over_peak": round(estimate / peak, 3), "seconds": round(time.perf_counter() - start)}
 

@@ -136,13 +136,18 @@ def _pad_to(b: _Builder, x: str, hw_from: str, hw_to: str) -> str:
     return b.op("Pad", [x, pads], "padded")
 
 
+def _where_positive(b: _Builder, t: str, a: str, zero: str) -> str:
+    """t where activation a > 0, else 0 (Greater + Cast + Mul measured 4x faster than Where on the CPU provider)."""
+    positive = b.op("Cast", [b.op("Greater", [a, zero], a + "_positive")], a + "_mask", to=TensorProto.FLOAT)
+    return b.op("Mul", [t, positive], a + "_gpre")
+
+
 def _max_pool_adjoint(b: _Builder, g: str, x: str, y: str, zero: str) -> str:
     """Route each pooled gradient to the cell(s) that held the maximum (floor-mode 2x2 pooling), with the
     ReLU before the pool already applied: a routed cell equals its window's maximum, so it is positive
     exactly when the maximum is, and that test runs on the pooled (quarter-size) tensor instead of a
     full-size mask."""
-    positive = b.op("Cast", [b.op("Greater", [y, zero], y + "_positive")], y + "_mask", to=TensorProto.FLOAT)
-    up_g = _upsample2(b, b.op("Mul", [g, positive], y + "_gpos"))
+    up_g = _upsample2(b, _where_positive(b, g, y, zero))
     up_y = _upsample2(b, y)
     hw_up = _spatial_shape(b, up_y)
     mask = b.op("Equal", [_crop_to(b, x, hw_up), up_y], "argmax")
@@ -170,9 +175,7 @@ def _relu_adjoint(b: _Builder, relu: str, g: str | None, masked: bool, grad_inpu
     """d loss / d (pre-activation) from the gradient flowing back into a ReLU (None at the deepest layer,
     already masked when a max-pool adjoint applied the mask) plus that layer's own loss gradient."""
     def mask(t: str) -> str:
-        # Greater + Cast + Mul measured 4x faster than Where on the CPU provider.
-        positive = b.op("Cast", [b.op("Greater", [relu, zero], relu + "_positive")], relu + "_mask", to=TensorProto.FLOAT)
-        return b.op("Mul", [t, positive], relu + "_gpre")
+        return _where_positive(b, t, relu, zero)
 
     if g is None:
         return mask(grad_input)

@@ -5,7 +5,8 @@ layer's receptive field reaches, so the features of the core equal those of the 
 corners sit on multiples of 16 so every pooling window matches the whole image's.  Style statistics are
 global: one pass sums each tile's core Gram into the image's Gram, a second pass (in reverse order, so it
 starts from the tile the first pass ended with) turns the global style error into each core's feature
-gradient and runs the backward graph; the tiles' image gradients add up to the whole image's.  The grid moves between evaluations, so no tile border stays in one place.
+gradient and runs the backward graph; the tiles' image gradients add up to the whole image's.  The grid
+moves between evaluations, so no tile border stays in one place.
 """
 from __future__ import annotations
 
@@ -123,9 +124,10 @@ class TileGrid:
         in reverse order can start from it (one tile's forward less per evaluation)."""
         grams: dict[str, np.ndarray] = {}
         for last in self.cores(runner, image, step):
+            _, acts, where = last
             for layer in layers:
-                rows, cols = last[2][layer]
-                part = kernels.gram(_flat(np.ascontiguousarray(last[1][layer][:, :, rows, cols]))).astype(np.float64)
+                rows, cols = where[layer]
+                part = kernels.gram(_flat(np.ascontiguousarray(acts[layer][:, :, rows, cols]))).astype(np.float64)
                 grams[layer] = grams[layer] + part if layer in grams else part
         return grams, last
 
