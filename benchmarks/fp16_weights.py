@@ -1,34 +1,31 @@
 """How far float16 weight storage moves the features, against float32 weights, on real images.
 
 Needs the original Keras file (export-time only, like models/export_vgg.py):
-    python benchmarks/fp16_weights.py --weights PATH/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5
+    python -m benchmarks.fp16_weights --weights PATH/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5
 Writes benchmarks/results/fp16_weights.json: per ReLU layer, the relative L2 difference
 ||A16 - A32|| / ||A32|| (median and worst over the images), and the relative difference of the
 johnson objective's loss between the two.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "models"))
 IMAGES = ROOT.parent / "shared" / "images"
 
 
 def main() -> None:
-    import export_vgg
     import onnxruntime as ort
-
-    from engine import StyleTransfer
-    from engine.images import fit_size, read_image, resize
-    from kernels import hwc_to_nchw
+    from nst.engine import StyleTransfer
+    from nst.engine.images import fit_size, read_image, resize
+    from nst.kernels import hwc_to_nchw
+    from nst.models import export_vgg
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--weights", type=Path, required=True)
@@ -39,8 +36,10 @@ def main() -> None:
         fp32 = Path(tmp) / "vgg19_fp32.onnx"
         model = export_vgg.build_model(export_vgg.read_weights(args.weights), "float32")
         fp32.write_bytes(model.SerializeToString())
-        sessions = {name: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-                    for name, path in (("fp16", ROOT / "models" / "vgg19_features.onnx"), ("fp32", fp32))}
+        sessions = {
+            name: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            for name, path in (("fp16", ROOT / "models" / "vgg19_features.onnx"), ("fp32", fp32))
+        }
         names = [o.name for o in sessions["fp32"].get_outputs()]
         errors: dict[str, list[float]] = {n: [] for n in names}
         images = sorted(IMAGES.glob("*.jpg"))
@@ -54,13 +53,16 @@ def main() -> None:
         losses = {}
         for name, model_path in (("fp16", None), ("fp32", str(fp32))):
             st = StyleTransfer(model=model_path)
-            prepared = st.prepare(str(IMAGES / "tubingen.jpg"), [str(IMAGES / "starry_night.jpg")], size=args.size,
-                                  init="noise", seed=1)
+            prepared = st.prepare(
+                str(IMAGES / "tubingen.jpg"), [str(IMAGES / "starry_night.jpg")], size=args.size, init="noise", seed=1
+            )
             losses[name] = prepared.objective.loss_and_grad(prepared.x0)[0]
     result = {
-        "images": [p.name for p in images], "size": args.size,
-        "relative_l2_difference": {n: {"median": float(np.median(e)), "worst": float(np.max(e))}
-                                   for n, e in errors.items()},
+        "images": [p.name for p in images],
+        "size": args.size,
+        "relative_l2_difference": {
+            n: {"median": float(np.median(e)), "worst": float(np.max(e))} for n, e in errors.items()
+        },
         "johnson_loss_relative_difference": abs(losses["fp16"] - losses["fp32"]) / losses["fp32"],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

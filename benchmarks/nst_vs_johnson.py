@@ -13,22 +13,21 @@ the machine with other work; its own wall time is kept beside, as time_ratio_ful
 Side-by-side pictures go to benchmarks/results/ (not committed: the shared photos stay out of the
 repository); pairs whose content is a public-domain painting also go to docs/ for the README.
 
-    python benchmarks/nst_vs_johnson.py --size 512 --threads 2          # about 2 hours on 2 cores
-    python benchmarks/nst_vs_johnson.py --size 256 --pairs 1            # a quick look
+    python -m benchmarks.nst_vs_johnson --size 512 --threads 2          # about 2 hours on 2 cores
+    python -m benchmarks.nst_vs_johnson --size 256 --pairs 1            # a quick look
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 IMAGES = ROOT.parent / "shared" / "images"
 PAIRS = [("woman-with-hat-matisse", "shipwreck"), ("tubingen", "starry_night"), ("golden_gate", "the_scream")]
 PAINTINGS = {"woman-with-hat-matisse", "starry_night", "the_scream", "shipwreck"}  # public domain
@@ -36,7 +35,7 @@ PAINTINGS = {"woman-with-hat-matisse", "starry_night", "the_scream", "shipwreck"
 
 def score(st, content: str, style: str, image: np.ndarray, size: int) -> float:
     """The johnson loss (content + style, no tv) of an HxWx3 image at its own size."""
-    from kernels import hwc_to_nchw
+    from nst.kernels import hwc_to_nchw
 
     objective = st.objective(content, [style], preset="johnson", size=size, tv_weight=0.0, path="split")
     return objective.loss_and_grad(hwc_to_nchw(image.astype(np.float32), 1.0))[0]
@@ -56,8 +55,13 @@ def johnson_run(st, content: str, style: str, args) -> dict:
     path = Path(args.cache) / f"johnson_{key}.npz"
     if path.exists():
         data = np.load(path)
-        return {"image": data["image"], "seconds": float(data["seconds"]), "cpu_seconds": float(data["cpu_seconds"]),
-                "loss": float(data["loss"]), "cached": True}
+        return {
+            "image": data["image"],
+            "seconds": float(data["seconds"]),
+            "cpu_seconds": float(data["cpu_seconds"]),
+            "loss": float(data["loss"]),
+            "cached": True,
+        }
     run = timed_transfer(st, content, style, "johnson", args.size, iterations=args.johnson_iterations)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **run)
@@ -67,8 +71,14 @@ def johnson_run(st, content: str, style: str, args) -> dict:
 def johnson_seconds_by_rate(st, content: str, style: str, args) -> float:
     """1000 iterations' worth of johnson time: the median of `rate_iterations` timed evaluations."""
     stamps = []
-    st.transfer(content, [style], preset="johnson", size=args.size, iterations=args.rate_iterations + 1,
-                callback=lambda p: stamps.append(time.perf_counter()))
+    st.transfer(
+        content,
+        [style],
+        preset="johnson",
+        size=args.size,
+        iterations=args.rate_iterations + 1,
+        callback=lambda p: stamps.append(time.perf_counter()),
+    )
     return float(np.median(np.diff(stamps))) * args.johnson_iterations
 
 
@@ -95,17 +105,27 @@ def compare(st, content_name: str, style_name: str, args) -> dict:
     nst = timed_transfer(st, content, style, "nst", args.size)
     row = {"content": content_name, "style": style_name}
     for name, run in (("johnson", johnson), ("nst", nst)):
-        row.update({f"{name}_seconds": round(run["seconds"], 1), f"{name}_cpu_seconds": round(run["cpu_seconds"], 1),
-                    f"{name}_johnson_loss": round(run["loss"], 1)})
+        row.update(
+            {
+                f"{name}_seconds": round(run["seconds"], 1),
+                f"{name}_cpu_seconds": round(run["cpu_seconds"], 1),
+                f"{name}_johnson_loss": round(run["loss"], 1),
+            }
+        )
     row["johnson_seconds_by_rate"] = round(johnson_by_rate, 1)
     row["time_ratio"] = round(nst["seconds"] / johnson_by_rate, 4)
     row["time_ratio_full_run"] = round(nst["seconds"] / johnson["seconds"], 4)
     row["cpu_time_ratio"] = round(nst["cpu_seconds"] / johnson["cpu_seconds"], 4)
     row["loss_ratio"] = round(nst["loss"] / johnson["loss"], 4)
     print(json.dumps(row), flush=True)
-    picture = side_by_side(johnson["image"], nst["image"],
-                           (f"johnson: 1000 iterations, {johnson_by_rate:.0f} s",
-                            f"nst: {nst['seconds']:.0f} s, loss x{row['loss_ratio']:.3f}"))
+    picture = side_by_side(
+        johnson["image"],
+        nst["image"],
+        (
+            f"johnson: 1000 iterations, {johnson_by_rate:.0f} s",
+            f"nst: {nst['seconds']:.0f} s, loss x{row['loss_ratio']:.3f}",
+        ),
+    )
     out = ROOT / "benchmarks" / "results" / f"nst_vs_johnson_{content_name}.jpg"
     cv2.imwrite(str(out), picture, [cv2.IMWRITE_JPEG_QUALITY, 88])
     if content_name in PAINTINGS and style_name in PAINTINGS:
@@ -114,18 +134,25 @@ def compare(st, content_name: str, style_name: str, args) -> dict:
 
 
 def main() -> None:
-    from engine import StyleTransfer
+    from nst.engine import StyleTransfer
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--pairs", type=int, default=len(PAIRS))
-    parser.add_argument("--only", default="", help="contents of the pairs to run (e.g. golden_gate,tubingen); "
-                                                   "rows of other pairs already in the results file are kept")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="contents of the pairs to run (e.g. golden_gate,tubingen); "
+        "rows of other pairs already in the results file are kept",
+    )
     parser.add_argument("--johnson-iterations", type=int, default=1000)
     parser.add_argument("--rate-iterations", type=int, default=30, help="johnson evaluations timed for its rate")
-    parser.add_argument("--cache", default=str(ROOT / "benchmarks" / "cache"),
-                        help="where johnson results are kept (ignored by git: they are made from the shared photos)")
+    parser.add_argument(
+        "--cache",
+        default=str(ROOT / "benchmarks" / "cache"),
+        help="where johnson results are kept (ignored by git: they are made from the shared photos)",
+    )
     args = parser.parse_args()
     st = StyleTransfer(threads=args.threads)
     (ROOT / "benchmarks" / "results").mkdir(parents=True, exist_ok=True)
@@ -143,7 +170,7 @@ def results_path(args) -> Path:
 
 def kept_rows(args, rerun: set[str]) -> list[dict]:
     """Rows of the results file for pairs not being rerun, made with the current nst preset."""
-    from engine.presets import PRESETS
+    from nst.engine.presets import PRESETS
 
     path = results_path(args)
     if not path.exists():
@@ -155,22 +182,29 @@ def kept_rows(args, rerun: set[str]) -> list[dict]:
 
 
 def preset_summary(nst) -> dict:
-    return {"scales": nst.scales, "scale_iterations": nst.scale_iterations, "history": nst.history,
-            "optimizer": nst.optimizer}
+    return {
+        "scales": nst.scales,
+        "scale_iterations": nst.scale_iterations,
+        "history": nst.history,
+        "optimizer": nst.optimizer,
+    }
 
 
 def write(rows: list[dict], args) -> None:
     """The results so far, with medians and worst cases over the pairs."""
-    from engine.presets import PRESETS
+    from nst.engine.presets import PRESETS
 
     result = {
-        "size": args.size, "threads": args.threads, "johnson_iterations": args.johnson_iterations,
+        "size": args.size,
+        "threads": args.threads,
+        "johnson_iterations": args.johnson_iterations,
         "nst_preset": preset_summary(PRESETS["nst"]),
         "median_time_ratio": statistics.median(r["time_ratio"] for r in rows),
         "median_loss_ratio": statistics.median(r["loss_ratio"] for r in rows),
         "worst_time_ratio": max(r["time_ratio"] for r in rows),
         "worst_loss_ratio": max(r["loss_ratio"] for r in rows),
-        "pairs": rows, "date": time.strftime("%Y-%m-%d"),
+        "pairs": rows,
+        "date": time.strftime("%Y-%m-%d"),
     }
     results_path(args).write_text(json.dumps(result, indent=2) + "\n")
 

@@ -4,27 +4,26 @@ goes to benchmarks/cache/ (not committed); docs/ gets a 1024 px preview and a 1:
 JPEGs (a public-domain painting as content, so they may be committed) and the numbers go to
 benchmarks/results/print_size_<size>.json.
 
-    python benchmarks/print_size.py --size 4096 --tile 1024            # hours on 2 cores
-    python benchmarks/print_size.py --size 256 --tile 64 --scales 128,256 --scale-iterations 3,2   # a test
+    python -m benchmarks.print_size --size 4096 --tile 1024            # hours on 2 cores
+    python -m benchmarks.print_size --size 256 --tile 64 --scales 128,256 --scale-iterations 3,2   # a test
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import resource
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 CONTENT = ROOT / "examples" / "woman-with-hat-matisse.jpg"
 STYLE = ROOT / "examples" / "starry_night.jpg"
 
 
 def main() -> None:
-    from engine import StyleTransfer
-    from engine.images import save_result
+    from nst.engine import StyleTransfer
+    from nst.engine.images import save_result
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=4096)
@@ -42,36 +41,56 @@ def main() -> None:
     def progress(p) -> None:
         row = scales.setdefault(p.scale, {"iterations": 0})
         row.update(iterations=p.iteration + 1, seconds=round(p.elapsed, 1), loss=p.losses["loss"])
-        print(f"scale {p.scale + 1}/{p.scales} iteration {p.iteration + 1}/{p.iterations} "
-              f"{p.elapsed:.0f} s loss {p.losses['loss']:.4g}", flush=True)
+        print(
+            f"scale {p.scale + 1}/{p.scales} iteration {p.iteration + 1}/{p.iterations} "
+            f"{p.elapsed:.0f} s loss {p.losses['loss']:.4g}",
+            flush=True,
+        )
 
     # the painting is 591x800: upscaled to print size, as a user enlarging a small picture would
-    result = st.stylize(str(CONTENT), [str(STYLE)], preset="nst", size=args.size, tile=args.tile,
-                        scales=args.scales, scale_iterations=args.scale_iterations, history=args.history,
-                        style_scale=min(1.0, 1024 / args.size), callback=progress)
+    result = st.stylize(
+        str(CONTENT),
+        [str(STYLE)],
+        preset="nst",
+        size=args.size,
+        tile=args.tile,
+        scales=args.scales,
+        scale_iterations=args.scale_iterations,
+        history=args.history,
+        style_scale=min(1.0, 1024 / args.size),
+        callback=progress,
+    )
     total = time.perf_counter() - start
     out = args.out or ROOT / "benchmarks" / "cache" / f"print_size_{args.size}.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     save_result(out, result)
     write_views(result, ROOT / "docs" / f"print_size_{args.size}")
-    report = {"size": args.size, "tile": args.tile, "scales": args.scales, "scale_iterations": args.scale_iterations,
-              "history": args.history, "threads": args.threads, "result": f"{result.shape[1]}x{result.shape[0]}",
-              "seconds": round(total, 1), "per_scale": scales,
-              "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-              "date": time.strftime("%Y-%m-%d")}
+    report = {
+        "size": args.size,
+        "tile": args.tile,
+        "scales": args.scales,
+        "scale_iterations": args.scale_iterations,
+        "history": args.history,
+        "threads": args.threads,
+        "result": f"{result.shape[1]}x{result.shape[0]}",
+        "seconds": round(total, 1),
+        "per_scale": scales,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "date": time.strftime("%Y-%m-%d"),
+    }
     (ROOT / "benchmarks" / "results" / f"print_size_{args.size}.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 
 
 def write_views(result, stem: Path) -> None:
     """A 1024 px preview of the whole result and a 1:1 crop of its middle, where tile borders cross."""
-    from engine.images import resize, save_result
+    from nst.engine.images import resize, save_result
 
     h, w = result.shape[:2]
     scale = 1024 / max(h, w)
     save_result(Path(f"{stem}_preview.jpg"), resize(result, round(h * scale), round(w * scale)))
     y, x = max(0, h // 2 - 400), max(0, w // 2 - 500)
-    save_result(Path(f"{stem}_crop.jpg"), result[y:y + 800, x:x + 1000])
+    save_result(Path(f"{stem}_crop.jpg"), result[y : y + 800, x : x + 1000])
 
 
 if __name__ == "__main__":

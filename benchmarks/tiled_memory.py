@@ -2,8 +2,9 @@
 (woman-with-hat-matisse x starry_night, nst's L-BFGS history 5, style at up to 1024 px, 2 iterations) per
 size and tile, each in a fresh process; writes benchmarks/results/tiled_memory.json.
 
-    python benchmarks/tiled_memory.py --cases 2048:1024,1024:512
+    python -m benchmarks.tiled_memory --cases 2048:1024,1024:512
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,20 +16,27 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 from benchmarks.print_size import CONTENT, STYLE  # noqa: E402  (the print run's pair)
 
 
 def one(size: int, tile: int) -> dict:
     """Run one tiled transfer in this process; its peak RSS beside the estimate made before it."""
-    from engine import StyleTransfer
-    from engine.images import fit_size, read_image
-    from engine.memory import estimate_peak_mb
-    from engine.tiling import tile_pixels
+    from nst.engine import StyleTransfer
+    from nst.engine.images import fit_size, read_image
+    from nst.engine.memory import estimate_peak_mb
+    from nst.engine.tiling import tile_pixels
 
     st = StyleTransfer(threads=2)
-    settings = dict(preset="nst", size=size, tile=tile, scales=str(size), scale_iterations="2", history=5,
-                    style_scale=min(1.0, 1024 / size), path="split")
+    settings = dict(
+        preset="nst",
+        size=size,
+        tile=tile,
+        scales=str(size),
+        scale_iterations="2",
+        history=5,
+        style_scale=min(1.0, 1024 / size),
+        path="split",
+    )
     opts = st.options(**settings)
     h, w = fit_size(*read_image(str(CONTENT)).shape[:2], size)
     layers = list(set(opts.content_layers) | set(opts.style_layers))
@@ -36,8 +44,14 @@ def one(size: int, tile: int) -> dict:
     start = time.perf_counter()
     st.stylize(str(CONTENT), [str(STYLE)], **settings)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # a fresh process: its own peak
-    return {"size": f"{w}x{h}", "tile": tile, "peak_mb": round(peak), "estimate_mb": round(estimate),
-            "estimate_over_peak": round(estimate / peak, 3), "seconds": round(time.perf_counter() - start)}
+    return {
+        "size": f"{w}x{h}",
+        "tile": tile,
+        "peak_mb": round(peak),
+        "estimate_mb": round(estimate),
+        "estimate_over_peak": round(estimate / peak, 3),
+        "seconds": round(time.perf_counter() - start),
+    }
 
 
 def main() -> None:
@@ -50,11 +64,18 @@ def main() -> None:
         return
     rows = []
     for case in args.cases.split(","):
-        out = subprocess.run([sys.executable, __file__, "--one", case], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-m", "benchmarks.tiled_memory", "--one", case],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), flush=True)
-    (ROOT / "benchmarks" / "results" / "tiled_memory.json").write_text(json.dumps(
-        {"what": __doc__.split("\n\n")[0], "rows": rows, "date": time.strftime("%Y-%m-%d")}, indent=2) + "\n")
+    (ROOT / "benchmarks" / "results" / "tiled_memory.json").write_text(
+        json.dumps({"what": __doc__.split("\n\n")[0], "rows": rows, "date": time.strftime("%Y-%m-%d")}, indent=2) + "\n"
+    )
 
 
 if __name__ == "__main__":

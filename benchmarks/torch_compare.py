@@ -8,8 +8,9 @@ spread.  Memory: each side runs once more in a fresh subprocess and its
 peak resident set size is read from the kernel (VmHWM; ru_maxrss would inherit the parent's).
 
     pip install torch==2.13.0      # benchmark-only dependency
-    python benchmarks/torch_compare.py --size 512 --threads 2 --rounds 3 --round 8
+    python -m benchmarks.torch_compare --size 512 --threads 2 --rounds 3 --round 8
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 IMAGES = ROOT.parent / "shared" / "images"
 CONTENT = IMAGES / "tubingen.jpg"
 STYLE = IMAGES / "starry_night.jpg"
@@ -34,13 +34,21 @@ HISTORY = 10  # the L-BFGS history both sides keep (the johnson preset's)
 
 def nst_run(size: int, threads: int, evaluations: int, path: str = "auto", device: str = "cpu") -> list[float]:
     """Seconds per objective evaluation (forward, backward and optimizer step) for nst."""
-    from engine import StyleTransfer
+    from nst.engine import StyleTransfer
 
     st = nst_run.cache.get((threads, device)) or StyleTransfer(device=device, threads=threads)
     nst_run.cache[(threads, device)] = st
     stamps = []
-    prepared = st.prepare(str(CONTENT), [str(STYLE)], preset="johnson", size=size, iterations=evaluations,
-                          path=path, optimizer="lbfgs", history=HISTORY)
+    prepared = st.prepare(
+        str(CONTENT),
+        [str(STYLE)],
+        preset="johnson",
+        size=size,
+        iterations=evaluations,
+        path=path,
+        optimizer="lbfgs",
+        history=HISTORY,
+    )
     st.run(prepared, callback=lambda p: stamps.append(time.perf_counter()))
     return list(np.diff(stamps))
 
@@ -53,14 +61,13 @@ class TorchVGG:
 
     def __init__(self, threads: int, device: str = "cpu") -> None:
         import torch
-
-        from engine.vgg import load_spec
+        from nst.engine.vgg import load_spec
 
         torch.set_num_threads(threads)
         self.torch = torch
         self.spec = load_spec()
         put = lambda a: torch.from_numpy(a.astype(np.float32)).to(device) if a is not None else None
-        self.layers = [(l.kind, l.name, put(l.weight), put(l.bias)) for l in self.spec.layers]
+        self.layers = [(lay.kind, lay.name, put(lay.weight), put(lay.bias)) for lay in self.spec.layers]
         self.mean = put(self.spec.mean)
 
     def features(self, x, wanted: set[str]):
@@ -79,9 +86,8 @@ class TorchVGG:
 def torch_run(size: int, threads: int, evaluations: int, device: str = "cpu") -> list[float]:
     """Seconds per objective evaluation for the PyTorch implementation (torch.optim.LBFGS)."""
     import torch
-
-    from engine.images import fit_size, read_image, resize
-    from kernels import hwc_to_nchw
+    from nst.engine.images import fit_size, read_image, resize
+    from nst.kernels import hwc_to_nchw
 
     vgg = torch_run.cache.get((threads, device)) or TorchVGG(threads, device)
     torch_run.cache[(threads, device)] = vgg
@@ -101,8 +107,15 @@ def torch_run(size: int, threads: int, evaluations: int, device: str = "cpu") ->
         feats = vgg.features(torch.from_numpy(style).to(device), wanted)
         target_s = {n: gram(feats[n]) for n in STYLE_LAYERS}
     x = torch.from_numpy(content.copy()).to(device).requires_grad_(True)
-    opt = torch.optim.LBFGS([x], lr=1.0, max_iter=evaluations, max_eval=evaluations, history_size=HISTORY,
-                            tolerance_grad=-1, tolerance_change=-1)
+    opt = torch.optim.LBFGS(
+        [x],
+        lr=1.0,
+        max_iter=evaluations,
+        max_eval=evaluations,
+        history_size=HISTORY,
+        tolerance_grad=-1,
+        tolerance_change=-1,
+    )
     stamps = []
 
     def closure():
@@ -130,25 +143,33 @@ torch_run.cache = {}
 def peak_rss_mb(which: str, size: int, threads: int, evaluations: int, *extra: str) -> float:
     """Peak RSS of a fresh process that runs `evaluations` evaluations on one side."""
     args = ", ".join([str(size), str(threads), str(evaluations)] + [repr(e) for e in extra])
-    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); sys.argv=['x']\n"
-            f"from benchmarks.torch_compare import {which}_run\n"
-            f"{which}_run({args})\n"
-            "print([int(l.split()[1]) / 1024 for l in open('/proc/self/status') if l.startswith('VmHWM')][0])")
+    code = (
+        f"import sys; sys.argv=['x']\n"
+        f"from benchmarks.torch_compare import {which}_run\n"
+        f"{which}_run({args})\n"
+        "print([int(l.split()[1]) / 1024 for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     return float(out.stdout.strip().splitlines()[-1])
 
 
 def measure_memory(args) -> dict[str, float]:
     """Peak RSS of each side, each in a fresh process running 4 evaluations."""
-    return {"nst_split": peak_rss_mb("nst", args.size, args.threads, 4, "split", args.device),
-            "nst_fused": peak_rss_mb("nst", args.size, args.threads, 4, "fused", args.device),
-            "torch_eager": peak_rss_mb("torch", args.size, args.threads, 4, args.device)}
+    return {
+        "nst_split": peak_rss_mb("nst", args.size, args.threads, 4, "split", args.device),
+        "nst_fused": peak_rss_mb("nst", args.size, args.threads, 4, "fused", args.device),
+        "torch_eager": peak_rss_mb("torch", args.size, args.threads, 4, args.device),
+    }
 
 
 def summarize(times: list[float]) -> dict[str, float]:
     t = np.asarray(times)
-    return {"median_s": float(np.median(t)), "p10_s": float(np.percentile(t, 10)),
-            "p90_s": float(np.percentile(t, 90)), "count": int(t.size)}
+    return {
+        "median_s": float(np.median(t)),
+        "p10_s": float(np.percentile(t, 10)),
+        "p90_s": float(np.percentile(t, 90)),
+        "count": int(t.size),
+    }
 
 
 def main() -> None:
@@ -158,8 +179,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--round", type=int, default=8, help="objective evaluations per round and side")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--memory-only", action="store_true",
-                        help="measure only the peak memory of each side and update that part of the results file")
+    parser.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="measure only the peak memory of each side and update that part of the results file",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     import torch
@@ -174,9 +198,11 @@ def main() -> None:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps(result["peak_rss_mb"], indent=2))
         return
-    sides = {"nst_split": lambda n: nst_run(args.size, args.threads, n, "split", args.device),
-             "nst_fused": lambda n: nst_run(args.size, args.threads, n, "fused", args.device),
-             "torch_eager": lambda n: torch_run(args.size, args.threads, n, args.device)}
+    sides = {
+        "nst_split": lambda n: nst_run(args.size, args.threads, n, "split", args.device),
+        "nst_fused": lambda n: nst_run(args.size, args.threads, n, "fused", args.device),
+        "torch_eager": lambda n: torch_run(args.size, args.threads, n, args.device),
+    }
     times = {side: [] for side in sides}
     ratios = {"nst_split": [], "nst_fused": []}
     for r in range(args.rounds):
@@ -191,13 +217,16 @@ def main() -> None:
     memory = measure_memory(args)
     result = {
         "job": f"johnson objective, L-BFGS (history {HISTORY}), {args.size} px, tubingen x starry_night",
-        "device": args.device, "torch_gpu_peak_mb": (torch.cuda.max_memory_reserved() / 2 ** 20
-                                                     if args.device == "cuda" else None),
-        "threads": args.threads, "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
+        "device": args.device,
+        "torch_gpu_peak_mb": (torch.cuda.max_memory_reserved() / 2**20 if args.device == "cuda" else None),
+        "threads": args.threads,
+        "machine": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
         "seconds_per_iteration": {side: summarize(t) for side, t in times.items()},
         "ratio_to_torch_per_round": ratios,
         "ratio_to_torch_median": {side: float(np.median(v)) for side, v in ratios.items()},
-        "peak_rss_mb": memory, "date": time.strftime("%Y-%m-%d"),
+        "peak_rss_mb": memory,
+        "date": time.strftime("%Y-%m-%d"),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -18,16 +18,24 @@ def batch(
     run: dict = None,
 ) -> None:
     """Stylise every image in CONTENT_DIR; existing results are skipped, so a rerun resumes."""
-    from engine import StyleTransfer
-    from engine.batch import batch_transfer
+    from nst.engine import StyleTransfer
+    from nst.engine.batch import batch_transfer
 
     st = StyleTransfer(device=run["device"], threads=run["threads"])
     say = (lambda *a: None) if run["quiet"] else typer.echo
     report = batch_transfer(
-        st, content_dir, [str(s) for s in styles], output_dir, suffix, preset=run["preset"],
-        bit_depth=run["bit_depth"], quality=run["quality"],
+        st,
+        content_dir,
+        [str(s) for s in styles],
+        output_dir,
+        suffix,
+        preset=run["preset"],
+        bit_depth=run["bit_depth"],
+        quality=run["quality"],
         on_start=lambda src, dst: say(f"{src.name} -> {dst}"),
-        on_done=lambda src, error: error and typer.echo(f"failed: {error}", err=True), **options)
+        on_done=lambda src, error: error and typer.echo(f"failed: {error}", err=True),
+        **options,
+    )
     typer.echo(report.summary())
     if report.failed:
         raise typer.Exit(1)

@@ -13,16 +13,18 @@ def bench(
     iterations: int = typer.Option(5, help="Timed evaluations per case."),
     warmup: int = typer.Option(2, help="Evaluations run first and not timed."),
     threads: Optional[int] = typer.Option(None, help="CPU threads (default: all cores)."),
-    optimizer: str = typer.Option("lbfgs", help="lbfgs or lbfgsb (steps on the host) or adam (on the fused path: on the device)."),
+    optimizer: str = typer.Option(
+        "lbfgs", help="lbfgs or lbfgsb (steps on the host) or adam (on the fused path: on the device)."
+    ),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the full report as JSON here."),
     chart: Optional[Path] = typer.Option(None, help="Write a PNG chart of achieved GFLOP/s here."),
 ) -> None:
     """Time the objective (forward, backward, optimizer step) on each provider, path and size."""
     import json
 
-    from engine.bench import benchmark, plan
-    from engine.benchchart import bench_chart
-    from engine.images import check_folder, check_writable, write_bytes, write_image
+    from nst.engine.bench import benchmark, plan
+    from nst.engine.benchchart import bench_chart
+    from nst.engine.images import check_folder, check_writable, write_bytes, write_image
 
     if json_path is not None:
         check_folder(json_path)
@@ -32,8 +34,10 @@ def bench(
     typer.echo(HEADER)
     report = benchmark(cases, on_result=lambda row: typer.echo(format_row(row)))
     for verdict in report["faster_path"]:
-        typer.echo(f"{verdict['provider']} {verdict['size']} px: {verdict['faster']} path is faster "
-                   f"({verdict['speedup']:.2f}x)")
+        typer.echo(
+            f"{verdict['provider']} {verdict['size']} px: {verdict['faster']} path is faster "
+            f"({verdict['speedup']:.2f}x)"
+        )
     for provider, floor in report["machine"]["sgemm_gflop_per_s"].items():
         typer.echo(f"{provider} SGEMM floor: {floor:.0f} GFLOP/s" if floor else f"{provider} SGEMM floor: failed")
     if json_path is not None:
@@ -42,8 +46,10 @@ def bench(
         write_image(chart, bench_chart(report))
 
 
-HEADER = (f"{'provider':<8} {'path':<6} {'optim':<5} {'size':>9} {'median s':>9} {'spread s':>15} {'MP/s':>7} "
-          f"{'GFLOP/s':>8} {'of SGEMM':>8} {'host MB':>8} {'GPU MB':>7}  nodes off provider")
+HEADER = (
+    f"{'provider':<8} {'path':<6} {'optim':<5} {'size':>9} {'median s':>9} {'spread s':>15} {'MP/s':>7} "
+    f"{'GFLOP/s':>8} {'of SGEMM':>8} {'host MB':>8} {'GPU MB':>7}  nodes off provider"
+)
 
 
 def format_row(row: dict) -> str:
@@ -55,8 +61,10 @@ def format_row(row: dict) -> str:
     gpu = f"{row['peak_gpu_mb']:.0f}" if row.get("peak_gpu_mb") is not None else "-"
     fraction = f"{row['fraction_of_sgemm']:.0%}" if "fraction_of_sgemm" in row else "-"
     spread = f"{row['min_s']:.3f}-{row['max_s']:.3f}"
-    return (f"{head} {row['median_s']:>9.3f} {spread:>15} {row['megapixels_per_s']:>7.3f} {row['gflop_per_s']:>8.1f} "
-            f"{fraction:>8} {row['peak_host_mb']:>8.0f} {gpu:>7}  {off_provider(row)}")
+    return (
+        f"{head} {row['median_s']:>9.3f} {spread:>15} {row['megapixels_per_s']:>7.3f} {row['gflop_per_s']:>8.1f} "
+        f"{fraction:>8} {row['peak_host_mb']:>8.0f} {gpu:>7}  {off_provider(row)}"
+    )
 
 
 def off_provider(row: dict) -> str:
@@ -65,5 +73,7 @@ def off_provider(row: dict) -> str:
     others = {p: ops for p, ops in row.get("placement", {}).items() if p != wanted}
     if not others:
         return "none"
-    return "; ".join(f"{p.replace('ExecutionProvider', '')}: " + ",".join(f"{op} x{n}" for op, n in sorted(ops.items()))
-                     for p, ops in others.items())
+    return "; ".join(
+        f"{p.replace('ExecutionProvider', '')}: " + ",".join(f"{op} x{n}" for op, n in sorted(ops.items()))
+        for p, ops in others.items()
+    )

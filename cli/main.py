@@ -1,4 +1,5 @@
 """`nst` entry point: registers one module per command and turns engine errors into one line."""
+
 from __future__ import annotations
 
 import sys
@@ -7,8 +8,13 @@ import typer
 
 from . import batch, bench, info, transfer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
-                  help="Neural style transfer on ONNX Runtime (no PyTorch or TensorFlow at run time).")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Neural style transfer on ONNX Runtime (no PyTorch or TensorFlow at run time).",
+)
 app.command("transfer")(transfer.transfer)
 app.command("batch")(batch.batch)
 app.command("info")(info.info)
@@ -17,7 +23,7 @@ app.command("bench")(bench.bench)
 
 def main() -> None:
     """Run the app; any NstError becomes `error: ...` on stderr and exit status 2."""
-    from engine.errors import NstError
+    from nst.engine.errors import NstError
 
     try:
         app()

@@ -1,4 +1,5 @@
 """A rich progress bar that shows the iteration, the current loss and the time left."""
+
 from __future__ import annotations
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -8,12 +9,19 @@ class ProgressBar:
     """Callable as a transfer callback; use as a context manager around the run."""
 
     def __init__(self) -> None:
-        self._progress = Progress(TextColumn("scale {task.fields[scale]}"), BarColumn(), MofNCompleteColumn(),
-                                  TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(),
-                                  TextColumn("left"), TimeRemainingColumn(), transient=False)
+        self._progress = Progress(
+            TextColumn("scale {task.fields[scale]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+            transient=False,
+        )
         self._task = None
 
-    def __enter__(self) -> "ProgressBar":
+    def __enter__(self) -> ProgressBar:
         self._progress.start()
         return self
 

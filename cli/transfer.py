@@ -19,10 +19,10 @@ def transfer(
     run: dict = None,
 ) -> None:
     """Stylise CONTENT with one or more STYLE images and write the result to OUT."""
-    from engine import MetricsWriter, SaveEvery, SeedReport, StyleTransfer
-    from engine.images import check_folder, check_output, save_result
-    from engine.progress import chain
-    from engine.transfer import to_uint8
+    from nst.engine import MetricsWriter, SaveEvery, SeedReport, StyleTransfer
+    from nst.engine.images import check_folder, check_output, save_result
+    from nst.engine.progress import chain
+    from nst.engine.transfer import to_uint8
 
     from .progressbar import ProgressBar
 
@@ -36,8 +36,12 @@ def transfer(
     bar = None if run["quiet"] or report else ProgressBar()
     try:
         with bar if bar else _Null():
-            result = st.stylize(str(content), [str(s) for s in styles], callback=chain(
-                report, writer, SaveEvery(output, save_every), bar), **vars(opts))
+            result = st.stylize(
+                str(content),
+                [str(s) for s in styles],
+                callback=chain(report, writer, SaveEvery(output, save_every), bar),
+                **vars(opts),
+            )
     finally:
         if writer:
             writer.close()

@@ -1,23 +1,30 @@
 """nst engine: neural style transfer on ONNX Runtime.
 
-    from engine import StyleTransfer
+    from nst import StyleTransfer
     st = StyleTransfer(device="cpu")
     rgb = st.transfer("content.jpg", ["style.jpg"], size=512, iterations=300)
 
-The names below load on first use, so `import engine.errors` (what the CLI needs to start) does not
+The names below load on first use, so `import nst.engine.errors` (what the CLI needs to start) does not
 pull in numba, numpy's kernels or onnxruntime.
 """
+
 from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
 _EXPORTS = {
-    "NstError": "errors", "Losses": "objective", "Objective": "objective", "Options": "presets",
-    "PRESETS": "presets", "MetricsWriter": "progress", "Progress": "progress", "SaveEvery": "progress",
-    "SeedReport": "progress", "StyleTransfer": "transfer",
+    "NstError": "errors",
+    "Losses": "objective",
+    "Objective": "objective",
+    "Options": "presets",
+    "PRESETS": "presets",
+    "MetricsWriter": "progress",
+    "Progress": "progress",
+    "SaveEvery": "progress",
+    "SeedReport": "progress",
+    "StyleTransfer": "transfer",
 }
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str):

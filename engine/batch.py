@@ -4,6 +4,7 @@ Style images are decoded once and their Gram targets computed once per size (Sty
 them); outputs that already exist are skipped, so a rerun resumes; a failing image is reported and the
 rest still run.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -39,11 +40,20 @@ def list_images(folder: str | Path) -> list[Path]:
     return files
 
 
-def batch_transfer(st, content_dir: str | Path, styles: list, out_dir: str | Path, suffix: str = ".png",
-                   preset: str | None = None, bit_depth: int = 8, quality: int = 95,
-                   on_start: Callable[[Path, Path], object] | None = None,
-                   on_done: Callable[[Path, str | None], object] | None = None, callback=None,
-                   **overrides) -> BatchReport:
+def batch_transfer(
+    st,
+    content_dir: str | Path,
+    styles: list,
+    out_dir: str | Path,
+    suffix: str = ".png",
+    preset: str | None = None,
+    bit_depth: int = 8,
+    quality: int = 95,
+    on_start: Callable[[Path, Path], object] | None = None,
+    on_done: Callable[[Path, str | None], object] | None = None,
+    callback=None,
+    **overrides,
+) -> BatchReport:
     """Stylise every image of `content_dir` into `out_dir/<name><suffix>`; returns a BatchReport."""
     contents = list_images(content_dir)
     out = Path(out_dir)

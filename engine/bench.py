@@ -1,10 +1,11 @@
 """`nst bench`: per-iteration time of the objective (forward, backward and the L-BFGS step) for each
 execution provider, objective path and size, with throughput, memory and achieved GFLOP/s.
 
-Each case runs in a fresh worker process (`python -m engine.bench CASE_JSON`), so its peak memory is its
+Each case runs in a fresh worker process (`python -m nst.engine.bench CASE_JSON`), so its peak memory is its
 own and one case cannot warm another's caches; per-iteration times are the gaps between successive
 objective evaluations after the warm-up ones, so the optimizer's own work is included.
 """
+
 from __future__ import annotations
 
 import json
@@ -82,7 +83,7 @@ def sgemm_gflops(provider: str = "cpu", threads: int | None = None, repeats: int
         session.run_with_iobinding(binding)
         binding.synchronize_outputs()
         times.append(time.perf_counter() - start)
-    return 2.0 * n ** 3 / statistics.median(times[1:]) / 1e9
+    return 2.0 * n**3 / statistics.median(times[1:]) / 1e9
 
 
 def synthetic_pair(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -103,20 +104,32 @@ def measure(case: Case) -> dict:
     content, style = synthetic_pair(case.size)
     total = case.warmup + case.iterations
     with GpuMemoryPeak(st.device) as gpu:
-        prepared = st.prepare(content, [style], preset=BENCH_PRESET, size=case.size, path=case.path,
-                              iterations=total, optimizer=case.optimizer)
+        prepared = st.prepare(
+            content,
+            [style],
+            preset=BENCH_PRESET,
+            size=case.size,
+            path=case.path,
+            iterations=total,
+            optimizer=case.optimizer,
+        )
         stamps: list[float] = []
         st.run(prepared, callback=lambda progress: stamps.append(time.perf_counter()))
-    times = np.diff(stamps)[case.warmup - 1:] if case.warmup >= 1 else np.diff(stamps)
+    times = np.diff(stamps)[case.warmup - 1 :] if case.warmup >= 1 else np.diff(stamps)
     opts = prepared.options
     h, w = prepared.x0.shape[2:]
     flops = iteration_flops(st.spec, opts.content_layers, opts.style_layers, h, w, opts.pooling)
     median = float(np.median(times))
     row = asdict(case) | {
-        "height": int(h), "width": int(w), "evaluations": len(stamps),
-        "median_s": median, "min_s": float(times.min()), "max_s": float(times.max()),
+        "height": int(h),
+        "width": int(w),
+        "evaluations": len(stamps),
+        "median_s": median,
+        "min_s": float(times.min()),
+        "max_s": float(times.max()),
         "iqr_s": float(np.percentile(times, 75) - np.percentile(times, 25)),
-        "megapixels_per_s": h * w / 1e6 / median, "gflop_per_iteration": flops / 1e9,
+        "megapixels_per_s": h * w / 1e6 / median,
+        "gflop_per_iteration": flops / 1e9,
         "gflop_per_s": flops / median / 1e9,
         "peak_host_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "peak_gpu_mb": gpu.peak_mb,
@@ -150,9 +163,14 @@ def worker_env(threads: int | None) -> dict[str, str]:
 
 
 def run_worker(argument: str, threads: int | None, timeout: float | None = None) -> dict:
-    """Run `python -m engine.bench ARGUMENT` and return the JSON object it prints last."""
-    proc = subprocess.run([sys.executable, "-m", "engine.bench", argument], capture_output=True, text=True,
-                          env=worker_env(threads), timeout=timeout)
+    """Run `python -m nst.engine.bench ARGUMENT` and return the JSON object it prints last."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "nst.engine.bench", argument],
+        capture_output=True,
+        text=True,
+        env=worker_env(threads),
+        timeout=timeout,
+    )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -176,8 +194,15 @@ def parse_list(text: str | None, allowed: tuple[str, ...] | None, flag: str) -> 
     return items
 
 
-def plan(providers: str | None, sizes: str, paths: str, iterations: int, warmup: int,
-         threads: int | None, optimizer: str = "lbfgs") -> list[Case]:
+def plan(
+    providers: str | None,
+    sizes: str,
+    paths: str,
+    iterations: int,
+    warmup: int,
+    threads: int | None,
+    optimizer: str = "lbfgs",
+) -> list[Case]:
     """The cases to run, checked before any of them starts."""
     here = available_providers()
     chosen = parse_list(providers, ("cpu", "cuda"), "providers") or here
@@ -194,15 +219,21 @@ def plan(providers: str | None, sizes: str, paths: str, iterations: int, warmup:
         raise NstError("--iterations and --warmup must each be at least 1")
     if optimizer not in ("lbfgs", "lbfgsb", "adam"):
         raise NstError(f"--optimizer {optimizer!r}: use lbfgs, lbfgsb or adam")
-    return [Case(p, path, s, iterations, warmup, threads, optimizer)
-            for p in chosen for s in side for path in parse_list(paths, PATHS, "paths") or list(PATHS)]
+    return [
+        Case(p, path, s, iterations, warmup, threads, optimizer)
+        for p in chosen
+        for s in side
+        for path in parse_list(paths, PATHS, "paths") or list(PATHS)
+    ]
 
 
 def benchmark(cases: list[Case], on_result=None) -> dict:
     """Run every case in its own worker; the report holds each provider's SGEMM floor, the rows and a
     verdict on the faster path for each provider and size."""
     threads = cases[0].threads if cases else None
-    floors = {p: run_worker(f"--sgemm={p}", threads).get("gflop_per_s") for p in dict.fromkeys(c.provider for c in cases)}
+    floors = {
+        p: run_worker(f"--sgemm={p}", threads).get("gflop_per_s") for p in dict.fromkeys(c.provider for c in cases)
+    }
     rows = []
     for case in cases:
         row = asdict(case) | run_worker(json.dumps(asdict(case)), case.threads)
@@ -211,8 +242,12 @@ def benchmark(cases: list[Case], on_result=None) -> dict:
         rows.append(row)
         if on_result:
             on_result(row)
-    return {"machine": machine(floors, threads), "rows": rows, "faster_path": faster_paths(rows),
-            "date": time.strftime("%Y-%m-%d")}
+    return {
+        "machine": machine(floors, threads),
+        "rows": rows,
+        "faster_path": faster_paths(rows),
+        "date": time.strftime("%Y-%m-%d"),
+    }
 
 
 def machine(floors: dict, threads: int | None) -> dict:
@@ -221,9 +256,15 @@ def machine(floors: dict, threads: int | None) -> dict:
 
     import onnxruntime
 
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "threads": threads,
-            "cuda_options": os.environ.get("NST_CUDA_OPTIONS", ""),
-            "sgemm_gflop_per_s": floors, "onnxruntime": onnxruntime.__version__, "python": platform.python_version()}
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "threads": threads,
+        "cuda_options": os.environ.get("NST_CUDA_OPTIONS", ""),
+        "sgemm_gflop_per_s": floors,
+        "onnxruntime": onnxruntime.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def faster_paths(rows: list[dict]) -> list[dict]:
@@ -231,12 +272,12 @@ def faster_paths(rows: list[dict]) -> list[dict]:
     verdicts = []
     keys = sorted({(r["provider"], r["size"]) for r in rows})
     for provider, size in keys:
-        timed = {r["path"]: r["median_s"] for r in rows
-                 if (r["provider"], r["size"]) == (provider, size) and "median_s" in r}
+        timed = {
+            r["path"]: r["median_s"] for r in rows if (r["provider"], r["size"]) == (provider, size) and "median_s" in r
+        }
         if len(timed) == 2:
             fast, slow = sorted(timed, key=timed.get)
-            verdicts.append({"provider": provider, "size": size, "faster": fast,
-                             "speedup": timed[slow] / timed[fast]})
+            verdicts.append({"provider": provider, "size": size, "faster": fast, "speedup": timed[slow] / timed[fast]})
     return verdicts
 
 

@@ -1,5 +1,6 @@
 """The PNG chart of an `nst bench` report: achieved GFLOP/s per size, one bar per provider and path,
 with the machine's SGEMM rate drawn as the floor line to compare against."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,8 +21,16 @@ def bench_chart(report: dict, width: int = 900, height: int = 480) -> np.ndarray
     left, right, top, bottom = 70, 20, 40, 50
     plot_h = height - top - bottom
     to_y = lambda v: int(top + plot_h * (1 - v / top_value))
-    cv2.putText(img, "achieved GFLOP/s per iteration (forward + backward + optimizer step)", (left, 24),
-                cv2.FONT_HERSHEY_SIMPLEX, 0.5, (40, 40, 40), 1, cv2.LINE_AA)
+    cv2.putText(
+        img,
+        "achieved GFLOP/s per iteration (forward + backward + optimizer step)",
+        (left, 24),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.5,
+        (40, 40, 40),
+        1,
+        cv2.LINE_AA,
+    )
     cv2.rectangle(img, (left, top), (width - right, height - bottom), (160, 160, 160), 1)
     for k in range(5):
         value = top_value * k / 5
@@ -30,19 +39,44 @@ def bench_chart(report: dict, width: int = 900, height: int = 480) -> np.ndarray
     bar_w = group_w * 0.8 / max(len(series), 1)
     for g, size in enumerate(sizes):
         x0 = left + g * group_w + group_w * 0.1
-        cv2.putText(img, f"{size} px", (int(x0 + group_w * 0.3), height - bottom + 20), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.5, (40, 40, 40), 1, cv2.LINE_AA)
+        cv2.putText(
+            img,
+            f"{size} px",
+            (int(x0 + group_w * 0.3), height - bottom + 20),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5,
+            (40, 40, 40),
+            1,
+            cv2.LINE_AA,
+        )
         for s, key in enumerate(series):
-            value = next((r["gflop_per_s"] for r in rows if (r["provider"], r["path"]) == key and r["size"] == size),
-                         None)
+            value = next(
+                (r["gflop_per_s"] for r in rows if (r["provider"], r["path"]) == key and r["size"] == size), None
+            )
             if value is not None:
                 x = int(x0 + s * bar_w)
                 cv2.rectangle(img, (x, to_y(value)), (int(x + bar_w) - 3, height - bottom), COLOURS[s % 6], -1)
     for s, (provider, path) in enumerate(series):
-        cv2.putText(img, f"{provider} {path}", (width - right - 140, top + 18 + 18 * s), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.5, COLOURS[s % 6], 1, cv2.LINE_AA)
+        cv2.putText(
+            img,
+            f"{provider} {path}",
+            (width - right - 140, top + 18 + 18 * s),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5,
+            COLOURS[s % 6],
+            1,
+            cv2.LINE_AA,
+        )
     for provider, floor in floors.items():
         cv2.line(img, (left, to_y(floor)), (width - right, to_y(floor)), (0, 0, 0), 1, cv2.LINE_AA)
-        cv2.putText(img, f"{provider} SGEMM {floor:.0f}", (left + 4, to_y(floor) - 4), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(
+            img,
+            f"{provider} SGEMM {floor:.0f}",
+            (left + 4, to_y(floor) - 4),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.45,
+            (0, 0, 0),
+            1,
+            cv2.LINE_AA,
+        )
     return img

@@ -1,4 +1,5 @@
 """Checks of a transfer's options, made before any work starts; each failure is one NstError line."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -69,8 +70,12 @@ def check_options(opts: Options, relu_names: list[str]) -> None:
         raise NstError(f"--history {opts.history} is out of range; use 1..1000 past steps")
     if not (0.05 <= opts.style_scale <= 8):
         raise NstError(f"--style-scale {opts.style_scale} is out of range; use 0.05..8")
-    for name, value in (("content-weight", opts.content_weight), ("style-weight", opts.style_weight),
-                        ("tv-weight", opts.tv_weight), ("lr", opts.lr)):
+    for name, value in (
+        ("content-weight", opts.content_weight),
+        ("style-weight", opts.style_weight),
+        ("tv-weight", opts.tv_weight),
+        ("lr", opts.lr),
+    ):
         if not np.isfinite(value) or value < 0:
             raise NstError(f"--{name} {value} must be a non-negative number")
     for flag, layers in (("content-layers", opts.content_layers), ("style-layers", opts.style_layers)):

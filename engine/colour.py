@@ -1,10 +1,10 @@
 """Colour options of a transfer: keep the content's colours (luminance-only result), and match the
 style image's colours to the content's before the transfer."""
+
 from __future__ import annotations
 
 import numpy as np
-
-from kernels.colour import affine_colour, luminance_transfer, match_histograms
+from nst.kernels.colour import affine_colour, luminance_transfer, match_histograms
 
 from .errors import NstError
 
@@ -15,13 +15,16 @@ MATCHING = ("none", "histogram", "meancov")
 def preserve_colours(result: np.ndarray, content: np.ndarray, space: str = "ycbcr") -> np.ndarray:
     """The result's luminance with the content's chroma (HxWx3 float32, same size), clipped to 0..255."""
     if space == "ycbcr":
-        return luminance_transfer(np.ascontiguousarray(result, dtype=np.float32),
-                                  np.ascontiguousarray(content, dtype=np.float32))
+        return luminance_transfer(
+            np.ascontiguousarray(result, dtype=np.float32), np.ascontiguousarray(content, dtype=np.float32)
+        )
     if space == "lab":
         import cv2
 
         lab = cv2.cvtColor(np.ascontiguousarray(result / 255.0, dtype=np.float32), cv2.COLOR_RGB2Lab)
-        lab[:, :, 1:] = cv2.cvtColor(np.ascontiguousarray(content / 255.0, dtype=np.float32), cv2.COLOR_RGB2Lab)[:, :, 1:]
+        lab[:, :, 1:] = cv2.cvtColor(np.ascontiguousarray(content / 255.0, dtype=np.float32), cv2.COLOR_RGB2Lab)[
+            :, :, 1:
+        ]
         return np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB) * 255.0, 0.0, 255.0)
     raise NstError(f"--preserve-colors {space!r}: use one of {', '.join(PRESERVE)}")
 
@@ -30,7 +33,7 @@ def _sqrt_psd(matrix: np.ndarray, inverse: bool = False) -> np.ndarray:
     values, vectors = np.linalg.eigh(matrix)
     values = np.maximum(values, 1.0)  # a grey or flat style has (nearly) no variance along some axes
     power = -0.5 if inverse else 0.5
-    return (vectors * values ** power) @ vectors.T
+    return (vectors * values**power) @ vectors.T
 
 
 def match_colours(style: np.ndarray, content: np.ndarray, method: str) -> np.ndarray:

@@ -1,10 +1,11 @@
 """Facts about this installation for `nst info` and bug reports."""
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import kernels
+from nst import kernels
 
 
 def numba_cache_state() -> str:
@@ -22,7 +23,8 @@ def describe() -> dict[str, str]:
     import numba
     import onnxruntime
 
-    from . import __version__
+    from nst import __version__
+
     from .runtime import available_providers
     from .vgg import load_spec
 
@@ -34,7 +36,7 @@ def describe() -> dict[str, str]:
         "model sha256": spec.sha256,
         "model size": f"{size / 1e6:.1f} MB, weights stored as {spec.metadata.get('weight_storage', '?')}",
         "weights source": f"{spec.metadata.get('source_package', '?')} "
-                          f"(sha256 {spec.metadata.get('source_sha256', '?')[:16]}...)",
+        f"(sha256 {spec.metadata.get('source_sha256', '?')[:16]}...)",
         "weights licence": spec.metadata.get("license", "?"),
         "onnxruntime": onnxruntime.__version__,
         "providers": ", ".join(available_providers()),

@@ -6,6 +6,7 @@ Per-layer normalisations are graph inputs (scalars), so one graph serves every p
     content:  scale * sum((A - P)^2)               gradient 2 scale (A - P)
     style:    k * sum((F F^T / n - T)^2)           gradient (4 k / n) (F F^T / n - T) F,   F = A as (C, HW)
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -58,8 +59,11 @@ def build_fused(spec: VggSpec, content_layers: list[str], style_layers: list[str
     for layer in style_layers:
         target, norm, scale = style_inputs(layer)
         channels = spec.channels(layer)
-        inputs += [helper.make_tensor_value_info(target, TensorProto.FLOAT, [channels, channels]),
-                   _scalar(norm), _scalar(scale)]
+        inputs += [
+            helper.make_tensor_value_info(target, TensorProto.FLOAT, [channels, channels]),
+            _scalar(norm),
+            _scalar(scale),
+        ]
         flat = b.op("Reshape", [layer, b.const(np.array([channels, -1], np.int64), "chw")], "F")
         gram = b.op("MatMul", [flat, b.op("Transpose", [flat], "Ft", perm=[1, 0])], "G")
         diff = b.op("Sub", [b.op("Div", [gram, norm], "Gn"), target], "sdiff")
@@ -72,7 +76,9 @@ def build_fused(spec: VggSpec, content_layers: list[str], style_layers: list[str
         b.op("Identity", [total], output, output)
     emit_backward(b, layers, pooling, {name: _sum(b, terms, "gsum") for name, terms in grads.items()})
     image = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, "H", "W"])
-    outputs = [helper.make_tensor_value_info("content_loss", TensorProto.DOUBLE, []),
-               helper.make_tensor_value_info("style_loss", TensorProto.DOUBLE, []),
-               helper.make_tensor_value_info("grad_image", TensorProto.FLOAT, [1, 3, None, None])]
+    outputs = [
+        helper.make_tensor_value_info("content_loss", TensorProto.DOUBLE, []),
+        helper.make_tensor_value_info("style_loss", TensorProto.DOUBLE, []),
+        helper.make_tensor_value_info("grad_image", TensorProto.FLOAT, [1, 3, None, None]),
+    ]
     return _model(b, [image] + inputs, outputs, "nst_fused")

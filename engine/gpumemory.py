@@ -3,6 +3,7 @@
 ONNX Runtime has no query for the CUDA arena's high-water mark, so the device's used memory is sampled
 every 20 ms and reported above what was in use before the block started.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -27,13 +28,13 @@ def _nvml_memory(device_id: int) -> Callable[[], object] | None:
 def nvml_reader(device_id: int) -> Callable[[], float] | None:
     """A function returning the device's used memory in MB via pynvml, or None without pynvml."""
     info = _nvml_memory(device_id)
-    return None if info is None else (lambda: info().used / 2 ** 20)
+    return None if info is None else (lambda: info().used / 2**20)
 
 
 def gpu_free_mb(device_id: int) -> float | None:
     """Free memory on the GPU in MB (pynvml), or None when it cannot be asked."""
     info = _nvml_memory(device_id)
-    return None if info is None else info().free / 2 ** 20
+    return None if info is None else info().free / 2**20
 
 
 def smi_reader(device_id: int) -> Callable[[], float] | None:
@@ -57,7 +58,7 @@ class GpuMemoryPeak:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> "GpuMemoryPeak":
+    def __enter__(self) -> GpuMemoryPeak:
         if self.reader is not None:
             self._baseline = self.reader()
             self._high = self._baseline

@@ -8,6 +8,7 @@ forward pass is recomputed.  Convolution adjoints are Conv with the flipped, tra
 on the activation's sign; pooling adjoints are nearest upsampling with an equality mask (max) or a
 per-window divisor (TensorFlow SAME average pooling).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -70,8 +71,16 @@ def _pool_forward(b: _Builder, x: str, pooling: str, output: str) -> str:
     if pooling == "max":
         return b.op("MaxPool", [x], "pool", output, kernel_shape=[2, 2], strides=[2, 2])
     # TensorFlow SAME: odd sizes round up, padded cells left out of the mean.
-    return b.op("AveragePool", [x], "pool", output, kernel_shape=[2, 2], strides=[2, 2],
-                auto_pad="SAME_UPPER", count_include_pad=0)
+    return b.op(
+        "AveragePool",
+        [x],
+        "pool",
+        output,
+        kernel_shape=[2, 2],
+        strides=[2, 2],
+        auto_pad="SAME_UPPER",
+        count_include_pad=0,
+    )
 
 
 def pool_input_name(layers: tuple[Layer, ...], index: int) -> str:
@@ -87,8 +96,13 @@ def emit_forward(b: _Builder, spec: VggSpec, layers: tuple[Layer, ...], pooling:
     for layer in layers:
         if layer.kind == "conv":
             weight, bias = layer.weight.astype(np.float32), layer.bias.astype(np.float32)
-            x = b.op("Conv", [x, b.const(weight, layer.name + "_w"), b.const(bias, layer.name + "_b")],
-                     layer.name, kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+            x = b.op(
+                "Conv",
+                [x, b.const(weight, layer.name + "_w"), b.const(bias, layer.name + "_b")],
+                layer.name,
+                kernel_shape=[3, 3],
+                pads=[1, 1, 1, 1],
+            )
         elif layer.kind == "relu":
             x = b.op("Relu", [x], layer.name, layer.name)
             saved.append(layer.name)
@@ -99,8 +113,9 @@ def emit_forward(b: _Builder, spec: VggSpec, layers: tuple[Layer, ...], pooling:
     return saved
 
 
-def build_forward(spec: VggSpec, loss_layers: list[str], pooling: str,
-                  for_backward: bool = True) -> tuple[onnx.ModelProto, tuple[str, ...]]:
+def build_forward(
+    spec: VggSpec, loss_layers: list[str], pooling: str, for_backward: bool = True
+) -> tuple[onnx.ModelProto, tuple[str, ...]]:
     """Features graph: image -> loss-layer activations and the tensors the backward graph reuses, or with
     `for_backward` off the loss-layer activations only (for targets: ONNX Runtime then frees every other
     activation as soon as the next layer has read it)."""
@@ -118,8 +133,14 @@ def _spatial_shape(b: _Builder, x: str) -> str:
 
 def _upsample2(b: _Builder, x: str) -> str:
     scales = b.const(np.array([1, 1, 2, 2], np.float32), "scales")
-    return b.op("Resize", [x, "", scales], "up", mode="nearest",
-                coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    return b.op(
+        "Resize",
+        [x, "", scales],
+        "up",
+        mode="nearest",
+        coordinate_transformation_mode="asymmetric",
+        nearest_mode="floor",
+    )
 
 
 def _crop_to(b: _Builder, x: str, hw: str) -> str:
@@ -160,8 +181,9 @@ def _avg_pool_adjoint(b: _Builder, g: str, x: str) -> str:
     hw = _spatial_shape(b, x)
     full = b.op("Concat", [b.const(np.ones(2, np.int64), "ones2"), hw], "shape11hw", axis=0)
     ones = b.op("ConstantOfShape", [full], "ones", value=numpy_helper.from_array(np.ones(1, np.float32)))
-    share = b.op("AveragePool", [ones], "share", kernel_shape=[2, 2], strides=[2, 2],
-                 auto_pad="SAME_UPPER", count_include_pad=1)  # real cells / 4
+    share = b.op(
+        "AveragePool", [ones], "share", kernel_shape=[2, 2], strides=[2, 2], auto_pad="SAME_UPPER", count_include_pad=1
+    )  # real cells / 4
     per_cell = b.op("Div", [g, b.op("Mul", [share, b.const(np.array(4, np.float32), "four")], "count")], "per")
     return _crop_to(b, _upsample2(b, per_cell), hw)
 
@@ -174,6 +196,7 @@ def deepest(spec: VggSpec, loss_layers: list[str]) -> str:
 def _relu_adjoint(b: _Builder, relu: str, g: str | None, masked: bool, grad_input: str | None, zero: str) -> str:
     """d loss / d (pre-activation) from the gradient flowing back into a ReLU (None at the deepest layer,
     already masked when a max-pool adjoint applied the mask) plus that layer's own loss gradient."""
+
     def mask(t: str) -> str:
         return _where_positive(b, t, relu, zero)
 
@@ -197,8 +220,14 @@ def emit_backward(b: _Builder, layers: tuple[Layer, ...], pooling: str, grad_inp
         elif layer.kind == "conv":
             adjoint = np.ascontiguousarray(layer.weight.astype(np.float32).transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
             out = "grad_image" if i == 0 else None
-            g = b.op("Conv", [g, b.const(adjoint, layer.name + "_wT")], layer.name + "_gin", out,
-                     kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+            g = b.op(
+                "Conv",
+                [g, b.const(adjoint, layer.name + "_wT")],
+                layer.name + "_gin",
+                out,
+                kernel_shape=[3, 3],
+                pads=[1, 1, 1, 1],
+            )
         elif pooling == "max":
             g, masked = _max_pool_adjoint(b, g, pool_input_name(layers, i), layer.name, zero), True
         else:
@@ -206,8 +235,7 @@ def emit_backward(b: _Builder, layers: tuple[Layer, ...], pooling: str, grad_inp
     return g
 
 
-def build_backward(spec: VggSpec, loss_layers: list[str], pooling: str,
-                   saved: tuple[str, ...]) -> onnx.ModelProto:
+def build_backward(spec: VggSpec, loss_layers: list[str], pooling: str, saved: tuple[str, ...]) -> onnx.ModelProto:
     """Gradient graph: saved forward tensors + d loss / d (loss-layer activations) -> d loss / d image."""
     b = _Builder()
     grad_inputs = {name: f"grad_{name}" for name in loss_layers}

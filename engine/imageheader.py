@@ -4,6 +4,7 @@ OpenCV's own limit (OPENCV_IO_MAX_IMAGE_PIXELS) is fixed when cv2 is first impor
 have done before nst; this check does not depend on import order.  Covers PNG, JPEG, GIF, BMP and WebP;
 other formats return None and rely on OpenCV's limit.
 """
+
 from __future__ import annotations
 
 import struct
@@ -19,9 +20,9 @@ def _jpeg(data: bytes) -> tuple[int, int] | None:
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
             i += 1 if marker == 0xFF else 2
             continue
-        length = struct.unpack(">H", data[i + 2:i + 4])[0]
+        length = struct.unpack(">H", data[i + 2 : i + 4])[0]
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            h, w = struct.unpack(">HH", data[i + 5:i + 9])
+            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
             return w, h
         i += 2 + length
     return None

@@ -3,6 +3,7 @@
 Everything comes back as RGB float32 HxWx3 in 0..255, whatever the file held: grayscale, alpha
 (composited on white), 16-bit, CMYK JPEG, BMP/WebP/GIF/TIFF, EXIF-rotated photos (turned upright).
 """
+
 from __future__ import annotations
 
 import os
@@ -70,10 +71,11 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise NstError(f"{p}: cannot be read ({exc.strerror or exc}); check its permissions") from None
     if data.size == 0:
         raise NstError(f"{p}: the file is empty; give a PNG, JPEG, WebP, BMP, GIF or TIFF image")
-    dims = dimensions(data[:1 << 16].tobytes())
+    dims = dimensions(data[: 1 << 16].tobytes())
     if dims and dims[0] * dims[1] > MAX_PIXELS:
-        raise NstError(f"{p}: the image is {dims[0]}x{dims[1]}, larger than {MAX_PIXELS // 1_000_000} "
-                       "megapixels; shrink it first")
+        raise NstError(
+            f"{p}: the image is {dims[0]}x{dims[1]}, larger than {MAX_PIXELS // 1_000_000} megapixels; shrink it first"
+        )
     try:
         bgr = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)  # applies EXIF orientation
         if bgr is not None and data[:4].tobytes() in _ALPHA_MAGIC:
@@ -82,12 +84,15 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
                 bgr = raw
     except cv2.error as exc:
         if "MAX_IMAGE_PIXELS" in str(exc):
-            raise NstError(f"{p}: the image is larger than {MAX_PIXELS // 1_000_000} megapixels; "
-                           "shrink it first") from None
+            raise NstError(
+                f"{p}: the image is larger than {MAX_PIXELS // 1_000_000} megapixels; shrink it first"
+            ) from None
         raise NstError(f"{p}: cannot be decoded as an image; it may be corrupt or truncated") from None
     if bgr is None:
-        raise NstError(f"{p}: not a readable image (corrupt, truncated or an unsupported format); "
-                       "give a PNG, JPEG, WebP, BMP, GIF or TIFF file")
+        raise NstError(
+            f"{p}: not a readable image (corrupt, truncated or an unsupported format); "
+            "give a PNG, JPEG, WebP, BMP, GIF or TIFF file"
+        )
     if bgr.ndim == 3:
         bgr = bgr[:, :, [2, 1, 0, 3][: bgr.shape[2]]]  # BGR(A) -> RGB(A)
     return _to_float_rgb(bgr, str(p))

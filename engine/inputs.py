@@ -1,4 +1,5 @@
 """First images and style masks: what an optimisation starts from and where each style applies."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,8 +37,10 @@ def load_masks(sources, count: int, h: int, w: int) -> list[np.ndarray]:
         sources = [s.strip() or None for s in sources.split(",")]
     sources = list(sources)
     if len(sources) != count:
-        raise NstError(f"--style-masks has {len(sources)} mask(s) for {count} style image(s); give one per style "
-                       "(an empty entry means everywhere)")
+        raise NstError(
+            f"--style-masks has {len(sources)} mask(s) for {count} style image(s); give one per style "
+            "(an empty entry means everywhere)"
+        )
     masks = []
     for i, source in enumerate(sources):
         if source is None:

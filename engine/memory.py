@@ -6,6 +6,7 @@ The model is fitted to `nst bench` peaks on the CPU (benchmarks/results/memory_m
 network's activations and their adjoints, plus the optimizer's own arrays; never less than the peak of
 building the sessions.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from .errors import NstError
 
-MB = 2.0 ** 20
+MB = 2.0**20
 # Fitted 128..1024 px (benchmarks/results/memory_model.json; estimates at or just above every measured peak):
 # a running transfer holds FIXED_MB (libraries, weights, sessions) plus NETWORK_BYTES per pixel (activations,
 # adjoints, arena slack up to relu5_1); building the sessions peaks at START_MB before those temporaries are
@@ -48,8 +49,9 @@ TILED_BYTES_PER_PIXEL = 800.0
 TILE_EXAMPLE = 1024  # the --tile suggested when only tiling fits
 
 
-def estimate_peak_mb(pixels: int, path: str, optimizer: str, history: int = 10, device: str = "cpu",
-                     network_pixels: int | None = None) -> float:
+def estimate_peak_mb(
+    pixels: int, path: str, optimizer: str, history: int = 10, device: str = "cpu", network_pixels: int | None = None
+) -> float:
     """Estimated peak resident host memory of a process running one transfer of `pixels` pixels;
     `network_pixels`: a tiled run's largest tile, which is all the network holds at once."""
     network = NETWORK_BYTES[path] if device == "cpu" else HOST_BYTES_PER_PIXEL_ON_GPU
@@ -84,8 +86,16 @@ def largest_side(h: int, w: int, budget_mb: float, path: str, optimizer: str, hi
     return int(math.sqrt(pixels / aspect) // 16 * 16)
 
 
-def check_fits(h: int, w: int, path: str, optimizer: str, history: int, device=None,
-               network_pixels: int | None = None, tile_pixels=None) -> None:
+def check_fits(
+    h: int,
+    w: int,
+    path: str,
+    optimizer: str,
+    history: int,
+    device=None,
+    network_pixels: int | None = None,
+    tile_pixels=None,
+) -> None:
     """Raise NstError before any work when an (h, w) transfer will not fit in host (or GPU) memory,
     naming settings that would fit. `network_pixels`: the largest tile of a tiled run; `tile_pixels(core)`:
     a tile's pixels, to suggest tiling. NST_MEMORY_CHECK=0 in the environment skips the check."""
@@ -94,8 +104,13 @@ def check_fits(h: int, w: int, path: str, optimizer: str, history: int, device=N
     if device is not None and device.name == "cuda":
         _check_gpu(h, w, device)
     have = available_mb()
-    setting = dict(path=path, optimizer=optimizer, history=history, device=device.name if device else "cpu",
-                   network_pixels=network_pixels)
+    setting = dict(
+        path=path,
+        optimizer=optimizer,
+        history=history,
+        device=device.name if device else "cpu",
+        network_pixels=network_pixels,
+    )
 
     def need(**changes) -> float:
         return estimate_peak_mb(h * w, **(setting | changes)) * MARGIN
@@ -122,8 +137,10 @@ def check_fits(h: int, w: int, path: str, optimizer: str, history: int, device=N
     if network_pixels is None and need(path="split" if path == "fused" else "fused") <= have:
         hints.append(f"--path {'split' if path == 'fused' else 'fused'}")
     advice = "; try " + " or ".join(hints) if hints else "; no smaller setting fits either: free memory first"
-    raise NstError(f"a {w}x{h} transfer needs about {need() / 1024:.1f} GB of memory but about {have / 1024:.1f} GB "
-                   f"is available{advice} (NST_MEMORY_CHECK=0 skips this check)")
+    raise NstError(
+        f"a {w}x{h} transfer needs about {need() / 1024:.1f} GB of memory but about {have / 1024:.1f} GB "
+        f"is available{advice} (NST_MEMORY_CHECK=0 skips this check)"
+    )
 
 
 def _check_gpu(h: int, w: int, device) -> None:
@@ -134,8 +151,10 @@ def _check_gpu(h: int, w: int, device) -> None:
     if free is not None and need > free:
         pixels = max(free / MARGIN - GPU_FIXED_MB, 0.0) * MB / GPU_BYTES_PER_PIXEL
         side = int(math.sqrt(pixels * max(h, w) / min(h, w)) // 16 * 16)
-        raise NstError(f"a {w}x{h} transfer needs about {need / 1024:.1f} GB of GPU memory but {free / 1024:.1f} GB "
-                       f"is free; try --size {side} or --device cpu (NST_MEMORY_CHECK=0 skips this check)")
+        raise NstError(
+            f"a {w}x{h} transfer needs about {need / 1024:.1f} GB of GPU memory but {free / 1024:.1f} GB "
+            f"is free; try --size {side} or --device cpu (NST_MEMORY_CHECK=0 skips this check)"
+        )
 
 
 def _meminfo_kb(key: str) -> float:

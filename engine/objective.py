@@ -2,13 +2,14 @@
 
 `Objective.loss_and_grad(image)` is all an optimizer needs, so hosts can drive their own.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-import kernels
+from nst import kernels
 
 from .presets import CONVENTIONS, Options
 from .runtime import GraphRunner
@@ -32,8 +33,7 @@ def _flat(activation: np.ndarray) -> np.ndarray:
     return activation.reshape(activation.shape[1], -1)
 
 
-def style_targets(runner, styles: list[np.ndarray], blend: list[float],
-                  options: Options) -> dict[str, np.ndarray]:
+def style_targets(runner, styles: list[np.ndarray], blend: list[float], options: Options) -> dict[str, np.ndarray]:
     """Blended, normalised Gram targets per style layer, from (1, 3, H, W) style images."""
     convention = CONVENTIONS[options.convention]
     targets: dict[str, np.ndarray] = {}
@@ -61,8 +61,13 @@ def content_targets(runner, content: np.ndarray, options: Options) -> tuple[dict
 class Objective:
     """loss(image) and d loss / d image for one content, its styles and the chosen weights."""
 
-    def __init__(self, runner: GraphRunner, content_target: dict[str, np.ndarray],
-                 style_target: dict[str, np.ndarray], options: Options) -> None:
+    def __init__(
+        self,
+        runner: GraphRunner,
+        content_target: dict[str, np.ndarray],
+        style_target: dict[str, np.ndarray],
+        options: Options,
+    ) -> None:
         self.runner = runner
         self.content_target = content_target
         self.style_target = style_target
@@ -135,8 +140,14 @@ class Objective:
 class FusedObjective(Objective):
     """The same objective evaluated by the fused graph: losses and Gram matrices inside ONNX Runtime."""
 
-    def __init__(self, runner, content_target: dict[str, np.ndarray], style_target: dict[str, np.ndarray],
-                 options: Options, shapes: dict[str, tuple[int, ...]]) -> None:
+    def __init__(
+        self,
+        runner,
+        content_target: dict[str, np.ndarray],
+        style_target: dict[str, np.ndarray],
+        options: Options,
+        shapes: dict[str, tuple[int, ...]],
+    ) -> None:
         super().__init__(runner, content_target, style_target, options)
         from .fused import content_inputs, style_inputs
 
@@ -162,16 +173,27 @@ class MaskedObjective(Objective):
     """Each style acts only where its mask is on: its loss reads features times the mask (scaled down to
     each layer) against that style's own Gram target, weighted by its blend weight."""
 
-    def __init__(self, runner, content_target: dict[str, np.ndarray], style_targets_each: list[dict[str, np.ndarray]],
-                 masks: list[np.ndarray], blend: list[float], options: Options, shapes: dict) -> None:
+    def __init__(
+        self,
+        runner,
+        content_target: dict[str, np.ndarray],
+        style_targets_each: list[dict[str, np.ndarray]],
+        masks: list[np.ndarray],
+        blend: list[float],
+        options: Options,
+        shapes: dict,
+    ) -> None:
         super().__init__(runner, content_target, {}, options)
         import cv2
 
         self.styles = []
         for target, mask, weight in zip(style_targets_each, masks, blend):
-            per_layer = {layer: np.ascontiguousarray(cv2.resize(mask, (shapes[layer][3], shapes[layer][2]),
-                                                                interpolation=cv2.INTER_AREA).reshape(-1))
-                         for layer in options.style_layers}
+            per_layer = {
+                layer: np.ascontiguousarray(
+                    cv2.resize(mask, (shapes[layer][3], shapes[layer][2]), interpolation=cv2.INTER_AREA).reshape(-1)
+                )
+                for layer in options.style_layers
+            }
             self.styles.append((target, per_layer, weight))
 
     def style_term(self, layer: str, features: np.ndarray, norm: float, scale: float) -> tuple[float, np.ndarray]:
@@ -179,7 +201,9 @@ class MaskedObjective(Objective):
         grad = np.zeros_like(features)
         for target, masks, weight in self.styles:
             mask = masks[layer]
-            part, g = kernels.style_loss_grad(kernels.scale_columns(features, mask), target[layer], norm, scale * weight)
+            part, g = kernels.style_loss_grad(
+                kernels.scale_columns(features, mask), target[layer], norm, scale * weight
+            )
             loss += part
             grad += kernels.scale_columns(g, mask)
         return loss, grad

@@ -4,13 +4,14 @@ L-BFGS-B (the classic reference the johnson preset uses) and Adam (numba step).
 Both spend exactly `iterations` objective evaluations (forward + backward passes), so budgets compare,
 and both call `on_eval(k, x, losses)` after evaluation k; a True return stops the run.
 """
+
 from __future__ import annotations
 
 from typing import Callable
 
 import numpy as np
 
-import kernels
+from nst import kernels
 
 from .objective import Losses, Objective
 
@@ -47,14 +48,13 @@ class _StepMemory:
     def keep(self, slot: int, sy: float, yy: float) -> None:
         """Keep the pair in `slot` where the curvature is positive (else the memory stays as it was)."""
         if sy > 1e-10 * yy:
-            self.kept = (self.kept + [slot])[-self.history:]
+            self.kept = (self.kept + [slot])[-self.history :]
 
     def clear(self) -> None:
         self.kept = []
 
 
-def lbfgs(objective: Objective, x0: np.ndarray, iterations: int, on_eval: OnEval,
-          history: int = 10) -> np.ndarray:
+def lbfgs(objective: Objective, x0: np.ndarray, iterations: int, on_eval: OnEval, history: int = 10) -> np.ndarray:
     """Minimise inside the pixel range with nst's own L-BFGS; returns the best image evaluated.
 
     Projected L-BFGS: the two-loop direction over the free pixels (those not held on a bound by their
@@ -106,8 +106,7 @@ def lbfgs(objective: Objective, x0: np.ndarray, iterations: int, on_eval: OnEval
     return best_x.reshape(shape)
 
 
-def lbfgsb(objective: Objective, x0: np.ndarray, iterations: int, on_eval: OnEval,
-           history: int = 10) -> np.ndarray:
+def lbfgsb(objective: Objective, x0: np.ndarray, iterations: int, on_eval: OnEval, history: int = 10) -> np.ndarray:
     """Minimise with scipy's L-BFGS-B inside the pixel range; returns the best image evaluated.
 
     Its per-iteration cost is about 30 ms at 512 px; setting up the bounds costs about 3 s once per run
@@ -135,9 +134,20 @@ def lbfgsb(objective: Objective, x0: np.ndarray, iterations: int, on_eval: OnEva
     while state["k"] < iterations and not state["stopped"] and stalls < 3:
         before = state["k"]
         try:
-            minimize(fun, start, jac=True, method="L-BFGS-B", bounds=_bounds(start.size),
-                     options={"maxfun": iterations - state["k"] + 1, "maxiter": iterations,
-                              "maxcor": history, "ftol": 0.0, "gtol": 0.0})
+            minimize(
+                fun,
+                start,
+                jac=True,
+                method="L-BFGS-B",
+                bounds=_bounds(start.size),
+                options={
+                    "maxfun": iterations - state["k"] + 1,
+                    "maxiter": iterations,
+                    "maxcor": history,
+                    "ftol": 0.0,
+                    "gtol": 0.0,
+                },
+            )
         except _Stop:
             break
         # L-BFGS-B ended early (line search could not progress): restart from the best point.
@@ -152,8 +162,17 @@ def _bounds(n: int):
     return Bounds(np.full(n, PIXEL_RANGE[0]), np.full(n, PIXEL_RANGE[1]))
 
 
-def adam(objective: Objective, x0: np.ndarray, iterations: int, on_eval: OnEval, lr: float,
-         clip: bool = True, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> np.ndarray:
+def adam(
+    objective: Objective,
+    x0: np.ndarray,
+    iterations: int,
+    on_eval: OnEval,
+    lr: float,
+    clip: bool = True,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+) -> np.ndarray:
     """Adam on the pixels; returns the image after the last step (clipped to 0..255 when `clip`)."""
     x = np.ascontiguousarray(x0, dtype=np.float32).copy()
     m = np.zeros_like(x)
@@ -164,13 +183,21 @@ def adam(objective: Objective, x0: np.ndarray, iterations: int, on_eval: OnEval,
         _, grad = objective.loss_and_grad(x)
         if on_eval(k, x, objective.last):
             break
-        kernels.adam_step(flat, grad.reshape(-1), m.reshape(-1), v.reshape(-1), k + 1, lr,
-                          beta1, beta2, eps, low, high)
+        kernels.adam_step(flat, grad.reshape(-1), m.reshape(-1), v.reshape(-1), k + 1, lr, beta1, beta2, eps, low, high)
     return x
 
 
-def adam_on_device(objective, x0: np.ndarray, iterations: int, on_eval: OnEval, lr: float, clip: bool = True,
-                   beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> np.ndarray:
+def adam_on_device(
+    objective,
+    x0: np.ndarray,
+    iterations: int,
+    on_eval: OnEval,
+    lr: float,
+    clip: bool = True,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+) -> np.ndarray:
     """`adam` for the fused objective with everything on its device (CPU or CUDA): the image, gradient and
     moments stay there as OrtValues and only the loss scalars come back; `on_eval` gets the image as an
     OrtValue (Progress copies it only when asked)."""

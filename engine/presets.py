@@ -1,4 +1,5 @@
 """Loss conventions and presets: the defaults each named preset gives to every transfer option."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
@@ -65,7 +66,7 @@ class Options:
     clip_pixels: bool = True  # Adam keeps pixels in 0..255 (the assignment's Adam does not)
     report: str = "none"  # "seed" prints and saves as the assignment does
 
-    def with_overrides(self, **overrides) -> "Options":
+    def with_overrides(self, **overrides) -> Options:
         """A copy with the given non-None fields replaced; unknown names are an error."""
         known = {f.name for f in fields(self)}
         unknown = sorted(set(overrides) - known)
@@ -83,10 +84,23 @@ PRESETS: dict[str, Options] = {
     "johnson": Options(optimizer="lbfgsb"),
     # The assignment in shared/seed: its cost normalisations, 10 J_content + 40 J_style, average pooling,
     # noisy-content initialisation with numpy seed 3, Adam lr 2.0 for 200 iterations at 400x300.
-    "seed": Options(preset="seed", convention="seed", size=400, iterations=200, optimizer="adam", lr=2.0,
-                    content_weight=10.0, style_weight=40.0, tv_weight=0.0,
-                    style_layers={name: 0.2 for name in DEFAULT_STYLE_LAYERS}, init="noisy-content",
-                    pooling="avg", seed=3, clip_pixels=False, report="seed"),
+    "seed": Options(
+        preset="seed",
+        convention="seed",
+        size=400,
+        iterations=200,
+        optimizer="adam",
+        lr=2.0,
+        content_weight=10.0,
+        style_weight=40.0,
+        tv_weight=0.0,
+        style_layers={name: 0.2 for name in DEFAULT_STYLE_LAYERS},
+        init="noisy-content",
+        pooling="avg",
+        seed=3,
+        clip_pixels=False,
+        report="seed",
+    ),
 }
 
 

@@ -1,5 +1,6 @@
 """What a transfer tells its callback each iteration, and ready-made callbacks (metrics, saves, the
 assignment's report) that the CLI composes and hosts can reuse."""
+
 from __future__ import annotations
 
 import json
@@ -10,14 +11,15 @@ from typing import Callable, TextIO
 
 import numpy as np
 
-import kernels
+from nst import kernels
 
 
 @dataclass
 class Progress:
     """One iteration (objective evaluation) of a transfer.
 
-    iteration counts from 0 within the current scale; losses holds loss, content, style and tv (weighted terms).  Call `image()`
+    iteration counts from 0 within the current scale; losses holds loss, content, style and tv (weighted terms).
+    Call `image()`
     for the image that was evaluated (HxWx3 uint8, computed only when asked) and `stop()` to end the run.
     """
 
@@ -68,8 +70,11 @@ class MetricsWriter:
         self._fh: TextIO = open(self.path, "w", encoding="utf-8")
 
     def __call__(self, p: Progress) -> None:
-        record = {"iteration": p.iteration, **{k: float(v) for k, v in p.losses.items()},
-                  "seconds": round(p.elapsed, 4)}
+        record = {
+            "iteration": p.iteration,
+            **{k: float(v) for k, v in p.losses.items()},
+            "seconds": round(p.elapsed, 4),
+        }
         self._fh.write(json.dumps(record) + "\n")
         self._fh.flush()
 
@@ -99,8 +104,14 @@ class SeedReport:
     so evaluation k reports iteration k - 1.  Its costs are the unweighted J_content and J_style.
     """
 
-    def __init__(self, content_weight: float, style_weight: float, folder: str | Path = "output",
-                 stream: TextIO | None = None, every: int = 20) -> None:
+    def __init__(
+        self,
+        content_weight: float,
+        style_weight: float,
+        folder: str | Path = "output",
+        stream: TextIO | None = None,
+        every: int = 20,
+    ) -> None:
         self.alpha, self.beta = content_weight, style_weight
         self.folder = Path(folder)
         self.stream = stream or sys.stdout
@@ -113,8 +124,11 @@ class SeedReport:
         j_content = p.losses["content"] / self.alpha if self.alpha else 0.0
         j_style = p.losses["style"] / self.beta if self.beta else 0.0
         total = self.alpha * j_content + self.beta * j_style
-        print(f"Iteration {i} : total cost = {total:g} content cost = {j_content:g} style cost = {j_style:g}",
-              file=self.stream, flush=True)
+        print(
+            f"Iteration {i} : total cost = {total:g} content cost = {j_content:g} style cost = {j_style:g}",
+            file=self.stream,
+            flush=True,
+        )
         from .images import write_image
 
         self.folder.mkdir(parents=True, exist_ok=True)

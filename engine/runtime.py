@@ -4,6 +4,7 @@ The same code serves CPU and CUDA: forward outputs are bound to the session's de
 backward graph as OrtValues, so on CUDA the saved activations never leave the GPU; only the loss-layer
 activations (for the host losses) and the image gradient cross to the host.
 """
+
 from __future__ import annotations
 
 import functools
@@ -43,8 +44,10 @@ def resolve_device(name: str, device_id: int = 0) -> Device:
         return Device("cpu", ("CPUExecutionProvider",), "cpu")
     providers = available_providers()
     if "CUDAExecutionProvider" not in providers:
-        raise NstError("device 'cuda' asked for but this onnxruntime has no CUDAExecutionProvider "
-                       f"(available: {', '.join(providers)}); install onnxruntime-gpu or use --device cpu")
+        raise NstError(
+            "device 'cuda' asked for but this onnxruntime has no CUDAExecutionProvider "
+            f"(available: {', '.join(providers)}); install onnxruntime-gpu or use --device cpu"
+        )
     options = {"device_id": device_id, "cudnn_conv_algo_search": "HEURISTIC"} | cuda_options()
     return Device("cuda", (("CUDAExecutionProvider", options),), "cuda", device_id)
 
@@ -89,8 +92,13 @@ def _shared_cpu_arena() -> None:
     _ARENA.append(info)
 
 
-def make_session(model_bytes: bytes, device: Device, threads: int | None = None, layout_rewrite: bool = True,
-                 profile: str | None = None):
+def make_session(
+    model_bytes: bytes,
+    device: Device,
+    threads: int | None = None,
+    layout_rewrite: bool = True,
+    profile: str | None = None,
+):
     """An InferenceSession on the given device (full graph optimisation unless `layout_rewrite` is off);
     `profile` (a file prefix) turns on ONNX Runtime's profiler, which records where each node ran."""
     import onnxruntime as ort
@@ -101,8 +109,9 @@ def make_session(model_bytes: bytes, device: Device, threads: int | None = None,
         opts.profile_file_prefix = profile
     # ALL adds the NCHWc layout rewrite: measured 7-15% faster per iteration than EXTENDED on 2 AVX2 cores
     # but it keeps about 150 MB more per session; sessions that run once per transfer use EXTENDED.
-    opts.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if layout_rewrite
-                                     else ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
+    opts.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_ENABLE_ALL if layout_rewrite else ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    )
     opts.log_severity_level = 3
     if threads:
         opts.intra_op_num_threads = int(threads)
@@ -149,21 +158,36 @@ def _malloc_trim():
 class GraphRunner:
     """Runs the forward and backward graphs of a GraphPair, keeping saved tensors on the device."""
 
-    def __init__(self, pair: GraphPair, device: Device, threads: int | None = None, backward: bool = True,
-                 profile: str | None = None) -> None:
+    def __init__(
+        self,
+        pair: GraphPair,
+        device: Device,
+        threads: int | None = None,
+        backward: bool = True,
+        profile: str | None = None,
+    ) -> None:
         self.saved_names = pair.saved
         self.loss_layers = pair.loss_layers
         self.device = device
         # The ModelProtos are not kept: the sessions hold their own copy of the weights.
-        self.forward_session = make_session(pair.forward.SerializeToString(), device, threads,
-                                            layout_rewrite=backward, profile=profile and f"{profile}_forward")
-        self.backward_session = (make_session(pair.backward.SerializeToString(), device, threads,
-                                              profile=profile and f"{profile}_backward") if backward else None)
+        self.forward_session = make_session(
+            pair.forward.SerializeToString(),
+            device,
+            threads,
+            layout_rewrite=backward,
+            profile=profile and f"{profile}_forward",
+        )
+        self.backward_session = (
+            make_session(pair.backward.SerializeToString(), device, threads, profile=profile and f"{profile}_backward")
+            if backward
+            else None
+        )
         self._saved: dict = {}
 
     @classmethod
-    def features_only(cls, pair: GraphPair, device: Device, threads: int | None = None,
-                      profile: str | None = None) -> "GraphRunner":
+    def features_only(
+        cls, pair: GraphPair, device: Device, threads: int | None = None, profile: str | None = None
+    ) -> GraphRunner:
         """A runner with the forward session alone (for targets)."""
         return cls(pair, device, threads, backward=False, profile=profile)
 
@@ -211,8 +235,15 @@ class FusedRunner:
     100 MB that the objective needs more, and building it takes about 0.2 s.
     """
 
-    def __init__(self, features: Callable[[], GraphPair], loss_layers: tuple[str, ...], fused, device: Device,
-                 threads: int | None = None, profile: str | None = None) -> None:
+    def __init__(
+        self,
+        features: Callable[[], GraphPair],
+        loss_layers: tuple[str, ...],
+        fused,
+        device: Device,
+        threads: int | None = None,
+        profile: str | None = None,
+    ) -> None:
         self._build_features = features  # makes the features-only GraphPair
         self.features: GraphRunner | None = None
         self.loss_layers = loss_layers
@@ -223,7 +254,7 @@ class FusedRunner:
         self._constants: dict = {}
         self._adam: DeviceAdam | None = None
 
-    def adam(self) -> "DeviceAdam":
+    def adam(self) -> DeviceAdam:
         """The device Adam stepper (built once), its moments reset for a new run."""
         if self._adam is None:
             self._adam = DeviceAdam(self.device, self.threads)
@@ -233,8 +264,11 @@ class FusedRunner:
     @property
     def sessions(self) -> dict:
         """The runner's sessions by role."""
-        return {"features": self.features.forward_session if self.features else None, "fused": self.session,
-                "adam": self._adam.session if self._adam else None}
+        return {
+            "features": self.features.forward_session if self.features else None,
+            "fused": self.session,
+            "adam": self._adam.session if self._adam else None,
+        }
 
     def forward(self, image: np.ndarray) -> dict[str, np.ndarray]:
         """Loss-layer activations of an image on the host (for targets), building the features session if needed."""
@@ -270,7 +304,9 @@ class FusedRunner:
             binding.bind_ortvalue_input(name, value)
         for name in ("content_loss", "style_loss"):
             binding.bind_output(name, "cpu")
-        binding.bind_output("grad_image", *(("cpu",) if grad_on_host else (self.device.ort_device, self.device.device_id)))
+        binding.bind_output(
+            "grad_image", *(("cpu",) if grad_on_host else (self.device.ort_device, self.device.device_id))
+        )
         self.session.run_with_iobinding(binding)
         content, style, grad = binding.get_outputs()
         return float(content.numpy()), float(style.numpy()), grad
@@ -287,13 +323,24 @@ class DeviceAdam:
         self.session = make_session(build_adam_step().SerializeToString(), device, threads, layout_rewrite=False)
         self.m = self.v = None
 
-    def step(self, x, grad, k: int, lr: float, beta1: float, beta2: float, eps: float, low: float, high: float,
-             tv_weight: float):
+    def step(
+        self,
+        x,
+        grad,
+        k: int,
+        lr: float,
+        beta1: float,
+        beta2: float,
+        eps: float,
+        low: float,
+        high: float,
+        tv_weight: float,
+    ):
         """Step k (from 1) from image x with the network's gradient: (next image OrtValue, tv loss of x)."""
         if self.m is None:
             zeros = np.zeros(x.shape(), np.float32)
             self.m, self.v = to_device(zeros, self.device), to_device(zeros, self.device)
-        lr_t = lr * np.sqrt(1.0 - beta2 ** k) / (1.0 - beta1 ** k)
+        lr_t = lr * np.sqrt(1.0 - beta2**k) / (1.0 - beta1**k)
         binding = self.session.io_binding()
         for name, value in (("x", x), ("grad", grad), ("m", self.m), ("v", self.v)):
             binding.bind_ortvalue_input(name, value)

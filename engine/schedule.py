@@ -1,5 +1,6 @@
 """The coarse-to-fine schedule of a transfer: the size and iteration count of each scale, and where each
 finer scale starts."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,7 +36,7 @@ def scale_schedule(opts: Options) -> tuple[list[int], list[int]]:
         expected = len(sizes) if isinstance(opts.scales, str) else int(opts.scales)
         if len(counts) != expected or min(counts) < 1:
             raise NstError(f"--scale-iterations needs {expected} positive counts, one per scale")
-        counts = counts[len(counts) - len(sizes):]  # collapsed small scales drop their first counts
+        counts = counts[len(counts) - len(sizes) :]  # collapsed small scales drop their first counts
     else:
         counts = [opts.iterations] * len(sizes)
     return sizes, counts

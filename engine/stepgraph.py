@@ -7,6 +7,7 @@ It adds the total-variation term to the network's gradient and takes the step ex
     m' = b1 m + (1 - b1) g,   v' = b2 v + (1 - b2) g^2,   x' = clip(x - lr_t m' / (sqrt(v') + eps), low, high)
 with lr_t the bias-corrected step size, computed on the host per step.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,7 +23,7 @@ def _diff(b: _Builder, x: str, axis: int) -> str:
     """x[i + 1] - x[i] along `axis` (2: rows, 3: columns)."""
     axes = b.const(np.array([axis], np.int64), "axis")
     one, zero = b.const(np.array([1], np.int64), "one"), b.const(np.array([0], np.int64), "zero")
-    end, last = b.const(np.array([2 ** 62], np.int64), "end"), b.const(np.array([-1], np.int64), "last")
+    end, last = b.const(np.array([2**62], np.int64), "end"), b.const(np.array([-1], np.int64), "last")
     ahead = b.op("Slice", [x, one, end, axes], "ahead")
     behind = b.op("Slice", [x, zero, last, axes], "behind")
     return b.op("Sub", [ahead, behind], "d")
@@ -43,8 +44,9 @@ def _tv(b: _Builder, x: str, weight: str) -> tuple[str, str]:
         wide = b.op("Cast", [d], "d64", to=TensorProto.DOUBLE)
         sums.append(b.op("ReduceSum", [b.op("Mul", [wide, wide], "dd")], "ss", keepdims=0))
         grads.append(b.op("Sub", [_pad(b, d, axis, True), _pad(b, d, axis, False)], "tvg"))
-    half = b.op("Mul", [b.op("Cast", [weight], "w64", to=TensorProto.DOUBLE),
-                        b.const(np.array(0.5, np.float64), "half")], "hw")
+    half = b.op(
+        "Mul", [b.op("Cast", [weight], "w64", to=TensorProto.DOUBLE), b.const(np.array(0.5, np.float64), "half")], "hw"
+    )
     loss = b.op("Mul", [b.op("Add", sums, "sum"), half], "tv_loss", "tv_loss")
     return loss, b.op("Mul", [b.op("Add", grads, "tvsum"), weight], "tv_grad")
 
@@ -55,11 +57,21 @@ def build_adam_step() -> onnx.ModelProto:
     one = b.const(np.array(1, np.float32), "one_f")
     _, tv_grad = _tv(b, "x", "tv_weight")
     g = b.op("Add", ["grad", tv_grad], "g")
-    m = b.op("Add", [b.op("Mul", ["beta1", "m"], "b1m"),
-                     b.op("Mul", [b.op("Sub", [one, "beta1"], "c1"), g], "c1g")], "m_next", "m_next")
-    v = b.op("Add", [b.op("Mul", ["beta2", "v"], "b2v"),
-                     b.op("Mul", [b.op("Sub", [one, "beta2"], "c2"), b.op("Mul", [g, g], "gg")], "c2gg")],
-             "v_next", "v_next")
+    m = b.op(
+        "Add",
+        [b.op("Mul", ["beta1", "m"], "b1m"), b.op("Mul", [b.op("Sub", [one, "beta1"], "c1"), g], "c1g")],
+        "m_next",
+        "m_next",
+    )
+    v = b.op(
+        "Add",
+        [
+            b.op("Mul", ["beta2", "v"], "b2v"),
+            b.op("Mul", [b.op("Sub", [one, "beta2"], "c2"), b.op("Mul", [g, g], "gg")], "c2gg"),
+        ],
+        "v_next",
+        "v_next",
+    )
     step = b.op("Div", [b.op("Mul", ["lr_t", m], "lm"), b.op("Add", [b.op("Sqrt", [v], "sv"), "eps"], "den")], "st")
     b.op("Clip", [b.op("Sub", ["x", step], "moved"), "low", "high"], "x_next", "x_next")
     image = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 3, "H", "W"])

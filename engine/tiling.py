@@ -8,6 +8,7 @@ starts from the tile the first pass ended with) turns the global style error int
 gradient and runs the backward graph; the tiles' image gradients add up to the whole image's.  The grid
 moves between evaluations, so no tile border stays in one place.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import kernels
+from nst import kernels
 
 from .objective import Objective, _flat
 from .presets import CONVENTIONS, Options
@@ -59,9 +60,11 @@ def spans(length: int, core: int, halo: int, offset: int) -> list[tuple[int, int
 
 def tiles(h: int, w: int, core: int, halo: int, offset: tuple[int, int] = (0, 0)) -> list[Tile]:
     """The tiles covering an h x w image; cores partition it."""
-    return [Tile(y0, y1, x0, x1, cy0, cy1, cx0, cx1)
-            for y0, y1, cy0, cy1 in spans(h, core, halo, offset[0])
-            for x0, x1, cx0, cx1 in spans(w, core, halo, offset[1])]
+    return [
+        Tile(y0, y1, x0, x1, cy0, cy1, cx0, cx1)
+        for y0, y1, cy0, cy1 in spans(h, core, halo, offset[0])
+        for x0, x1, cx0, cx1 in spans(w, core, halo, offset[1])
+    ]
 
 
 def core_slice(tile: Tile, shape: tuple[int, ...], stride: int) -> tuple[slice, slice]:
@@ -84,7 +87,7 @@ def strides(spec, layers) -> dict[str, int]:
 
 
 def _crop(image: np.ndarray, tile: Tile) -> np.ndarray:
-    return np.ascontiguousarray(image[:, :, tile.y0:tile.y1, tile.x0:tile.x1])
+    return np.ascontiguousarray(image[:, :, tile.y0 : tile.y1, tile.x0 : tile.x1])
 
 
 class TileGrid:
@@ -140,8 +143,9 @@ class TileGrid:
                 if layer not in out:
                     out[layer] = np.zeros((1, a.shape[1], *self.size(layer)), np.float32)
                 block = a[:, :, rows, cols]
-                out[layer][:, :, tile.cy0 // s: tile.cy0 // s + block.shape[2],
-                           tile.cx0 // s: tile.cx0 // s + block.shape[3]] = block
+                out[layer][
+                    :, :, tile.cy0 // s : tile.cy0 // s + block.shape[2], tile.cx0 // s : tile.cx0 // s + block.shape[3]
+                ] = block
         runner.release()
         return out
 
@@ -149,8 +153,14 @@ class TileGrid:
 class TiledObjective(Objective):
     """The split objective of the whole image, evaluated in tiles (see the module docstring)."""
 
-    def __init__(self, runner, grid: TileGrid, content_target: dict[str, np.ndarray],
-                 style_target: dict[str, np.ndarray], options: Options) -> None:
+    def __init__(
+        self,
+        runner,
+        grid: TileGrid,
+        content_target: dict[str, np.ndarray],
+        style_target: dict[str, np.ndarray],
+        options: Options,
+    ) -> None:
         super().__init__(runner, content_target, style_target, options)
         self.grid = grid
 
@@ -161,8 +171,12 @@ class TiledObjective(Objective):
         for layer, weight in opts.style_layers.items():
             c = grams[layer].shape[0]
             norm = conv.gram_divisor(c, *self.grid.size(layer))
-            loss, coeffs[layer] = kernels.gram_loss(grams[layer].astype(np.float32), self.style_target[layer], norm,
-                                                    conv.style_scale(opts.style_weight * weight, c))
+            loss, coeffs[layer] = kernels.gram_loss(
+                grams[layer].astype(np.float32),
+                self.style_target[layer],
+                norm,
+                conv.style_scale(opts.style_weight * weight, c),
+            )
             style += loss
         content, grad = 0.0, np.zeros_like(image)
         for tile, acts, where in self.grid.cores(self.runner, image, step, reverse=True, first=last):
@@ -173,7 +187,7 @@ class TiledObjective(Objective):
                 grads[layer][0][:, rows, cols] += (coeff @ core.reshape(core.shape[0], -1)).reshape(core.shape)
             for layer, weight in opts.content_layers.items():
                 content += self.content_term(layer, weight, tile, acts[layer], where[layer], grads[layer])
-            grad[:, :, tile.y0:tile.y1, tile.x0:tile.x1] += self.runner.backward(grads)
+            grad[:, :, tile.y0 : tile.y1, tile.x0 : tile.x1] += self.runner.backward(grads)
         self.runner.release()
         return content, style, grad
 
@@ -182,17 +196,20 @@ class TiledObjective(Objective):
         rows, cols = where
         s = self.grid.strides[layer]
         core = np.ascontiguousarray(act[0][:, rows, cols])
-        target = self.content_target[layer][0][:, tile.cy0 // s: tile.cy0 // s + core.shape[1],
-                                               tile.cx0 // s: tile.cx0 // s + core.shape[2]]
-        scale = CONVENTIONS[self.options.convention].content_scale(self.options.content_weight * weight,
-                                                                   core.shape[0], *self.grid.size(layer))
+        target = self.content_target[layer][0][
+            :, tile.cy0 // s : tile.cy0 // s + core.shape[1], tile.cx0 // s : tile.cx0 // s + core.shape[2]
+        ]
+        scale = CONVENTIONS[self.options.convention].content_scale(
+            self.options.content_weight * weight, core.shape[0], *self.grid.size(layer)
+        )
         loss, g = kernels.content_loss_grad(core.ravel(), np.ascontiguousarray(target).ravel(), scale)
         grad[0][:, rows, cols] += g.reshape(core.shape)
         return loss
 
 
-def tiled_style_targets(runner, spec, styles: list[np.ndarray], blend: list[float], options: Options,
-                        core: int) -> dict[str, np.ndarray]:
+def tiled_style_targets(
+    runner, spec, styles: list[np.ndarray], blend: list[float], options: Options, core: int
+) -> dict[str, np.ndarray]:
     """`objective.style_targets` for style images of any size: each Gram summed over tiles."""
     convention = CONVENTIONS[options.convention]
     targets: dict[str, np.ndarray] = {}

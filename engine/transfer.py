@@ -1,4 +1,5 @@
 """`StyleTransfer`: the Python API hosts embed.  Load the model once, then `transfer(...)` many times."""
+
 from __future__ import annotations
 
 import hashlib
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import kernels
+from nst import kernels
 
 from . import optimize
 from .checks import check_options, host_only, style_blend, tiled
@@ -19,12 +20,12 @@ from .graphs import GraphPair, build_forward, build_graphs
 from .images import as_image, fit_size, resize
 from .inputs import INITS, initial_image, load_masks
 from .memory import check_fits
-from .tiling import TiledObjective, TileGrid, tile_pixels, tiled_style_targets
 from .objective import FusedObjective, MaskedObjective, Objective, content_targets, style_targets
 from .presets import Options, parse_layers, resolve_options
 from .progress import Callback, Progress
 from .runtime import FusedRunner, GraphRunner, release_free_heap, resolve_device
 from .schedule import MIN_SIDE, next_scale_start, scale_schedule
+from .tiling import TiledObjective, TileGrid, tile_pixels, tiled_style_targets
 from .vgg import load_spec
 
 # Which objective path each device uses by default: on the CPU, nst bench measured fused 1.01-1.20x faster
@@ -45,8 +46,9 @@ class Prepared:
 class StyleTransfer:
     """Neural style transfer on ONNX Runtime.  One instance serves many transfers without reloading."""
 
-    def __init__(self, device: str = "cpu", threads: int | None = None, model: str | None = None,
-                 profile: str | None = None) -> None:
+    def __init__(
+        self, device: str = "cpu", threads: int | None = None, model: str | None = None, profile: str | None = None
+    ) -> None:
         self.device = resolve_device(device)
         self.threads = threads
         self.profile = profile  # a file prefix: sessions record ONNX Runtime profiles (see runtime.node_placement)
@@ -62,8 +64,9 @@ class StyleTransfer:
         """Sessions for the options' layers, pooling and objective path, built once and cached."""
         path = self.path(opts)
         layers = sorted(set(opts.content_layers) | set(opts.style_layers), key=self.spec.relu_names.index)
-        key = (tuple(layers), opts.pooling, path) + ((tuple(opts.content_layers), tuple(opts.style_layers))
-                                                     if path == "fused" else ())
+        key = (tuple(layers), opts.pooling, path) + (
+            (tuple(opts.content_layers), tuple(opts.style_layers)) if path == "fused" else ()
+        )
         if key not in self._runners:
             self._runners[key] = self._build_runner(opts, layers, path)
             release_free_heap()  # the graphs' protos are gone now: give their pages back
@@ -78,13 +81,17 @@ class StyleTransfer:
 
             fused = build_fused(self.spec, list(opts.content_layers), list(opts.style_layers), opts.pooling)
             return FusedRunner(features, tuple(layers), fused, self.device, self.threads, self.profile)
-        return GraphRunner(build_graphs(self.spec, layers, opts.pooling), self.device, self.threads,
-                           profile=self.profile)
+        return GraphRunner(
+            build_graphs(self.spec, layers, opts.pooling), self.device, self.threads, profile=self.profile
+        )
 
     def sessions(self) -> dict:
         """Every ONNX Runtime session built so far, by runner and role (for profiling and inspection)."""
-        return {f"{index}_{role}": session for index, runner in enumerate(self._runners.values())
-                for role, session in runner.sessions.items()}
+        return {
+            f"{index}_{role}": session
+            for index, runner in enumerate(self._runners.values())
+            for role, session in runner.sessions.items()
+        }
 
     def path(self, opts: Options) -> str:
         """The objective path: as asked, or per device the one the benchmark measured faster (masks and
@@ -124,21 +131,25 @@ class StyleTransfer:
             return as_image(opts.init, "init image")
         return None if opts.init in INITS else as_image(opts.init, "init image")
 
-    def prepare_images(self, content_img: np.ndarray, style_imgs: list[np.ndarray], opts: Options,
-                       init_image: np.ndarray | None = None) -> Prepared:
+    def prepare_images(
+        self, content_img: np.ndarray, style_imgs: list[np.ndarray], opts: Options, init_image: np.ndarray | None = None
+    ) -> Prepared:
         """`prepare` for decoded HxWx3 float32 images at the options' size."""
         h, w = fit_size(*content_img.shape[:2], opts.size)
         if min(h, w) < MIN_SIDE:
-            raise NstError(f"at --size {opts.size} the content image would be {w}x{h}; the network needs at "
-                           f"least {MIN_SIDE} px on each side: raise --size")
+            raise NstError(
+                f"at --size {opts.size} the content image would be {w}x{h}; the network needs at "
+                f"least {MIN_SIDE} px on each side: raise --size"
+            )
         content_x = kernels.hwc_to_nchw(resize(content_img, h, w), 1.0)
         style_side = max(MIN_SIDE, round(opts.size * opts.style_scale))
         style_xs = [kernels.hwc_to_nchw(resize(s, *fit_size(*s.shape[:2], style_side)), 1.0) for s in style_imgs]
         runner = self.runner(opts)
         blend = style_blend(opts.style_blend, len(style_imgs))
         if tiled(opts, h, w):
-            return self._prepare_tiled(runner, content_x, style_xs, blend, opts,
-                                       self._first_image(opts, content_x, init_image, h, w))
+            return self._prepare_tiled(
+                runner, content_x, style_xs, blend, opts, self._first_image(opts, content_x, init_image, h, w)
+            )
         content_target, shapes = content_targets(runner, content_x, opts)
         if opts.style_masks is not None:
             masks = load_masks(opts.style_masks, len(style_imgs), h, w)
@@ -153,19 +164,32 @@ class StyleTransfer:
             objective = Objective(runner, content_target, style_target, opts)
         return Prepared(objective, self._first_image(opts, content_x, init_image, h, w), opts)
 
-    def _prepare_tiled(self, runner, content_x: np.ndarray, style_xs: list[np.ndarray], blend: list[float],
-                       opts: Options, x0: np.ndarray) -> Prepared:
+    def _prepare_tiled(
+        self,
+        runner,
+        content_x: np.ndarray,
+        style_xs: list[np.ndarray],
+        blend: list[float],
+        opts: Options,
+        x0: np.ndarray,
+    ) -> Prepared:
         """A tiled objective: content features and style Grams assembled tile by tile, exactly."""
         grid = TileGrid(self.spec, list(runner.loss_layers), *content_x.shape[2:], opts.tile, opts.pooling)
         content_target = grid.features(runner, content_x, list(opts.content_layers))
-        style_target = self._style_target(style_xs, blend, opts, lambda: tiled_style_targets(
-            runner, self.spec, style_xs, blend, opts, opts.tile))
+        style_target = self._style_target(
+            style_xs, blend, opts, lambda: tiled_style_targets(runner, self.spec, style_xs, blend, opts, opts.tile)
+        )
         return Prepared(TiledObjective(runner, grid, content_target, style_target, opts), x0, opts)
 
     def _style_target(self, style_xs: list[np.ndarray], blend: list[float], opts: Options, compute) -> dict:
         """Gram targets from the cache (by style pixels and settings), computed by `compute()` when absent."""
-        key = (tuple(hashlib.sha1(s.tobytes()).hexdigest() for s in style_xs), tuple(blend),
-               tuple(opts.style_layers.items()), opts.convention, opts.pooling)
+        key = (
+            tuple(hashlib.sha1(s.tobytes()).hexdigest() for s in style_xs),
+            tuple(blend),
+            tuple(opts.style_layers.items()),
+            opts.convention,
+            opts.pooling,
+        )
         if key not in self._style_cache:
             while len(self._style_cache) >= 8:
                 self._style_cache.pop(next(iter(self._style_cache)))
@@ -189,8 +213,9 @@ class StyleTransfer:
         """The objective alone, for hosts that drive their own optimizer (`loss_and_grad(image)`)."""
         return self.prepare(content, styles, preset, **overrides).objective
 
-    def transfer(self, content, styles, preset: str | None = None, callback: Callback | None = None,
-                 **overrides) -> np.ndarray:
+    def transfer(
+        self, content, styles, preset: str | None = None, callback: Callback | None = None, **overrides
+    ) -> np.ndarray:
         """Stylise `content` (path or HxWx3 RGB array) with `styles`; returns an HxWx3 uint8 RGB array.
 
         Options are the CLI's flags as keyword arguments (size=, iterations=, scales=, optimizer=, lr=,
@@ -200,17 +225,25 @@ class StyleTransfer:
         """
         return to_uint8(self.stylize(content, styles, preset, callback, **overrides))
 
-    def stylize(self, content, styles, preset: str | None = None, callback: Callback | None = None,
-                **overrides) -> np.ndarray:
+    def stylize(
+        self, content, styles, preset: str | None = None, callback: Callback | None = None, **overrides
+    ) -> np.ndarray:
         """As `transfer`, but returns HxWx3 float32 in 0..255 with the optimiser's full precision."""
         opts = self.options(preset, **overrides)
         init_image = self._init_image(opts)
         content_img, style_imgs = self.load(content, styles, opts)
         h, w = fit_size(*content_img.shape[:2], opts.size)
         layers = list(set(opts.content_layers) | set(opts.style_layers))
-        check_fits(h, w, self.path(opts), opts.optimizer, opts.history, self.device,
-                   tile_pixels(self.spec, layers, opts.tile) if tiled(opts, h, w) else None,
-                   lambda core: tile_pixels(self.spec, layers, core))
+        check_fits(
+            h,
+            w,
+            self.path(opts),
+            opts.optimizer,
+            opts.history,
+            self.device,
+            tile_pixels(self.spec, layers, opts.tile) if tiled(opts, h, w) else None,
+            lambda core: tile_pixels(self.spec, layers, core),
+        )
         sizes, iterations = scale_schedule(opts)
         result = None
         for index, (size, count) in enumerate(zip(sizes, iterations)):
@@ -225,8 +258,7 @@ class StyleTransfer:
             result = preserve_colours(result, resize(content_img, *result.shape[:2]), opts.preserve_colors)
         return result
 
-    def run(self, prepared: Prepared, callback: Callback | None = None,
-            scale: tuple[int, int] = (0, 1)) -> np.ndarray:
+    def run(self, prepared: Prepared, callback: Callback | None = None, scale: tuple[int, int] = (0, 1)) -> np.ndarray:
         """Optimise a prepared transfer; returns the (1, 3, H, W) float32 result in 0..255."""
         opts = prepared.options
         start = time.perf_counter()
@@ -234,8 +266,9 @@ class StyleTransfer:
         def on_eval(k: int, x: np.ndarray, losses) -> bool:
             if callback is None:
                 return False
-            progress = Progress(k, opts.iterations, losses.as_dict(), time.perf_counter() - start, x,
-                                scale=scale[0], scales=scale[1])
+            progress = Progress(
+                k, opts.iterations, losses.as_dict(), time.perf_counter() - start, x, scale=scale[0], scales=scale[1]
+            )
             returned = callback(progress)
             prepared.stopped = progress.stopped or returned is True
             return prepared.stopped
@@ -244,11 +277,11 @@ class StyleTransfer:
             minimize = optimize.lbfgs if opts.optimizer == "lbfgs" else optimize.lbfgsb
             x = minimize(prepared.objective, prepared.x0, opts.iterations, on_eval, opts.history)
         elif isinstance(prepared.objective, FusedObjective):  # image and moments stay on the device
-            x = optimize.adam_on_device(prepared.objective, prepared.x0, opts.iterations, on_eval, opts.lr,
-                                        clip=opts.clip_pixels)
+            x = optimize.adam_on_device(
+                prepared.objective, prepared.x0, opts.iterations, on_eval, opts.lr, clip=opts.clip_pixels
+            )
         else:
-            x = optimize.adam(prepared.objective, prepared.x0, opts.iterations, on_eval, opts.lr,
-                              clip=opts.clip_pixels)
+            x = optimize.adam(prepared.objective, prepared.x0, opts.iterations, on_eval, opts.lr, clip=opts.clip_pixels)
         prepared.objective.runner.release()
         return x
 

@@ -1,4 +1,5 @@
 """Read the exported feature graph into a plain layer list that the graph builders work from."""
+
 from __future__ import annotations
 
 import hashlib
@@ -78,8 +79,10 @@ def load_spec(path: str | None = None) -> VggSpec:
 
     p = Path(path) if path else model_path()
     if not p.is_file():
-        raise NstError(f"model file {p} not found; reinstall nst or set NST_MODEL to the exported "
-                       "vgg19_features.onnx (python models/export_vgg.py writes it)")
+        raise NstError(
+            f"model file {p} not found; reinstall nst or set NST_MODEL to the exported "
+            "vgg19_features.onnx (python -m nst.models.export_vgg writes it)"
+        )
     data = p.read_bytes()
     try:
         model = onnx.load_from_string(data)

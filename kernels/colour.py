@@ -1,14 +1,15 @@
 """Colour transforms: RGB <-> YCbCr (JPEG's full-range BT.601), a 3x3 affine colour map, and
 per-channel histogram matching.  Images are HxWx3 float32 in 0..255."""
+
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
 
 # Y, Cb, Cr rows; Cb and Cr are offset by 128 after the matrix.
-RGB_TO_YCBCR = np.array([[0.299, 0.587, 0.114],
-                         [-0.168736, -0.331264, 0.5],
-                         [0.5, -0.418688, -0.081312]], dtype=np.float32)
+RGB_TO_YCBCR = np.array(
+    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=np.float32
+)
 YCBCR_TO_RGB = np.linalg.inv(RGB_TO_YCBCR.astype(np.float64)).astype(np.float32)
 CHROMA_OFFSET = np.array([0.0, 128.0, 128.0], dtype=np.float32)
 

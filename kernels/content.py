@@ -1,4 +1,5 @@
 """Content loss: a scaled sum of squared differences between activations, and its gradient."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Gram matrices and the Gram (style) loss with its gradient."""
+
 from __future__ import annotations
 
 import numpy as np

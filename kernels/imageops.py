@@ -1,4 +1,5 @@
 """Image layout conversions: HxWx3 (uint8, uint16 or float) <-> (1, 3, H, W) float32 in 0..255."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -4,6 +4,7 @@ step memory (float64 sums), the projected step and the memory update, each one p
 They run on one thread, vectorised (fastmath lets the float64 sums reorder): each pass is too short to
 gain from threads, and on a busy machine the parallel barrier cost 10-20x the pass (measured at 512 px,
 history 30: 25-40 ms per direction on one thread against 170-430 ms with numba's parallel loops)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -92,8 +93,9 @@ def projected_step(x: np.ndarray, d: np.ndarray, t: float, low: float, high: flo
 
 
 @njit(cache=True, fastmath=True)
-def store_step(x_new: np.ndarray, x: np.ndarray, g_new: np.ndarray, g: np.ndarray, s: np.ndarray,
-               y: np.ndarray) -> tuple[float, float, float]:
+def store_step(
+    x_new: np.ndarray, x: np.ndarray, g_new: np.ndarray, g: np.ndarray, s: np.ndarray, y: np.ndarray
+) -> tuple[float, float, float]:
     """s = x_new - x, y = g_new - g, written in place; returns (s.y, y.y, s.g) for the curvature test,
     the next H0 scale and the Armijo test."""
     sy = 0.0

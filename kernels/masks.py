@@ -1,4 +1,5 @@
 """Per-position scaling of features (style masks) and L1 gradient normalisation."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Total variation: 1/2 x weight x the sum of squared differences between neighbouring pixels."""
+
 from __future__ import annotations
 
 import numpy as np

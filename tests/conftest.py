@@ -1,4 +1,5 @@
 """Shared fixtures: small synthetic images, the shared folder, one StyleTransfer for the session."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,7 +35,7 @@ def stripes(h: int, w: int) -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def st():
-    from engine import StyleTransfer
+    from nst.engine import StyleTransfer
 
     return StyleTransfer(device="cpu")
 

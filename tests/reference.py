@@ -1,9 +1,9 @@
 """Plain numpy references for the network pieces and a tiny random VggSpec to test graphs on."""
+
 from __future__ import annotations
 
 import numpy as np
-
-from engine.vgg import Layer, VggSpec
+from nst.engine.vgg import Layer, VggSpec
 
 
 def tiny_spec(seed: int = 0) -> VggSpec:
@@ -32,7 +32,7 @@ def conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarra
     out = np.zeros((n, w.shape[0], h, wd))
     for i in range(3):
         for j in range(3):
-            out += np.einsum("nchw,oc->nohw", xp[:, :, i:i + h, j:j + wd], w[:, :, i, j])
+            out += np.einsum("nchw,oc->nohw", xp[:, :, i : i + h, j : j + wd], w[:, :, i, j])
     if b is not None:
         out += b.reshape(1, -1, 1, 1)
     return out
@@ -44,23 +44,23 @@ def conv_adjoint(g: np.ndarray, w: np.ndarray) -> np.ndarray:
     out = np.zeros((n, w.shape[1], h + 2, wd + 2))
     for i in range(3):
         for j in range(3):
-            out[:, :, i:i + h, j:j + wd] += np.einsum("nohw,oc->nchw", g, w[:, :, i, j])
+            out[:, :, i : i + h, j : j + wd] += np.einsum("nohw,oc->nchw", g, w[:, :, i, j])
     return out[:, :, 1:-1, 1:-1]
 
 
 def max_pool(x: np.ndarray) -> np.ndarray:
     n, c, h, w = x.shape
     h2, w2 = h // 2, w // 2
-    return x[:, :, :2 * h2, :2 * w2].reshape(n, c, h2, 2, w2, 2).max(axis=(3, 5))
+    return x[:, :, : 2 * h2, : 2 * w2].reshape(n, c, h2, 2, w2, 2).max(axis=(3, 5))
 
 
 def max_pool_adjoint(g: np.ndarray, x: np.ndarray) -> np.ndarray:
     n, c, h, w = x.shape
     h2, w2 = g.shape[2:]
     out = np.zeros_like(x, dtype=np.float64)
-    blocks = x[:, :, :2 * h2, :2 * w2].reshape(n, c, h2, 2, w2, 2)
+    blocks = x[:, :, : 2 * h2, : 2 * w2].reshape(n, c, h2, 2, w2, 2)
     mask = blocks == blocks.max(axis=(3, 5), keepdims=True)
-    out[:, :, :2 * h2, :2 * w2] = (mask * g[:, :, :, None, :, None]).reshape(n, c, 2 * h2, 2 * w2)
+    out[:, :, : 2 * h2, : 2 * w2] = (mask * g[:, :, :, None, :, None]).reshape(n, c, 2 * h2, 2 * w2)
     return out
 
 
@@ -71,7 +71,7 @@ def avg_pool_same(x: np.ndarray) -> np.ndarray:
     out = np.zeros((n, c, h2, w2))
     for i in range(h2):
         for j in range(w2):
-            out[:, :, i, j] = x[:, :, 2 * i:2 * i + 2, 2 * j:2 * j + 2].mean(axis=(2, 3))
+            out[:, :, i, j] = x[:, :, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2].mean(axis=(2, 3))
     return out
 
 
@@ -80,8 +80,8 @@ def avg_pool_same_adjoint(g: np.ndarray, x: np.ndarray) -> np.ndarray:
     out = np.zeros(x.shape)
     for i in range(g.shape[2]):
         for j in range(g.shape[3]):
-            cell = out[:, :, 2 * i:2 * i + 2, 2 * j:2 * j + 2]
-            cell += g[:, :, i:i + 1, j:j + 1] / (cell.shape[2] * cell.shape[3])
+            cell = out[:, :, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2]
+            cell += g[:, :, i : i + 1, j : j + 1] / (cell.shape[2] * cell.shape[3])
     return out
 
 
@@ -103,8 +103,8 @@ def forward(spec: VggSpec, image: np.ndarray, pooling: str) -> dict[str, np.ndar
 def backward(spec: VggSpec, saved: dict[str, np.ndarray], grads: dict[str, np.ndarray], pooling: str) -> np.ndarray:
     """d/d image of sum_l <grads[l], relu_l> through the reference network."""
     layers = spec.layers
-    last = max(grads, key=lambda n: [l.name for l in layers].index(n))
-    upto = [l.name for l in layers].index(last)
+    last = max(grads, key=lambda n: [layer.name for layer in layers].index(n))
+    upto = [layer.name for layer in layers].index(last)
     g = None
     for i in range(upto, -1, -1):
         layer = layers[i]

@@ -1,4 +1,5 @@
 """The Python API hosts embed: arrays in and out, callbacks, early stop, reuse, determinism, no heavy imports."""
+
 from __future__ import annotations
 
 import subprocess
@@ -6,8 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-
-from engine import NstError, StyleTransfer
+from nst.engine import NstError, StyleTransfer
 
 from .conftest import stripes, synthetic
 
@@ -22,8 +22,16 @@ def test_transfer_returns_uint8_rgb_of_the_requested_size(st):
 @pytest.mark.parametrize("optimizer", ["lbfgs", "lbfgsb", "adam"])
 def test_optimizers_lower_the_loss_within_the_budget(st, optimizer):
     seen = []
-    st.transfer(synthetic(40, 40), [stripes(40, 40)], size=40, iterations=12, optimizer=optimizer, init="random",
-                lr=5.0, callback=lambda p: seen.append(p.losses["loss"]))
+    st.transfer(
+        synthetic(40, 40),
+        [stripes(40, 40)],
+        size=40,
+        iterations=12,
+        optimizer=optimizer,
+        init="random",
+        lr=5.0,
+        callback=lambda p: seen.append(p.losses["loss"]),
+    )
     assert len(seen) == 12  # exactly the budget of objective evaluations
     assert min(seen[-3:]) < 0.7 * seen[0]
 
@@ -74,18 +82,21 @@ def test_objective_for_hosts_own_optimizer(st):
     assert loss2 < loss
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"style_layers": "relu9_9"}, "unknown layer 'relu9_9'"),
-    ({"content_layers": "conv4_2"}, "unknown layer"),
-    ({"optimizer": "sgd"}, "unknown optimizer"),
-    ({"size": 10}, "out of range"),
-    ({"iterations": 0}, "at least 1"),
-    ({"history": 0}, "--history 0"),
-    ({"style_blend": "1,2,3"}, "3 weight"),
-    ({"content_weight": -1.0}, "non-negative"),
-    ({"colour": "blue"}, "unknown option"),
-    ({"init": "/no/such/init.png"}, "no such file"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"style_layers": "relu9_9"}, "unknown layer 'relu9_9'"),
+        ({"content_layers": "conv4_2"}, "unknown layer"),
+        ({"optimizer": "sgd"}, "unknown optimizer"),
+        ({"size": 10}, "out of range"),
+        ({"iterations": 0}, "at least 1"),
+        ({"history": 0}, "--history 0"),
+        ({"style_blend": "1,2,3"}, "3 weight"),
+        ({"content_weight": -1.0}, "non-negative"),
+        ({"colour": "blue"}, "unknown option"),
+        ({"init": "/no/such/init.png"}, "no such file"),
+    ],
+)
 def test_bad_options_fail_before_work(st, kwargs, message):
     with pytest.raises(NstError, match=message):
         st.transfer(synthetic(40, 40), [stripes(40, 40)], **kwargs)
@@ -103,7 +114,7 @@ def test_cuda_absent_is_a_clear_error():
 def test_engine_never_imports_torch_tensorflow_or_h5py(tmp_path):
     code = (
         "import sys, numpy as np\n"
-        "from engine import StyleTransfer\n"
+        "from nst.engine import StyleTransfer\n"
         "img = (np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)\n"
         "StyleTransfer().transfer(img, [img[::-1]], size=40, iterations=2)\n"
         "bad = [m for m in ('torch', 'tensorflow', 'h5py') if m in sys.modules]\n"
@@ -112,24 +123,33 @@ def test_engine_never_imports_torch_tensorflow_or_h5py(tmp_path):
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
 
 
-
 def test_lbfgs_keeps_pixels_in_range(st):
     seen = []
-    out = st.transfer(synthetic(48, 48), [stripes(48, 48)], size=48, iterations=30, style_weight=1e4, init="random",
-                      callback=lambda p: seen.append(p.losses["loss"]))
+    out = st.transfer(
+        synthetic(48, 48),
+        [stripes(48, 48)],
+        size=48,
+        iterations=30,
+        style_weight=1e4,
+        init="random",
+        callback=lambda p: seen.append(p.losses["loss"]),
+    )
     assert len(seen) == 30 and min(seen) < 0.2 * seen[0]
     assert out.min() >= 0 and out.max() <= 255
 
 
 def test_lbfgs_history_reaches_the_optimizer(st, monkeypatch):
-    from engine import PRESETS, optimize
+    from nst.engine import PRESETS, optimize
 
     seen = []
     real = optimize.lbfgs
-    monkeypatch.setattr(optimize, "lbfgs", lambda *a, **k: seen.append(a[4] if len(a) > 4 else k["history"])
-                        or real(*a, **k))
-    runs = [st.stylize(synthetic(40, 40), [stripes(40, 40)], size=40, iterations=8, init="random", history=h)
-            for h in (1, 30)]
+    monkeypatch.setattr(
+        optimize, "lbfgs", lambda *a, **k: seen.append(a[4] if len(a) > 4 else k["history"]) or real(*a, **k)
+    )
+    runs = [
+        st.stylize(synthetic(40, 40), [stripes(40, 40)], size=40, iterations=8, init="random", history=h)
+        for h in (1, 30)
+    ]
     assert seen == [1, 30]
     assert np.abs(runs[0] - runs[1]).max() > 1.0  # a one-step memory takes other steps
     assert PRESETS["nst"].history == 40 and PRESETS["johnson"].history == 10

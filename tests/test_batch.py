@@ -1,15 +1,15 @@
 """`nst batch` and engine.batch: every image done once, style targets computed once, reruns resume,
 a bad image is reported while the rest finish."""
+
 import subprocess
 import sys
 from pathlib import Path
 
+import nst.engine.transfer as transfer_module
 import pytest
-
-import engine.transfer as transfer_module
-from engine.batch import batch_transfer, list_images
-from engine.errors import NstError
-from engine.images import read_image, write_image
+from nst.engine.batch import batch_transfer, list_images
+from nst.engine.errors import NstError
+from nst.engine.images import read_image, write_image
 
 from .conftest import stripes, synthetic
 
@@ -50,8 +50,23 @@ def test_list_images_errors(tmp_path):
 
 def test_batch_cli_reports_a_bad_image_and_finishes_the_rest(folder):
     (folder / "photos" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
-    cmd = [sys.executable, "-m", "cli.main", "batch", str(folder / "photos"), str(folder / "style.png"),
-           "-o", str(folder / "out"), "--size", "48", "--iterations", "2", "--suffix", ".jpg", "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "nst",
+        "batch",
+        str(folder / "photos"),
+        str(folder / "style.png"),
+        "-o",
+        str(folder / "out"),
+        "--size",
+        "48",
+        "--iterations",
+        "2",
+        "--suffix",
+        ".jpg",
+        "--quiet",
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert r.returncode == 1, r.stderr
     assert "3 written, 0 skipped (already there), 1 failed" in r.stdout

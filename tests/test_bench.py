@@ -1,5 +1,6 @@
 """`nst bench`: the FLOP count, the case plan, the verdicts, GPU memory sampling, the chart, and one real
 run end to end on tiny images."""
+
 from __future__ import annotations
 
 import json
@@ -9,13 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from engine.bench import Case, faster_paths, iteration_flops, plan, synthetic_pair
-from engine.benchchart import bench_chart
-from engine.errors import NstError
-from engine.gpumemory import GpuMemoryPeak
-from engine.memory import estimate_peak_mb
-from engine.runtime import Device
+from nst.engine.bench import Case, faster_paths, iteration_flops, plan, synthetic_pair
+from nst.engine.benchchart import bench_chart
+from nst.engine.errors import NstError
+from nst.engine.gpumemory import GpuMemoryPeak
+from nst.engine.memory import estimate_peak_mb
+from nst.engine.runtime import Device
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,10 +67,12 @@ def test_cuda_that_is_not_there_is_refused():
 
 
 def test_faster_path_verdicts():
-    rows = [{"provider": "cpu", "size": 256, "path": "split", "median_s": 2.0},
-            {"provider": "cpu", "size": 256, "path": "fused", "median_s": 1.0},
-            {"provider": "cpu", "size": 512, "path": "split", "median_s": 3.0},
-            {"provider": "cpu", "size": 512, "path": "fused", "error": "out of memory"}]
+    rows = [
+        {"provider": "cpu", "size": 256, "path": "split", "median_s": 2.0},
+        {"provider": "cpu", "size": 256, "path": "fused", "median_s": 1.0},
+        {"provider": "cpu", "size": 512, "path": "split", "median_s": 3.0},
+        {"provider": "cpu", "size": 512, "path": "fused", "error": "out of memory"},
+    ]
     assert faster_paths(rows) == [{"provider": "cpu", "size": 256, "faster": "fused", "speedup": 2.0}]
 
 
@@ -87,10 +89,14 @@ def test_gpu_memory_peak_is_above_the_baseline():
 
 
 def test_chart_draws_a_bar_per_row():
-    report = {"machine": {"sgemm_gflop_per_s": {"cpu": 100.0}},
-              "rows": [{"provider": "cpu", "path": "fused", "size": 64, "gflop_per_s": 80.0},
-                       {"provider": "cpu", "path": "split", "size": 64, "gflop_per_s": 40.0},
-                       {"provider": "cpu", "path": "split", "size": 128, "error": "x"}]}
+    report = {
+        "machine": {"sgemm_gflop_per_s": {"cpu": 100.0}},
+        "rows": [
+            {"provider": "cpu", "path": "fused", "size": 64, "gflop_per_s": 80.0},
+            {"provider": "cpu", "path": "split", "size": 64, "gflop_per_s": 40.0},
+            {"provider": "cpu", "path": "split", "size": 128, "error": "x"},
+        ],
+    }
     img = bench_chart(report)
     assert img.shape == (480, 900, 3) and img.dtype == np.uint8
     blue, red = (40, 110, 220), (220, 80, 40)  # fused, split
@@ -106,9 +112,32 @@ def test_synthetic_pair_is_deterministic_and_in_range():
 
 def test_bench_command_end_to_end(tmp_path):
     out, chart = tmp_path / "bench.json", tmp_path / "bench.png"
-    r = subprocess.run([sys.executable, "-m", "cli.main", "bench", "--providers", "cpu", "--sizes", "40",
-                        "--iterations", "2", "--warmup", "1", "--threads", "1", "--json", str(out), "--chart",
-                        str(chart)], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nst",
+            "bench",
+            "--providers",
+            "cpu",
+            "--sizes",
+            "40",
+            "--iterations",
+            "2",
+            "--warmup",
+            "1",
+            "--threads",
+            "1",
+            "--json",
+            str(out),
+            "--chart",
+            str(chart),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     report = json.loads(out.read_text())
     assert [(row["path"], row["size"]) for row in report["rows"]] == [("split", 40), ("fused", 40)]
@@ -127,20 +156,28 @@ def test_bench_command_end_to_end(tmp_path):
 
 
 def test_bench_bad_input_is_one_line(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "cli.main", "bench", "--sizes", "abc"], capture_output=True,
-                       text=True, cwd=ROOT, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "nst", "bench", "--sizes", "abc"], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert r.returncode == 2 and r.stderr.strip().startswith("error: --sizes") and "Traceback" not in r.stderr
-    r = subprocess.run([sys.executable, "-m", "cli.main", "bench", "--chart", str(tmp_path / "c.txt")],
-                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "nst", "bench", "--chart", str(tmp_path / "c.txt")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert r.returncode == 2 and "unknown output format" in r.stderr
 
 
 def test_cuda_options_come_from_the_environment(monkeypatch):
-    from engine.runtime import cuda_options
+    from nst.engine.runtime import cuda_options
 
     assert cuda_options("") == {}
     assert cuda_options("use_tf32=0, cudnn_conv_algo_search=EXHAUSTIVE") == {
-        "use_tf32": "0", "cudnn_conv_algo_search": "EXHAUSTIVE"}
+        "use_tf32": "0",
+        "cudnn_conv_algo_search": "EXHAUSTIVE",
+    }
     monkeypatch.setenv("NST_CUDA_OPTIONS", "enable_cuda_graph=0")
     assert cuda_options() == {"enable_cuda_graph": "0"}
     with pytest.raises(NstError, match="NAME=VALUE"):

@@ -1,13 +1,14 @@
 """Adam on the device (fused path): the step graph against the numba kernels, standard operators only,
 and a transfer that matches the host Adam on the same objective."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from nst.engine.runtime import DeviceAdam, resolve_device, to_device
+from nst.engine.stepgraph import build_adam_step
 
-import kernels
-from engine.runtime import DeviceAdam, resolve_device, to_device
-from engine.stepgraph import build_adam_step
+from nst import kernels
 
 from .conftest import stripes, synthetic
 
@@ -27,8 +28,9 @@ def test_step_graph_matches_the_kernels(clip):
     low, high = (0.0, 255.0) if clip else (-np.inf, np.inf)
     stepper = DeviceAdam(resolve_device("cpu"))
     stepper.m, stepper.v = to_device(m, stepper.device), to_device(v, stepper.device)
-    x_next, tv = stepper.step(to_device(x, stepper.device), to_device(g, stepper.device), 3, 20.0, 0.9, 0.999,
-                              1e-8, low, high, 0.05)
+    x_next, tv = stepper.step(
+        to_device(x, stepper.device), to_device(g, stepper.device), 3, 20.0, 0.9, 0.999, 1e-8, low, high, 0.05
+    )
     want_tv, tv_grad = kernels.tv_loss_grad(x[0], 0.05)
     want_x, want_m, want_v = x.copy().ravel(), m.copy().ravel(), v.copy().ravel()
     kernels.adam_step(want_x, (g + tv_grad[None]).ravel(), want_m, want_v, 3, 20.0, 0.9, 0.999, 1e-8, low, high)
@@ -39,7 +41,7 @@ def test_step_graph_matches_the_kernels(clip):
 
 
 def test_device_adam_transfer_matches_host_adam(st, monkeypatch):
-    from engine import optimize
+    from nst.engine import optimize
 
     kwargs = dict(size=48, iterations=6, optimizer="adam", lr=4.0, tv_weight=0.01, path="fused")
     content, style = synthetic(40, 48), stripes(40, 40)
@@ -58,6 +60,13 @@ def test_device_adam_transfer_matches_host_adam(st, monkeypatch):
 
 def test_device_adam_stops_on_request(st):
     seen = []
-    st.stylize(synthetic(40, 40), [stripes(40, 40)], size=40, iterations=9, optimizer="adam", path="fused",
-               callback=lambda p: seen.append(p.iteration) or p.iteration == 2)
+    st.stylize(
+        synthetic(40, 40),
+        [stripes(40, 40)],
+        size=40,
+        iterations=9,
+        optimizer="adam",
+        path="fused",
+        callback=lambda p: seen.append(p.iteration) or p.iteration == 2,
+    )
     assert seen == [0, 1, 2]

@@ -1,25 +1,31 @@
 """Transfer features beyond the core: multi-scale, colour preservation and matching, initialisations,
 16-bit output.  Each test fails if its feature is missing or wrong."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from engine.colour import match_colours, preserve_colours
-from engine.errors import NstError
-from engine.images import read_image, save_result
-from engine.inputs import initial_image
-from engine.schedule import next_scale_start, scale_schedule
-from engine.presets import resolve_options
-from kernels.colour import RGB_TO_YCBCR, affine_colour, match_histograms, rgb_to_ycbcr, ycbcr_to_rgb
+from nst.engine.colour import match_colours, preserve_colours
+from nst.engine.errors import NstError
+from nst.engine.images import read_image, save_result
+from nst.engine.inputs import initial_image
+from nst.engine.presets import resolve_options
+from nst.engine.schedule import next_scale_start, scale_schedule
+from nst.kernels.colour import RGB_TO_YCBCR, affine_colour, match_histograms, rgb_to_ycbcr, ycbcr_to_rgb
 
 from .conftest import stripes, synthetic
 
 
 def test_multiscale_runs_coarse_to_fine_and_ends_at_the_size(st):
     seen = []
-    out = st.transfer(synthetic(60, 90), [stripes(50, 50)], size=256, scales=3, scale_iterations="3,2,1",
-                      callback=lambda p: seen.append((p.scale, p.scales, p.iteration, p.image().shape)))
+    out = st.transfer(
+        synthetic(60, 90),
+        [stripes(50, 50)],
+        size=256,
+        scales=3,
+        scale_iterations="3,2,1",
+        callback=lambda p: seen.append((p.scale, p.scales, p.iteration, p.image().shape)),
+    )
     assert out.shape == (171, 256, 3)
     assert [s[0] for s in seen] == [0, 0, 0, 1, 1, 2] and seen[0][1] == 3
     assert [s[3][1] for s in seen] == [64, 64, 64, 128, 128, 256]
@@ -40,7 +46,7 @@ def test_scale_schedule():
 
 
 def test_finer_scale_start_adds_back_the_content_detail():
-    from engine.images import resize
+    from nst.engine.images import resize
 
     content = synthetic(96, 128).astype(np.float32)
     coarse = resize(content, 48, 64)
@@ -55,8 +61,8 @@ def test_finer_scale_start_adds_back_the_content_detail():
 
 
 def test_content_detail_is_added_only_for_runs_started_from_the_content(st, monkeypatch):
-    import engine.transfer as transfer
-    from engine.images import resize
+    import nst.engine.transfer as transfer
+    from nst.engine.images import resize
 
     calls = []
     monkeypatch.setattr(transfer, "next_scale_start", lambda r, c: calls.append(r.shape) or resize(r, *c.shape[:2]))
@@ -71,8 +77,16 @@ def test_second_scale_starts_from_the_upsampled_first(st):
     def callback(p):
         seen.setdefault(p.scale, []).append(p.image_float())
 
-    result = st.stylize(synthetic(48, 48), [stripes(48, 48)], size=96, scales=2, iterations=3, init="random",
-                        optimizer="adam", callback=callback)
+    result = st.stylize(
+        synthetic(48, 48),
+        [stripes(48, 48)],
+        size=96,
+        scales=2,
+        iterations=3,
+        init="random",
+        optimizer="adam",
+        callback=callback,
+    )
     assert result.shape == (96, 96, 3)
     import cv2
 
@@ -101,8 +115,9 @@ def test_histogram_matching_matches_numpy_quantiles():
     ref = (rng.beta(2, 5, (30, 30, 3)) * 255).astype(np.float32)
     out = match_histograms(src, ref)
     for k in range(3):
-        np.testing.assert_allclose(np.percentile(out[:, :, k], [10, 50, 90]),
-                                   np.percentile(ref[:, :, k], [10, 50, 90]), atol=2.0)
+        np.testing.assert_allclose(
+            np.percentile(out[:, :, k], [10, 50, 90]), np.percentile(ref[:, :, k], [10, 50, 90]), atol=2.0
+        )
 
 
 def test_preserve_colours_keeps_the_content_chroma(st):
@@ -135,8 +150,9 @@ def test_meancov_matching_gives_the_content_statistics():
     out = match_colours(style, content, "meancov")
     assert out.shape == style.shape
     np.testing.assert_allclose(out.reshape(-1, 3).mean(axis=0), content.reshape(-1, 3).mean(axis=0), atol=1.0)
-    np.testing.assert_allclose(np.cov(out.reshape(-1, 3), rowvar=False), np.cov(content.reshape(-1, 3), rowvar=False),
-                               rtol=0.05, atol=3.0)
+    np.testing.assert_allclose(
+        np.cov(out.reshape(-1, 3), rowvar=False), np.cov(content.reshape(-1, 3), rowvar=False), rtol=0.05, atol=3.0
+    )
 
 
 def test_match_colors_changes_the_style_targets(st):
@@ -156,7 +172,9 @@ def test_initialisations(kind):
     np.testing.assert_array_equal(x, initial_image(kind, content, mean, 3))
     assert not np.array_equal(x, initial_image(kind, content, mean, 4))
     if kind == "noisy-content":  # 0.6 U(-20, 20) + 0.4 (content - mean) + mean
-        np.testing.assert_allclose(x - (0.4 * (content - mean) + mean), np.clip(x - (0.4 * (content - mean) + mean), -12, 12))
+        np.testing.assert_allclose(
+            x - (0.4 * (content - mean) + mean), np.clip(x - (0.4 * (content - mean) + mean), -12, 12)
+        )
     if kind == "random":
         assert x.min() >= 0 and x.max() <= 255 and x.std() > 60
 
@@ -186,7 +204,7 @@ def test_meancov_matching_of_a_grey_style_stays_finite():
 
 
 def test_luminance_transfer_matches_numpy():
-    from kernels.colour import YCBCR_TO_RGB, luminance_transfer
+    from nst.kernels.colour import YCBCR_TO_RGB, luminance_transfer
 
     rng = np.random.default_rng(5)
     result, content = rng.uniform(0, 255, (2, 16, 16, 3)).astype(np.float32)
@@ -201,8 +219,9 @@ def test_luminance_transfer_matches_numpy():
 def test_a_zero_mask_means_no_style_gradient_outside_it(st):
     mask = np.zeros((48, 48), np.float32)
     mask[:, :24] = 1.0  # the style applies on the left half only
-    prepared = st.prepare(synthetic(48, 48), [stripes(48, 48)], size=48, style_masks=(mask,), content_weight=0.0,
-                          tv_weight=0.0)
+    prepared = st.prepare(
+        synthetic(48, 48), [stripes(48, 48)], size=48, style_masks=(mask,), content_weight=0.0, tv_weight=0.0
+    )
     objective = prepared.objective
     acts = objective.runner.forward(np.random.default_rng(0).uniform(0, 255, (1, 3, 48, 48)).astype(np.float32))
     _, style, grads = objective.layer_grads(acts)
@@ -210,7 +229,7 @@ def test_a_zero_mask_means_no_style_gradient_outside_it(st):
     for layer in ("relu1_1", "relu2_1", "relu3_1"):
         g = grads[layer][0]
         half = g.shape[2] // 2
-        assert np.abs(g[:, :, half + 1:]).max() == 0.0  # right of the mask: nothing
+        assert np.abs(g[:, :, half + 1 :]).max() == 0.0  # right of the mask: nothing
         assert np.abs(g[:, :, : half - 1]).max() > 0.0
 
 
@@ -227,10 +246,19 @@ def test_masks_split_two_styles_by_region(st):
 
 
 def test_normalize_gradients_gives_each_layer_unit_l1_times_its_weight(st):
-    prepared = st.prepare(synthetic(40, 40), [stripes(40, 40)], size=40, normalize_gradients=True,
-                          content_layers="relu4_2", style_layers="relu1_1:2,relu3_1:0.5", style_weight=10.0,
-                          content_weight=3.0)
-    acts = prepared.objective.runner.forward(np.random.default_rng(1).uniform(0, 255, (1, 3, 40, 40)).astype(np.float32))
+    prepared = st.prepare(
+        synthetic(40, 40),
+        [stripes(40, 40)],
+        size=40,
+        normalize_gradients=True,
+        content_layers="relu4_2",
+        style_layers="relu1_1:2,relu3_1:0.5",
+        style_weight=10.0,
+        content_weight=3.0,
+    )
+    acts = prepared.objective.runner.forward(
+        np.random.default_rng(1).uniform(0, 255, (1, 3, 40, 40)).astype(np.float32)
+    )
     _, _, grads = prepared.objective.layer_grads(acts)
     assert np.abs(grads["relu1_1"]).sum() == pytest.approx(20.0, rel=1e-3)
     assert np.abs(grads["relu3_1"]).sum() == pytest.approx(5.0, rel=1e-3)
@@ -238,7 +266,7 @@ def test_normalize_gradients_gives_each_layer_unit_l1_times_its_weight(st):
 
 
 def test_mask_kernels_match_numpy():
-    from kernels import normalize_l1, scale_columns
+    from nst.kernels import normalize_l1, scale_columns
 
     rng = np.random.default_rng(4)
     f = rng.normal(size=(5, 12)).astype(np.float32)

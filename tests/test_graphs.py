@@ -1,18 +1,40 @@
 """The derived graphs: standard operators only, forward against numpy, gradients against the numpy
 adjoints and against finite differences, for both poolings and odd sizes."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from engine.graphs import build_graphs
-from engine.runtime import GraphRunner, resolve_device
+from nst.engine.graphs import build_graphs
+from nst.engine.runtime import GraphRunner, resolve_device
 
 from . import reference as ref
 
-ALLOWED = {"Sub", "Conv", "Relu", "MaxPool", "AveragePool", "Greater", "Cast", "Mul", "Add", "Resize", "Shape",
-           "Slice", "Equal", "Concat", "Pad", "ConstantOfShape", "Div", "MatMul", "Transpose", "Reshape", "ReduceSum",
-           "Sum", "Identity"}
+ALLOWED = {
+    "Sub",
+    "Conv",
+    "Relu",
+    "MaxPool",
+    "AveragePool",
+    "Greater",
+    "Cast",
+    "Mul",
+    "Add",
+    "Resize",
+    "Shape",
+    "Slice",
+    "Equal",
+    "Concat",
+    "Pad",
+    "ConstantOfShape",
+    "Div",
+    "MatMul",
+    "Transpose",
+    "Reshape",
+    "ReduceSum",
+    "Sum",
+    "Identity",
+}
 CASES = [("max", (12, 16)), ("max", (13, 11)), ("avg", (12, 16)), ("avg", (13, 11)), ("avg", (7, 9))]
 LAYER_SETS = [["relu1_1", "relu2_1", "relu3_1"], ["relu2_1"], ["relu1_2", "relu3_1"]]
 
@@ -31,11 +53,11 @@ def _assert_standard(model):
 
 @pytest.mark.parametrize("pooling", ["max", "avg"])
 def test_graphs_use_standard_operators_only(pooling):
-    from engine.vgg import load_spec
+    from nst.engine.vgg import load_spec
 
     spec = load_spec()
     pair = build_graphs(spec, ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"], pooling)
-    from engine.fused import build_fused
+    from nst.engine.fused import build_fused
 
     fused = build_fused(spec, ["relu4_2"], ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"], pooling)
     for model in (pair.forward, pair.backward, fused):
@@ -89,8 +111,10 @@ def test_avg_pool_is_tensorflow_same():
     """3x5 -> 2x3: odd sizes round up and padded cells are left out of the mean."""
     spec = ref.tiny_spec()
     pool_model = build_graphs(spec, ["relu2_1"], "avg").forward
-    assert any(n.op_type == "AveragePool" and any(a.name == "count_include_pad" and a.i == 0 for a in n.attribute)
-               for n in pool_model.graph.node)
+    assert any(
+        n.op_type == "AveragePool" and any(a.name == "count_include_pad" and a.i == 0 for a in n.attribute)
+        for n in pool_model.graph.node
+    )
     x = np.arange(15, dtype=np.float64).reshape(1, 1, 3, 5)
     want = np.array([[[[3.0, 5.0, 6.5], [10.5, 12.5, 14.0]]]])
     np.testing.assert_allclose(ref.avg_pool_same(x), want)

@@ -1,4 +1,5 @@
 """Inputs people really have decode upright to RGB; bad files give one clear NstError; writes are atomic."""
+
 from __future__ import annotations
 
 import os
@@ -6,9 +7,8 @@ import os
 import cv2
 import numpy as np
 import pytest
-
-from engine.errors import NstError
-from engine.images import as_image, check_writable, fit_size, read_image, resize, write_image
+from nst.engine.errors import NstError
+from nst.engine.images import as_image, check_writable, fit_size, read_image, resize, write_image
 
 from .conftest import synthetic
 
@@ -28,7 +28,9 @@ def _close(a, b, tol):
 @pytest.mark.parametrize("ext", [".png", ".bmp", ".webp", ".tif", ".jpg"])
 def test_common_formats(tmp_path, picture, ext):
     path = tmp_path / f"p{ext}"
-    PIL.fromarray(picture).save(path, **({"lossless": True} if ext == ".webp" else {"quality": 95} if ext == ".jpg" else {}))
+    PIL.fromarray(picture).save(
+        path, **({"lossless": True} if ext == ".webp" else {"quality": 95} if ext == ".jpg" else {})
+    )
     _close(read_image(path), picture, 4.0 if ext == ".jpg" else 0.01)
 
 
@@ -94,12 +96,15 @@ def test_arrays_are_accepted(picture):
         as_image(np.full((4, 4, 3), np.nan, np.float32))
 
 
-@pytest.mark.parametrize("make,message", [
-    (lambda p: None, "no such file"),
-    (lambda p: p.write_bytes(b""), "empty"),
-    (lambda p: p.write_text("hello, not an image"), "not a readable image"),
-    (lambda p: p.mkdir(), "folder"),
-])
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: p.write_bytes(b""), "empty"),
+        (lambda p: p.write_text("hello, not an image"), "not a readable image"),
+        (lambda p: p.mkdir(), "folder"),
+    ],
+)
 def test_bad_files(tmp_path, make, message):
     path = tmp_path / "bad.png"
     make(path)
@@ -136,7 +141,7 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path):
 
 @pytest.mark.parametrize("ext", [".png", ".jpg", ".gif", ".bmp", ".webp"])
 def test_header_dimensions(tmp_path, picture, ext):
-    from engine.imageheader import dimensions
+    from nst.engine.imageheader import dimensions
 
     path = tmp_path / f"p{ext}"
     PIL.fromarray(picture).save(path)

@@ -1,10 +1,11 @@
 """Every numba kernel against a plain numpy reference."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-import kernels
+from nst import kernels
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def test_gram_of_a_small_fixed_matrix():
 def _style_reference(f, t, norm, scale):
     f64 = f.astype(np.float64)
     diff = f64 @ f64.T / norm - t
-    return scale * np.sum(diff ** 2), 4 * scale / norm * diff @ f64
+    return scale * np.sum(diff**2), 4 * scale / norm * diff @ f64
 
 
 def test_style_loss_and_grad_match_numpy(rng):
@@ -61,7 +62,9 @@ def test_style_grad_is_the_derivative(rng):
     _, grad = _style_reference(f, t, 12.0, 0.3)
     d = rng.normal(size=f.shape)
     eps = 1e-6
-    numeric = (_style_reference(f + eps * d, t, 12.0, 0.3)[0] - _style_reference(f - eps * d, t, 12.0, 0.3)[0]) / (2 * eps)
+    numeric = (_style_reference(f + eps * d, t, 12.0, 0.3)[0] - _style_reference(f - eps * d, t, 12.0, 0.3)[0]) / (
+        2 * eps
+    )
     assert numeric == pytest.approx(np.sum(grad * d), rel=1e-6)
 
 
@@ -77,7 +80,7 @@ def test_content_loss_and_grad_match_numpy(rng):
 def _tv_reference(x, w):
     dx = np.diff(x.astype(np.float64), axis=2)
     dy = np.diff(x.astype(np.float64), axis=1)
-    loss = 0.5 * w * (np.sum(dx ** 2) + np.sum(dy ** 2))
+    loss = 0.5 * w * (np.sum(dx**2) + np.sum(dy**2))
     g = np.zeros(x.shape)
     g[:, :, :-1] -= dx
     g[:, :, 1:] += dx
@@ -107,7 +110,7 @@ def _adam_reference(x, grads, lr, b1=0.9, b2=0.999, eps=1e-8, low=-np.inf, high=
     for t, g in enumerate(grads, start=1):
         m = b1 * m + (1 - b1) * g
         v = b2 * v + (1 - b2) * g * g
-        x = np.clip(x - lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t) * m / (np.sqrt(v) + eps), low, high)
+        x = np.clip(x - lr * np.sqrt(1 - b2**t) / (1 - b1**t) * m / (np.sqrt(v) + eps), low, high)
     return x
 
 
@@ -128,7 +131,9 @@ def test_adam_matches_numpy(rng, bounds):
 def test_first_adam_step_moves_every_pixel_by_lr(rng):
     x = np.zeros(10, np.float32)
     g = rng.normal(size=10).astype(np.float32)
-    kernels.adam_step(x, g, np.zeros(10, np.float32), np.zeros(10, np.float32), 1, 2.0, 0.9, 0.999, 1e-8, -np.inf, np.inf)
+    kernels.adam_step(
+        x, g, np.zeros(10, np.float32), np.zeros(10, np.float32), 1, 2.0, 0.9, 0.999, 1e-8, -np.inf, np.inf
+    )
     np.testing.assert_allclose(x, -2.0 * np.sign(g), rtol=1e-3)
 
 
@@ -153,7 +158,6 @@ def test_nchw_to_hwc_uint8_rounds_and_clips():
 def test_nchw_to_hwc_float_roundtrip(rng):
     img = rng.uniform(0, 255, (4, 6, 3)).astype(np.float32)
     np.testing.assert_array_equal(kernels.nchw_to_hwc_float(kernels.hwc_to_nchw(img, 1.0)), img)
-
 
 
 def _two_loop_reference(gp, pairs):

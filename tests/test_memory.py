@@ -1,12 +1,12 @@
 """The memory estimate made before a run: what it counts, the one-line refusal with what would fit, and
 that a refused run does no work."""
+
 from __future__ import annotations
 
 import pytest
-
-from engine import NstError, memory
-from engine.memory import check_fits, estimate_peak_mb, largest_side, optimizer_bytes_per_pixel
-from engine.runtime import Device
+from nst.engine import NstError, memory
+from nst.engine.memory import check_fits, estimate_peak_mb, largest_side, optimizer_bytes_per_pixel
+from nst.engine.runtime import Device
 
 from .conftest import stripes, synthetic
 
@@ -18,7 +18,7 @@ def test_optimizer_arrays_are_counted():
     assert optimizer_bytes_per_pixel("lbfgs", 10) == 3 * 4 * 29
     assert optimizer_bytes_per_pixel("adam", 10) == 3 * 4 * 3  # x, m, v in float32
     small, big = (estimate_peak_mb(512 * 512, "fused", "lbfgs", h) for h in (10, 100))
-    assert big - small == pytest.approx(512 * 512 * 3 * 4 * 180 / 2 ** 20)
+    assert big - small == pytest.approx(512 * 512 * 3 * 4 * 180 / 2**20)
 
 
 def test_refusal_names_what_would_fit(monkeypatch):
@@ -45,7 +45,7 @@ def test_adam_is_suggested_when_only_the_optimizer_is_too_big(monkeypatch):
 
 
 def test_gpu_memory_is_checked_on_cuda(monkeypatch):
-    from engine import gpumemory
+    from nst.engine import gpumemory
 
     monkeypatch.setattr(gpumemory, "gpu_free_mb", lambda device_id: 2000.0)
     cuda = Device("cuda", (), "cuda")

@@ -1,23 +1,34 @@
 """The committed model file: its format, provenance, weights, and that the exporter rebuilds it byte for byte."""
+
 from __future__ import annotations
 
 import hashlib
-import sys
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
+from nst.engine.vgg import DEFAULT_MODEL, load_spec
+from nst.models import export_vgg
 from onnx import numpy_helper
 
-from engine.vgg import DEFAULT_MODEL, load_spec
-
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "models"))
-import export_vgg  # noqa: E402
 
-RELUS = ["relu1_1", "relu1_2", "relu2_1", "relu2_2", "relu3_1", "relu3_2", "relu3_3", "relu3_4",
-         "relu4_1", "relu4_2", "relu4_3", "relu4_4", "relu5_1"]
+RELUS = [
+    "relu1_1",
+    "relu1_2",
+    "relu2_1",
+    "relu2_2",
+    "relu3_1",
+    "relu3_2",
+    "relu3_3",
+    "relu3_4",
+    "relu4_1",
+    "relu4_2",
+    "relu4_3",
+    "relu4_4",
+    "relu5_1",
+]
 
 
 @pytest.fixture(scope="module")

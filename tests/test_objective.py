@@ -1,25 +1,28 @@
 """The full objective on the real VGG-19: gradient against finite differences for both conventions,
 the presets' formulas, and the seed preset's Iteration 0 against the assignment."""
+
 from __future__ import annotations
 
 import io
 
 import numpy as np
 import pytest
-
-from engine import SeedReport
-from engine.presets import CONVENTIONS, parse_layers, resolve_options
-from engine.errors import NstError
+from nst.engine import SeedReport
+from nst.engine.errors import NstError
+from nst.engine.presets import CONVENTIONS, parse_layers, resolve_options
 
 from .conftest import stripes, synthetic
 
 
 @pytest.mark.parametrize("path", ["split", "fused"])
-@pytest.mark.parametrize("preset,extra", [
-    ("johnson", {}),
-    ("johnson", {"pooling": "avg", "tv_weight": 0.1, "style_layers": "relu1_1:1,relu3_1:0.5"}),
-    ("seed", {"tv_weight": 0.01}),
-])
+@pytest.mark.parametrize(
+    "preset,extra",
+    [
+        ("johnson", {}),
+        ("johnson", {"pooling": "avg", "tv_weight": 0.1, "style_layers": "relu1_1:1,relu3_1:0.5"}),
+        ("seed", {"tv_weight": 0.01}),
+    ],
+)
 def test_full_gradient_matches_finite_differences(st, preset, extra, path):
     content, style = synthetic(36, 44, seed=1), stripes(40, 40)
     prepared = st.prepare(content, [style], preset=preset, size=44, init="noise", seed=5, path=path, **extra)
@@ -42,9 +45,15 @@ def test_full_gradient_matches_finite_differences(st, preset, extra, path):
         assert numeric == pytest.approx(analytic, rel=5e-3), (numeric, analytic)
 
 
-@pytest.mark.parametrize("layers", [{}, {"content_layers": "", "style_layers": "relu1_1,relu2_1:0.5"},
-                                    {"style_layers": "", "content_layers": "relu2_1,relu4_2:2"},
-                                    {"style_layers": "relu4_2,relu1_1", "content_layers": "relu4_2"}])
+@pytest.mark.parametrize(
+    "layers",
+    [
+        {},
+        {"content_layers": "", "style_layers": "relu1_1,relu2_1:0.5"},
+        {"style_layers": "", "content_layers": "relu2_1,relu4_2:2"},
+        {"style_layers": "relu4_2,relu1_1", "content_layers": "relu4_2"},
+    ],
+)
 def test_fused_path_equals_split_path(st, layers):
     content, style = synthetic(40, 48, seed=2), stripes(40, 40)
     x = np.random.default_rng(1).uniform(0, 255, (1, 3, 40, 48)).astype(np.float32)
@@ -61,7 +70,7 @@ def test_fused_path_equals_split_path(st, layers):
 def test_losses_add_up_and_zero_at_the_target(st):
     content = synthetic(40, 40)
     obj = st.objective(content, [content], size=40, tv_weight=0.0)
-    from kernels import hwc_to_nchw
+    from nst.kernels import hwc_to_nchw
 
     loss, grad = obj.loss_and_grad(hwc_to_nchw(content, 1.0))
     assert loss == pytest.approx(0.0, abs=1e-3 * max(1.0, obj.last.style))
@@ -86,14 +95,35 @@ def test_conventions_follow_their_formulas():
 
 def test_presets_defaults():
     j = resolve_options("johnson")
-    assert (j.content_weight, j.style_weight, j.tv_weight, j.optimizer, j.iterations, j.pooling, j.init, j.size) == \
-        (5.0, 100.0, 1e-3, "lbfgsb", 1000, "max", "content", 512)
+    assert (j.content_weight, j.style_weight, j.tv_weight, j.optimizer, j.iterations, j.pooling, j.init, j.size) == (
+        5.0,
+        100.0,
+        1e-3,
+        "lbfgsb",
+        1000,
+        "max",
+        "content",
+        512,
+    )
     s = resolve_options("seed")
-    assert (s.content_weight, s.style_weight, s.optimizer, s.lr, s.iterations, s.pooling, s.size) == \
-        (10.0, 40.0, "adam", 2.0, 200, "avg", 400)
+    assert (s.content_weight, s.style_weight, s.optimizer, s.lr, s.iterations, s.pooling, s.size) == (
+        10.0,
+        40.0,
+        "adam",
+        2.0,
+        200,
+        "avg",
+        400,
+    )
     assert s.style_layers == {f"relu{i}_1": 0.2 for i in range(1, 6)} and s.content_layers == {"relu4_2": 1.0}
     n = resolve_options()
-    assert n.preset == "nst" and n.scales == 3 and n.history == 40 and n.optimizer == "lbfgs" and (n.content_weight, n.style_weight) == (5.0, 100.0)
+    assert (
+        n.preset == "nst"
+        and n.scales == 3
+        and n.history == 40
+        and n.optimizer == "lbfgs"
+        and (n.content_weight, n.style_weight) == (5.0, 100.0)
+    )
     with pytest.raises(NstError, match="unknown preset"):
         resolve_options("picasso")
 
@@ -109,8 +139,13 @@ def test_seed_preset_reproduces_the_assignment_iteration_0(st, shared_images, tm
     out = io.StringIO()
     opts = st.options("seed")
     report = SeedReport(opts.content_weight, opts.style_weight, tmp_path / "output", stream=out)
-    st.transfer(str(shared_images / "louvre_small.jpg"), [str(shared_images / "monet.jpg")], preset="seed",
-                iterations=2, callback=report)
+    st.transfer(
+        str(shared_images / "louvre_small.jpg"),
+        [str(shared_images / "monet.jpg")],
+        preset="seed",
+        iterations=2,
+        callback=report,
+    )
     line = out.getvalue().strip().splitlines()[0]
     assert line.startswith("Iteration 0 : total cost = ")
     values = [float(v) for v in line.replace("=", " ").split()[5::3]]

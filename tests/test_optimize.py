@@ -1,11 +1,11 @@
 """The optimizers on problems with known answers: a box-constrained quadratic, budgets, stopping."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from engine import optimize
-from engine.objective import Losses
+from nst.engine import optimize
+from nst.engine.objective import Losses
 
 
 class Quadratic:
@@ -31,8 +31,14 @@ class Quadratic:
 
         n = self.b.size
         fun = lambda x: (0.5 * x @ self.h @ x - self.b @ x, self.h @ x - self.b)
-        return minimize(fun, np.full(n, 128.0), jac=True, method="L-BFGS-B", bounds=[(0, 255)] * n,
-                        options={"maxiter": 5000, "ftol": 0, "gtol": 1e-10}).x
+        return minimize(
+            fun,
+            np.full(n, 128.0),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(0, 255)] * n,
+            options={"maxiter": 5000, "ftol": 0, "gtol": 1e-10},
+        ).x
 
 
 X0 = np.full((1, 3, 20, 10), 128.0, np.float32)

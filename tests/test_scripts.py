@@ -1,9 +1,10 @@
 """The picture scripts: a gallery grid and a loss-curve chart."""
+
 import json
 
 import numpy as np
+from nst.engine.images import write_image
 
-from engine.images import write_image
 from scripts.gallery import render
 from scripts.plot_metrics import plot, read_metrics
 
@@ -22,8 +23,17 @@ def test_gallery_grid_has_a_row_per_content_and_a_column_per_style(tmp_path):
 
 
 def test_loss_plot_draws_every_series(tmp_path):
-    rows = [{"iteration": i, "loss": 1e6 / (i + 1), "content": 1e-7 if i == 0 else 1e4, "style": 9e5 / (i + 1),
-             "tv": 1e3, "seconds": i} for i in range(50)]
+    rows = [
+        {
+            "iteration": i,
+            "loss": 1e6 / (i + 1),
+            "content": 1e-7 if i == 0 else 1e4,
+            "style": 9e5 / (i + 1),
+            "tv": 1e3,
+            "seconds": i,
+        }
+        for i in range(50)
+    ]
     path = tmp_path / "m.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
     img = plot(read_metrics(path))

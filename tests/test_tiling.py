@@ -1,13 +1,13 @@
 """Tiling: the tiles partition the image on the pooling grid, the tiled objective equals the whole-image
 objective (loss and gradient) while its grid moves, and a tiled transfer gives the untiled result."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from engine import NstError
-from engine.objective import Objective, content_targets, style_targets
-from engine.tiling import ALIGN, TiledObjective, TileGrid, reach, tiled_style_targets, tiles
+from nst.engine import NstError
+from nst.engine.objective import Objective, content_targets, style_targets
+from nst.engine.tiling import ALIGN, TiledObjective, TileGrid, reach, tiled_style_targets, tiles
 
 from .conftest import stripes, synthetic
 
@@ -24,7 +24,7 @@ def test_cores_partition_the_image_on_the_pooling_grid(offset):
     h, w = 150, 203
     covered = np.zeros((h, w), np.int32)
     for t in tiles(h, w, 64, 32, offset):
-        covered[t.cy0:t.cy1, t.cx0:t.cx1] += 1
+        covered[t.cy0 : t.cy1, t.cx0 : t.cx1] += 1
         assert t.y0 % ALIGN == 0 and t.x0 % ALIGN == 0 and t.cy0 % ALIGN == 0 and t.cx0 % ALIGN == 0
         assert t.y0 == max(0, t.cy0 - 32) and t.y1 == min(h, t.cy1 + 32) and t.x1 == min(w, t.cx1 + 32)
         assert t.cy1 - t.cy0 <= 64 and t.cx1 - t.cx0 <= 64
@@ -48,7 +48,7 @@ def test_tiled_objective_equals_the_whole_image(st, pooling, h, w):
     whole, tiled, x = _objectives(st, h, w, 32, pooling, **SHALLOW)
     want_loss, want_grad = whole.loss_and_grad(x)
     assert len(tiled.grid.at(0)) >= 9
-    for step in range(3):  # the grid moves each evaluation; the result does not
+    for _ in range(3):  # the grid moves each evaluation; the result does not
         loss, grad = tiled.loss_and_grad(x)
         assert loss == pytest.approx(want_loss, rel=1e-6)
         assert np.abs(grad - want_grad).max() <= 1e-5 * np.abs(want_grad).max()
@@ -69,8 +69,9 @@ def test_second_pass_starts_from_the_tile_the_first_ended_with(st, monkeypatch):
 
 
 def test_tiled_objective_is_exact_through_relu5_1(st):
-    whole, tiled, x = _objectives(st, 200, 184, 64, content_layers={"relu4_2": 1.0},
-                                  style_layers={"relu1_1": 1.0, "relu3_1": 1.0, "relu5_1": 1.0})
+    whole, tiled, x = _objectives(
+        st, 200, 184, 64, content_layers={"relu4_2": 1.0}, style_layers={"relu1_1": 1.0, "relu3_1": 1.0, "relu5_1": 1.0}
+    )
     want_loss, want_grad = whole.loss_and_grad(x)
     loss, grad = tiled.loss_and_grad(x)
     assert tiled.grid.halo == 96 and len(tiled.grid.at(0)) >= 9

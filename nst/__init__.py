@@ -1,0 +1,45 @@
+"""nst: neural style transfer on ONNX Runtime (Gatys et al.), no PyTorch or TensorFlow at run time.
+
+    from nst import StyleTransfer
+    st = StyleTransfer(device="cpu")
+    rgb = st.transfer("content.jpg", ["style.jpg"], size=512)
+
+The subpackages are `nst.engine` (the API), `nst.kernels` (numba), `nst.cli` (the `nst` command) and
+`nst.models` (the VGG-19 graph). The names below load on first use, so `import nst` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("nst")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
+
+_EXPORTS = (
+    "NstError",
+    "Losses",
+    "Objective",
+    "Options",
+    "PRESETS",
+    "MetricsWriter",
+    "Progress",
+    "SaveEvery",
+    "SeedReport",
+    "StyleTransfer",
+)
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module("nst.engine"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

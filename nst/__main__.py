@@ -1,0 +1,5 @@
+"""`python -m nst ...` runs the `nst` command."""
+
+from nst.cli.main import main
+
+main()
