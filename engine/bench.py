@@ -44,7 +44,7 @@ def iteration_flops(spec, content_layers, style_layers, h: int, w: int, pooling:
     """FLOPs of one evaluation: every convolution up to the deepest loss layer forward and again backward
     (the input gradient costs the same multiply-adds), plus each Gram matrix and its adjoint."""
     layers = set(content_layers) | set(style_layers)
-    deepest = max(layers, key=spec.relu_names.index)
+    deepest = spec.deepest(layers)
     macs, gram_macs, stride = 0.0, 0.0, 1
     for layer in spec.truncated(deepest):
         size = pooled_size(h, w, stride, pooling)
@@ -64,12 +64,13 @@ def sgemm_gflops(provider: str = "cpu", threads: int | None = None, repeats: int
     (n = 2048 on the CPU, 8192 on CUDA), inputs and output kept on the device."""
     from onnx import TensorProto, helper
 
+    from .onnxbuild import OPSET
     from .runtime import make_session, resolve_device, to_device
 
     n = 2048 if provider == "cpu" else 8192
     spec = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [n, n]) for name in ("a", "b", "c")]
     graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "sgemm", spec[:2], spec[2:])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     device = resolve_device(provider)
     session = make_session(model.SerializeToString(), device, threads)
     rng = np.random.default_rng(0)

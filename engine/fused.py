@@ -13,7 +13,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from .graphs import _Builder, _model, _tensor, deepest, emit_backward, emit_forward
+from .graphs import emit_backward, emit_forward
+from .onnxbuild import Builder, make_model, tensor_info
 from .vgg import VggSpec
 
 
@@ -29,11 +30,11 @@ def style_inputs(layer: str) -> tuple[str, str, str]:
     return f"gram_target_{layer}", f"gram_norm_{layer}", f"style_scale_{layer}"
 
 
-def _sum(b: _Builder, terms: list[str], hint: str) -> str:
+def _sum(b: Builder, terms: list[str], hint: str) -> str:
     return terms[0] if len(terms) == 1 else b.op("Sum", terms, hint)
 
 
-def _sum_of_squares(b: _Builder, diff: str, scale: str) -> str:
+def _sum_of_squares(b: Builder, diff: str, scale: str) -> str:
     """scale * sum(diff^2), accumulated in float64: the losses reach 1e12 and optimizers compare them."""
     wide = b.op("Cast", [diff], "diff64", to=TensorProto.DOUBLE)
     total = b.op("ReduceSum", [b.op("Mul", [wide, wide], "sq64")], "sum64", keepdims=0)
@@ -42,9 +43,9 @@ def _sum_of_squares(b: _Builder, diff: str, scale: str) -> str:
 
 def build_fused(spec: VggSpec, content_layers: list[str], style_layers: list[str], pooling: str) -> onnx.ModelProto:
     """One graph for loss and gradient; inputs: image, the targets and the per-layer scalars."""
-    loss_layers = sorted(set(content_layers) | set(style_layers), key=spec.relu_names.index)
-    layers = spec.truncated(deepest(spec, loss_layers))
-    b = _Builder()
+    loss_layers = spec.in_order([*content_layers, *style_layers])
+    layers = spec.truncated(spec.deepest(loss_layers))
+    b = Builder()
     emit_forward(b, spec, layers, pooling)
     two = b.const(np.array(2, np.float32), "two")
     four = b.const(np.array(4, np.float32), "four")
@@ -52,7 +53,7 @@ def build_fused(spec: VggSpec, content_layers: list[str], style_layers: list[str
     content_terms, style_terms, inputs = [], [], []
     for layer in content_layers:
         target, scale = content_inputs(layer)
-        inputs += [_tensor(target), _scalar(scale)]
+        inputs += [tensor_info(target), _scalar(scale)]
         diff = b.op("Sub", [layer, target], "cdiff")
         content_terms.append(_sum_of_squares(b, diff, scale))
         grads[layer].append(b.op("Mul", [diff, b.op("Mul", [scale, two], "c2")], "cgrad"))
@@ -81,4 +82,4 @@ def build_fused(spec: VggSpec, content_layers: list[str], style_layers: list[str
         helper.make_tensor_value_info("style_loss", TensorProto.DOUBLE, []),
         helper.make_tensor_value_info("grad_image", TensorProto.FLOAT, [1, 3, None, None]),
     ]
-    return _model(b, [image] + inputs, outputs, "nst_fused")
+    return make_model(b, [image] + inputs, outputs, "nst_fused")

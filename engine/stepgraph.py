@@ -14,12 +14,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from .graphs import _Builder, _model
+from .onnxbuild import Builder, make_model
 
 SCALARS = ("lr_t", "beta1", "beta2", "eps", "low", "high", "tv_weight")
 
 
-def _diff(b: _Builder, x: str, axis: int) -> str:
+def _diff(b: Builder, x: str, axis: int) -> str:
     """x[i + 1] - x[i] along `axis` (2: rows, 3: columns)."""
     axes = b.const(np.array([axis], np.int64), "axis")
     one, zero = b.const(np.array([1], np.int64), "one"), b.const(np.array([0], np.int64), "zero")
@@ -29,14 +29,14 @@ def _diff(b: _Builder, x: str, axis: int) -> str:
     return b.op("Sub", [ahead, behind], "d")
 
 
-def _pad(b: _Builder, d: str, axis: int, before: bool) -> str:
+def _pad(b: Builder, d: str, axis: int, before: bool) -> str:
     """d with one zero row or column before (or after) it along `axis`: back to the image's size."""
     pads = np.zeros(8, np.int64)
     pads[axis if before else axis + 4] = 1
     return b.op("Pad", [d, b.const(pads, "pads")], "padded")
 
 
-def _tv(b: _Builder, x: str, weight: str) -> tuple[str, str]:
+def _tv(b: Builder, x: str, weight: str) -> tuple[str, str]:
     """(tv loss as float64, its gradient) for image x."""
     sums, grads = [], []
     for axis in (2, 3):
@@ -53,7 +53,7 @@ def _tv(b: _Builder, x: str, weight: str) -> tuple[str, str]:
 
 def build_adam_step() -> onnx.ModelProto:
     """Inputs x, grad (the network's), m, v and the SCALARS; outputs x_next, m_next, v_next, tv_loss."""
-    b = _Builder()
+    b = Builder()
     one = b.const(np.array(1, np.float32), "one_f")
     _, tv_grad = _tv(b, "x", "tv_weight")
     g = b.op("Add", ["grad", tv_grad], "g")
@@ -78,4 +78,4 @@ def build_adam_step() -> onnx.ModelProto:
     scalar = lambda name, kind=TensorProto.FLOAT: helper.make_tensor_value_info(name, kind, [])
     inputs = [image(n) for n in ("x", "grad", "m", "v")] + [scalar(n) for n in SCALARS]
     outputs = [image(n) for n in ("x_next", "m_next", "v_next")] + [scalar("tv_loss", TensorProto.DOUBLE)]
-    return _model(b, inputs, outputs, "nst_adam_step")
+    return make_model(b, inputs, outputs, "nst_adam_step")

@@ -95,7 +95,7 @@ class TileGrid:
 
     def __init__(self, spec, layers, h: int, w: int, core: int, pooling: str = "max") -> None:
         self.h, self.w, self.core, self.pooling = h, w, core, pooling
-        self.halo = reach(spec, max(layers, key=spec.relu_names.index))
+        self.halo = reach(spec, spec.deepest(layers))
         self.strides = strides(spec, layers)
 
     def size(self, layer: str) -> tuple[int, int]:
@@ -226,5 +226,5 @@ def tiled_style_targets(
 
 def tile_pixels(spec, layers, core: int) -> int:
     """Pixels of the largest tile (core plus halo on both sides): what the network holds at once."""
-    side = core + 2 * reach(spec, max(layers, key=spec.relu_names.index))
+    side = core + 2 * reach(spec, spec.deepest(layers))
     return side * side

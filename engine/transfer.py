@@ -63,7 +63,7 @@ class StyleTransfer:
     def runner(self, opts: Options):
         """Sessions for the options' layers, pooling and objective path, built once and cached."""
         path = self.path(opts)
-        layers = sorted(set(opts.content_layers) | set(opts.style_layers), key=self.spec.relu_names.index)
+        layers = self.spec.in_order([*opts.content_layers, *opts.style_layers])
         key = (tuple(layers), opts.pooling, path) + (
             (tuple(opts.content_layers), tuple(opts.style_layers)) if path == "fused" else ()
         )

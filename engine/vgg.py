@@ -49,6 +49,14 @@ class VggSpec:
                 return int(conv.weight.shape[0])
         raise KeyError(relu)
 
+    def in_order(self, layers) -> list[str]:
+        """Loss layer names, each once, in network order."""
+        return sorted(set(layers), key=self.relu_names.index)
+
+    def deepest(self, layers) -> str:
+        """The deepest of the given loss layers: how far the network must run."""
+        return max(layers, key=self.relu_names.index)
+
     def truncated(self, last_relu: str) -> tuple[Layer, ...]:
         """Layers up to and including `last_relu`."""
         for i, layer in enumerate(self.layers):
