@@ -30,24 +30,49 @@ class Device:
     device_id: int = 0
 
 
-def available_providers() -> list[str]:
-    import onnxruntime as ort
+def require_onnxruntime():
+    """The onnxruntime module, or one NstError line saying how to install it (it comes with an extra)."""
+    try:
+        import onnxruntime
+    except ImportError:
+        from .diagnostics import INSTALL_HINT
 
-    return list(ort.get_available_providers())
+        raise NstError(f"onnxruntime is not installed: {INSTALL_HINT}") from None
+    return onnxruntime
+
+
+def available_providers() -> list[str]:
+    return list(require_onnxruntime().get_available_providers())
+
+
+def preload_cuda_libraries(ort) -> bool:
+    """Load the CUDA and cuDNN libraries from NVIDIA's pip wheels (nst[gpu] installs them) before the first
+    CUDA session, as onnxruntime-gpu 1.21 and later offer; a no-op elsewhere. Returns whether it ran."""
+    from .diagnostics import nvidia_wheels
+
+    if not hasattr(ort, "preload_dlls") or not nvidia_wheels():
+        return False
+    ort.preload_dlls()
+    return True
 
 
 def resolve_device(name: str, device_id: int = 0) -> Device:
     """Map 'cpu' / 'cuda' to providers, failing early with a clear message when CUDA is absent."""
     if name not in DEVICES:
         raise NstError(f"unknown device {name!r}; use one of: {', '.join(DEVICES)}")
+    ort = require_onnxruntime()
     if name == "cpu":
         return Device("cpu", ("CPUExecutionProvider",), "cpu")
     providers = available_providers()
     if "CUDAExecutionProvider" not in providers:
+        from .diagnostics import runtime_problem
+
         raise NstError(
             "device 'cuda' asked for but this onnxruntime has no CUDAExecutionProvider "
-            f"(available: {', '.join(providers)}); install onnxruntime-gpu or use --device cpu"
+            f"(available: {', '.join(providers)}); "
+            f"{runtime_problem() or 'install nst[gpu] (onnxruntime-gpu)'} or use --device cpu"
         )
+    preload_cuda_libraries(ort)
     options = {"device_id": device_id, "cudnn_conv_algo_search": "HEURISTIC"} | cuda_options()
     return Device("cuda", (("CUDAExecutionProvider", options),), "cuda", device_id)
 
