@@ -31,7 +31,8 @@ def main() -> None:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        typer.echo("interrupted; no output was written", err=True)
+        # Every file is written whole and renamed into place, so what exists was completed before the stop.
+        typer.echo("interrupted; files written before the interruption are kept, none is half-written", err=True)
         sys.exit(130)
 
 

@@ -13,15 +13,20 @@ def transfer(
     content: Path = typer.Argument(..., metavar="CONTENT", help="Content image (PNG, JPEG, WebP, BMP, GIF, TIFF)."),
     styles: List[Path] = typer.Argument(..., metavar="STYLE", help="One or more style images."),
     output: Path = typer.Option(..., "--output", "-o", help="Output image (.png, .jpg, .webp, .bmp, .tif)."),
-    save_every: int = typer.Option(0, help="Also save the image every N iterations as OUT_<N>.ext."),
+    save_every: int = typer.Option(
+        0, help="Also save the image every N iterations as OUT_<N>.ext (OUT_s<scale>_<N>.ext with several scales)."
+    ),
     metrics: Optional[Path] = typer.Option(None, help="Write one JSON object per iteration to this file."),
     options: dict = None,
     run: dict = None,
 ) -> None:
     """Stylise CONTENT with one or more STYLE images and write the result to OUT."""
     from nst.engine import MetricsWriter, SaveEvery, SeedReport, StyleTransfer
+    from nst.engine.checks import clamp_threads
     from nst.engine.images import check_folder, check_output, save_result
+    from nst.engine.outputs import input_files, refuse_inputs
     from nst.engine.progress import chain
+    from nst.engine.schedule import scale_schedule
     from nst.engine.transfer import to_uint8
 
     from .progressbar import ProgressBar
@@ -29,9 +34,18 @@ def transfer(
     check_output(output, run["bit_depth"], run["quality"])
     if metrics is not None:
         check_folder(metrics)
-    st = StyleTransfer(device=run["device"], threads=run["threads"])
+    snapshots = SaveEvery(output, save_every)
+    threads, note = clamp_threads(run["threads"])
+    if note:
+        typer.echo(f"warning: {note}", err=True)
+    st = StyleTransfer(device=run["device"], threads=threads)
     opts = st.options(run["preset"], **options)
-    report = SeedReport(opts.content_weight, opts.style_weight) if opts.report == "seed" else None
+    report = SeedReport.beside(output, opts.content_weight, opts.style_weight) if opts.report == "seed" else None
+    counts = scale_schedule(opts)[1]
+    writes = [("the output (-o)", output), *[("a --save-every snapshot", p) for p in snapshots.paths(counts)]]
+    writes += [("the --metrics file", metrics)] if metrics is not None else []
+    writes += [("a --preset seed report image", p) for p in report.paths(sum(counts))] if report else []
+    refuse_inputs(writes, input_files(content, styles, opts))
     writer = MetricsWriter(metrics) if metrics is not None else None
     bar = None if run["quiet"] or report else ProgressBar()
     try:
@@ -39,17 +53,34 @@ def transfer(
             result = st.stylize(
                 str(content),
                 [str(s) for s in styles],
-                callback=chain(report, writer, SaveEvery(output, save_every), bar),
+                callback=chain(report, writer, snapshots, bar),
                 **vars(opts),
             )
+    except KeyboardInterrupt:
+        kept = writer.close() if writer else False
+        typer.echo(
+            f"interrupted: {output} was not written; {_kept(snapshots.written, metrics if kept else None)}", err=True
+        )
+        raise typer.Exit(130) from None
     finally:
-        if writer:
+        if writer:  # the record of the iterations that ran, whatever the ending (none ran: the file is untouched)
             writer.close()
     save_result(output, result, run["bit_depth"], run["quality"])
     if report:
         report.finish(to_uint8(result))
     if not run["quiet"]:
         typer.echo(f"wrote {output} ({result.shape[1]}x{result.shape[0]})")
+
+
+def _kept(snapshots: list, metrics) -> str:
+    """What an interrupted run leaves, in words."""
+    kept = []
+    if snapshots:
+        span = snapshots[0].name if len(snapshots) == 1 else f"{snapshots[0].name} .. {snapshots[-1].name}"
+        kept.append(f"{len(snapshots)} snapshot(s) kept ({span})")
+    if metrics is not None:
+        kept.append(f"the metrics so far are in {metrics}")
+    return "; ".join(kept) if kept else "nothing else was written"
 
 
 class _Null:

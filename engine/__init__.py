@@ -21,7 +21,7 @@ _EXPORTS = {
     "MetricsWriter": "progress",
     "Progress": "progress",
     "SaveEvery": "progress",
-    "SeedReport": "progress",
+    "SeedReport": "seedreport",
     "StyleTransfer": "transfer",
 }
 __all__ = list(_EXPORTS)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import NstError
-from .images import as_image, check_output, save_result
+from .images import as_image, check_format, check_output, image_suffix, save_result
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
@@ -56,11 +56,13 @@ def batch_transfer(
 ) -> BatchReport:
     """Stylise every image of `content_dir` into `out_dir/<name><suffix>`; returns a BatchReport."""
     contents = list_images(content_dir)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    check_output(out / f"probe{suffix}", bit_depth, quality)
+    suffix = image_suffix(suffix)
+    check_format(suffix, bit_depth, quality)
     opts = st.options(preset, **overrides)
     style_imgs = [as_image(s, f"style image {i + 1}") for i, s in enumerate(styles)]
+    out = Path(out_dir)  # created only once everything above is known to be good
+    out.mkdir(parents=True, exist_ok=True)
+    check_output(out / f"probe{suffix}", bit_depth, quality)
     report = BatchReport()
     for content in contents:
         target = out / f"{content.stem}{suffix}"

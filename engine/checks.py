@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import numbers
+import os
 from typing import Sequence
 
 import numpy as np
 
 from .colour import MATCHING, PRESERVE
 from .errors import NstError
+from .images import fit_size
+from .inputs import INITS
 from .presets import Options
 from .schedule import MAX_SIDE, MIN_SIDE, scale_schedule
 
@@ -34,17 +38,136 @@ def style_blend(blend: Sequence[float] | str | None, count: int) -> list[float]:
             blend = [float(v) for v in blend.split(",") if v.strip()]
         except ValueError:
             raise NstError(f"--style-blend {blend!r}: give comma-separated numbers such as 3,7") from None
+    if not isinstance(blend, (list, tuple, np.ndarray)) or not all(_is_real(v) for v in blend):
+        raise NstError(f"style_blend={blend!r}: give a list of numbers, one per style, or a string such as '3,7'")
     values = [float(v) for v in blend]
     if len(values) != count:
         raise NstError(f"--style-blend has {len(values)} weight(s) for {count} style image(s); give one per style")
-    if any(v < 0 or not np.isfinite(v) for v in values) or sum(values) <= 0:
-        raise NstError("--style-blend weights must be non-negative numbers with a positive sum")
-    total = sum(values)
-    return [v / total for v in values]
+    if any(v < 0 or not np.isfinite(v) for v in values) or max(values) <= 0:
+        raise NstError("--style-blend weights must be non-negative finite numbers with a positive sum")
+    top = max(values)  # dividing by the largest first keeps the sum finite, however large the weights
+    scaled = [v / top for v in values]
+    return [v / sum(scaled) for v in scaled]
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_text(value) -> bool:
+    return isinstance(value, str)
+
+
+def _is_flag(value) -> bool:
+    return isinstance(value, (bool, np.bool_))
+
+
+def _is_layers(value) -> bool:
+    return isinstance(value, dict) and all(_is_text(k) and _is_real(v) for k, v in value.items())
+
+
+def _is_path(value) -> bool:
+    return isinstance(value, (str, os.PathLike))
+
+
+def _is_sequence_or_text(value) -> bool:
+    return value is None or isinstance(value, (str, list, tuple))
+
+
+# What each option accepts from an API caller, and how to say it: a wrong type is one NstError line.
+_TYPES = {
+    "size": (_is_int, "an integer number of pixels"),
+    "iterations": (_is_int, "an integer"),
+    "history": (_is_int, "an integer"),
+    "seed": (_is_int, "an integer"),
+    "tile": (_is_int, "an integer number of pixels (0: no tiling)"),
+    "scales": (lambda v: _is_int(v) or _is_text(v), "a count or a string of sizes such as '128,256'"),
+    "scale_iterations": (lambda v: v is None or _is_int(v) or _is_text(v), "a string such as '300,200,100'"),
+    "lr": (_is_real, "a number"),
+    "content_weight": (_is_real, "a number"),
+    "style_weight": (_is_real, "a number"),
+    "tv_weight": (_is_real, "a number"),
+    "style_scale": (_is_real, "a number"),
+    "content_layers": (_is_layers, "a string such as 'relu4_2' or a dict of layer names to weights"),
+    "style_layers": (_is_layers, "a string such as 'relu1_1:1,relu2_1:0.5' or a dict of layer names to weights"),
+    "style_blend": (_is_sequence_or_text, "a list of numbers or a string such as '3,7'"),
+    "style_masks": (_is_sequence_or_text, "a list of mask paths or arrays (None: everywhere)"),
+    "init": (lambda v: _is_path(v) or isinstance(v, np.ndarray), "one of the kinds, an image path or an array"),
+    "normalize_gradients": (_is_flag, "True or False"),
+    "clip_pixels": (_is_flag, "True or False"),
+}
+
+
+def check_types(opts: Options) -> None:
+    """Reject options of the wrong type (an API caller's `size="64"`) with one line instead of a TypeError."""
+    for name, (accepts, expected) in _TYPES.items():
+        value = getattr(opts, name)
+        if not accepts(value):
+            raise NstError(f"{name}={value!r} ({type(value).__name__}): expected {expected}")
+    for name in ("optimizer", "pooling", "path", "preserve_colors", "match_colors", "convention", "report"):
+        if not _is_text(getattr(opts, name)):
+            raise NstError(f"{name}={getattr(opts, name)!r}: expected a string")
+
+
+def check_init(init) -> None:
+    """An init that is neither a kind nor an existing file is most likely a misspelt kind: list the kinds."""
+    if isinstance(init, (str, os.PathLike)) and str(init) not in INITS and not os.path.exists(init):
+        raise NstError(f"--init {str(init)!r}: no such file, and not one of {', '.join(INITS)} (or give an image path)")
+
+
+def check_sides(h: int, w: int, size: int, sizes: Sequence[int] = ()) -> None:
+    """The network needs MIN_SIDE px on each side at --size and at every coarser scale: say which size would
+    do, or that none does (an aspect ratio beyond MAX_SIDE / MIN_SIDE)."""
+    short = lambda s: min(fit_size(h, w, s))
+    if short(MAX_SIDE) < MIN_SIDE:
+        raise NstError(
+            f"the content image is {w}x{h}: its aspect ratio is too extreme, its short side would be under "
+            f"{MIN_SIDE} px even at the largest --size {MAX_SIDE}; crop it to at most {MAX_SIDE // MIN_SIDE}:1"
+        )
+    need = next(s for s in range(MIN_SIDE, MAX_SIDE + 1) if short(s) >= MIN_SIDE)
+    ph, pw = fit_size(h, w, size)
+    if short(size) < MIN_SIDE:
+        raise NstError(
+            f"at --size {size} the {w}x{h} content image would be {pw}x{ph}; the network needs at least {MIN_SIDE} "
+            f"px on each side: give --size {need} or more"
+        )
+    coarse = [s for s in sizes if short(s) < MIN_SIDE]
+    if coarse:
+        raise NstError(
+            f"at the coarse scale of {coarse[0]} px the {w}x{h} content image would be under {MIN_SIDE} px on its "
+            f"short side: use fewer --scales, or sizes from {need} up (for example --scales {need},{size})"
+        )
+
+
+def check_seed(seed: int) -> None:
+    if not 0 <= seed < 2**32:
+        raise NstError(f"--seed {seed} is out of range; use 0..{2**32 - 1}")
+
+
+def check_callback(callback) -> None:
+    if callback is not None and not callable(callback):
+        raise NstError(f"callback={callback!r}: expected a function taking a Progress, or None")
+
+
+def clamp_threads(threads) -> tuple[int | None, str | None]:
+    """The thread count to use (None: all cores) and a warning when more were asked than there are cores."""
+    if threads is None:
+        return None, None
+    if not _is_int(threads) or threads < 1:
+        raise NstError(f"--threads {threads!r}: give a whole number of threads of at least 1 (default: all cores)")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if threads > cores:
+        return cores, f"--threads {threads} is more than the {cores} cores here; using {cores}"
+    return int(threads), None
 
 
 def check_options(opts: Options, relu_names: list[str]) -> None:
     """Reject bad options before any work starts, each with a one-line reason."""
+    check_types(opts)
     if opts.optimizer not in OPTIMIZERS:
         raise NstError(f"unknown optimizer {opts.optimizer!r}; use one of: {', '.join(OPTIMIZERS)}")
     if opts.path not in PATHS:
@@ -86,3 +209,5 @@ def check_options(opts: Options, relu_names: list[str]) -> None:
                 raise NstError(f"--{flag}: weight {weight} of {layer} must be a non-negative number")
     if not opts.content_layers and not opts.style_layers:
         raise NstError("no content or style layers: give at least one layer")
+    check_seed(opts.seed)
+    check_init(opts.init)

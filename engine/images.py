@@ -6,8 +6,10 @@ Everything comes back as RGB float32 HxWx3 in 0..255, whatever the file held: gr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +28,38 @@ _ALPHA_MAGIC = (b"\x89PNG", b"RIFF", b"II*\x00", b"MM\x00*", b"GIF8")
 def _cv2():
     import cv2
 
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is not None:  # a bad file becomes one NstError line, not OpenCV's log lines before it
+        logging.setLogLevel(logging.LOG_LEVEL_SILENT)
     return cv2
+
+
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _codec_messages():
+    """Hold back what the codec libraries print on stderr (libpng writes its errors there itself) and yield a
+    list that receives it; lines of other origin are passed on afterwards."""
+    caught: list[str] = []
+    with _STDERR_LOCK, tempfile.TemporaryFile() as sink:
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr to guard
+            yield caught
+            return
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield caught
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines = sink.read().decode("utf-8", "replace").splitlines()
+            caught += [line for line in lines if line.startswith("libpng")]
+            others = [line for line in lines if not line.startswith("libpng")]
+            if others:
+                os.write(2, ("\n".join(others) + "\n").encode())
 
 
 def _to_float_rgb(array: np.ndarray, what: str) -> np.ndarray:
@@ -77,11 +110,12 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             f"{p}: the image is {dims[0]}x{dims[1]}, larger than {MAX_PIXELS // 1_000_000} megapixels; shrink it first"
         )
     try:
-        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)  # applies EXIF orientation
-        if bgr is not None and data[:4].tobytes() in _ALPHA_MAGIC:
-            raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-            if raw is not None and raw.ndim == 3 and raw.shape[2] == 4 and raw.shape[:2] == bgr.shape[:2]:
-                bgr = raw
+        with _codec_messages() as messages:
+            bgr = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)  # applies EXIF orientation
+            if bgr is not None and data[:4].tobytes() in _ALPHA_MAGIC:
+                raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+                if raw is not None and raw.ndim == 3 and raw.shape[2] == 4 and raw.shape[:2] == bgr.shape[:2]:
+                    bgr = raw
     except cv2.error as exc:
         if "MAX_IMAGE_PIXELS" in str(exc):
             raise NstError(
@@ -89,8 +123,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             ) from None
         raise NstError(f"{p}: cannot be decoded as an image; it may be corrupt or truncated") from None
     if bgr is None:
+        reason = f" ({messages[0]})" if messages else ""
         raise NstError(
-            f"{p}: not a readable image (corrupt, truncated or an unsupported format); "
+            f"{p}: not a readable image (corrupt, truncated or an unsupported format){reason}; "
             "give a PNG, JPEG, WebP, BMP, GIF or TIFF file"
         )
     if bgr.ndim == 3:
@@ -123,24 +158,43 @@ def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.clip(cv2.resize(image, (width, height), interpolation=interp), 0.0, 255.0)
 
 
-def check_writable(path: str | os.PathLike) -> Path:
+def check_writable(path: str | os.PathLike, probe: bool = True) -> Path:
     """Fail early when an image cannot be written: unknown extension, missing or read-only folder."""
     p = Path(path)
     if p.suffix.lower() not in WRITABLE:
         raise NstError(f"{p}: unknown output format {p.suffix or '(none)'!r}; use one of {', '.join(WRITABLE)}")
-    return check_folder(p)
+    return check_folder(p, probe)
 
 
-def check_folder(path: str | os.PathLike) -> Path:
-    """Fail early when any output file cannot be written: missing or read-only folder, or a folder's name."""
+def image_suffix(suffix: str) -> str:
+    """An output format given as '.png' or 'png' -> '.png'; anything unknown is one NstError line."""
+    text = suffix if suffix.startswith(".") else f".{suffix}"
+    if text.lower() not in WRITABLE:
+        raise NstError(f"--suffix {suffix!r}: unknown output format; use one of {', '.join(WRITABLE)}")
+    return text
+
+
+def check_folder(path: str | os.PathLike, probe: bool = True) -> Path:
+    """Fail early when an output file cannot be written: missing folder, one that takes no new files (read-only,
+    or a system folder such as /proc: `probe` creates and removes a file to know), or a folder's name."""
     p = Path(path)
     folder = p.parent if str(p.parent) else Path(".")
     if not folder.is_dir():
         raise NstError(f"{p}: the folder {folder} does not exist; create it first")
-    if not os.access(folder, os.W_OK):
-        raise NstError(f"{p}: the folder {folder} is not writable; choose another output path")
     if p.is_dir():
         raise NstError(f"{p}: is a folder; give an output file name such as out.png")
+    if not os.access(folder, os.W_OK):
+        raise NstError(f"{p}: the folder {folder} is not writable; choose another output path")
+    if probe:
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".nst-probe.", dir=folder)
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise NstError(
+                f"{p}: the folder {folder} takes no new files ({reason}); choose another output path"
+            ) from None
+        os.close(fd)
+        os.unlink(tmp)
     return p
 
 
@@ -153,7 +207,7 @@ def _umask() -> int:
 def write_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95) -> Path:
     """Encode an HxWx3 RGB uint8/uint16 image and move it into place atomically (never half-written)."""
     cv2 = _cv2()
-    p = check_writable(path)
+    p = check_writable(path, probe=False)  # writing the temporary file is the probe
     params = []
     if p.suffix.lower() in (".jpg", ".jpeg"):
         params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
@@ -167,32 +221,56 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95) -> 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write a file atomically: a temporary file in the same folder, moved into place when complete."""
-    p = check_folder(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent if str(p.parent) else ".")
+    p, fd, tmp = temporary_beside(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, p)
-    except OSError as exc:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise NstError(f"{p}: could not be written ({exc.strerror or exc}); nothing was changed") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise NstError(f"{p}: could not be written ({exc.strerror or exc}); nothing was changed") from None
         raise
-    return p
+    return move_into_place(tmp, p)
+
+
+def temporary_beside(path: str | os.PathLike) -> tuple[Path, int, str]:
+    """(path, fd, temporary name): an open temporary file in `path`'s folder, to be moved into place."""
+    p = check_folder(path, probe=False)  # the temporary file is the probe
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent if str(p.parent) else ".")
+    except OSError as exc:
+        raise NstError(f"{p}: could not be written ({exc.strerror or exc}); nothing was changed") from None
+    return p, fd, tmp
+
+
+def move_into_place(tmp: str, path: Path) -> Path:
+    """Give a finished temporary file the usual permissions and rename it over `path` in one step."""
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise NstError(f"{path}: could not be written ({exc.strerror or exc}); nothing was changed") from None
+        raise
+    return path
 
 
 def check_output(path: str | os.PathLike, bit_depth: int = 8, quality: int = 95) -> Path:
     """All output checks that can be made before a run: path, format, bit depth, quality."""
     p = check_writable(path)
+    check_format(p.suffix, bit_depth, quality, p)
+    return p
+
+
+def check_format(suffix: str, bit_depth: int = 8, quality: int = 95, path: Path | None = None) -> None:
+    """The checks of an output format that need no file: bit depth and quality for this suffix."""
     if bit_depth not in (8, 16):
         raise NstError(f"--bit-depth {bit_depth}: use 8 or 16")
-    if bit_depth == 16 and p.suffix.lower() not in (".png", ".tif", ".tiff"):
-        raise NstError(f"{p}: 16-bit output needs a .png or .tif file name")
+    if bit_depth == 16 and suffix.lower() not in (".png", ".tif", ".tiff"):
+        raise NstError(f"{path or suffix}: 16-bit output needs a .png or .tif file name")
     if not 1 <= quality <= 100:
         raise NstError(f"--quality {quality}: use 1..100")
-    return p
 
 
 def save_result(path: str | os.PathLike, image: np.ndarray, bit_depth: int = 8, quality: int = 95) -> Path:

@@ -31,11 +31,16 @@ def initial_image(kind: str, content: np.ndarray, mean: np.ndarray, seed: int) -
     return np.ascontiguousarray(rng.uniform(0, 255, content.shape), dtype=np.float32)
 
 
+def mask_sources(sources) -> list:
+    """Style masks as given ('a.png,,b.png' or a list) -> one path, array or None (everywhere) per style."""
+    if isinstance(sources, str):
+        return [s.strip() or None for s in sources.split(",")]
+    return list(sources)
+
+
 def load_masks(sources, count: int, h: int, w: int) -> list[np.ndarray]:
     """One HxW float32 mask in 0..1 per style (None: everywhere), resized to the content's size."""
-    if isinstance(sources, str):
-        sources = [s.strip() or None for s in sources.split(",")]
-    sources = list(sources)
+    sources = mask_sources(sources)
     if len(sources) != count:
         raise NstError(
             f"--style-masks has {len(sources)} mask(s) for {count} style image(s); give one per style "

@@ -86,6 +86,16 @@ def largest_side(h: int, w: int, budget_mb: float, path: str, optimizer: str, hi
     return int(math.sqrt(pixels / aspect) // 16 * 16)
 
 
+def largest_tiled_side(
+    h: int, w: int, budget_mb: float, path: str, optimizer: str, history: int, network_pixels: int
+) -> int:
+    """The largest --size (a multiple of 16) whose tiled host estimate, with tiles of `network_pixels`, fits."""
+    tiles = network_pixels * NETWORK_BYTES[path] / MB
+    per_pixel = (optimizer_bytes_per_pixel(optimizer, history) + TILED_BYTES_PER_PIXEL) / MB
+    pixels = max(budget_mb / MARGIN - FIXED_MB[path] - tiles, 0.0) / per_pixel
+    return int(math.sqrt(pixels * max(h, w) / min(h, w)) // 16 * 16)
+
+
 def check_fits(
     h: int,
     w: int,
@@ -124,10 +134,11 @@ def check_fits(
             if need(**tiles, **extra) <= have:
                 hints.append(f"--tile {TILE_EXAMPLE}{flags}")
                 break
-    if network_pixels is None:
-        side = largest_side(h, w, have, path, optimizer, history)
-        if side >= 32:
-            hints.append(f"--size {side}")
+    side = largest_side(h, w, have, path, optimizer, history)
+    if network_pixels is not None:  # tiled: the tiles stay as large, the whole-image arrays shrink
+        side = max(side, largest_tiled_side(h, w, have, path, optimizer, history, network_pixels))
+    if 32 <= side < max(h, w):
+        hints.append(f"--size {side}")
     if optimizer != "adam" and need(optimizer="adam") <= have:
         hints.append("--optimizer adam")
     if optimizer == "lbfgsb" and need(optimizer="lbfgs") <= have:

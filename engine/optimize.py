@@ -7,16 +7,49 @@ and both call `on_eval(k, x, losses)` after evaluation k; a True return stops th
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
 
 from nst import kernels
 
+from .errors import NstError
 from .objective import Losses, Objective
 
 OnEval = Callable[[int, np.ndarray, Losses], bool]
 PIXEL_RANGE = (0.0, 255.0)
+
+
+def _finite(on_eval: OnEval) -> OnEval:
+    """`on_eval` behind a check that the loss is finite: an overflow (huge weights or learning rate) would
+    otherwise end L-BFGS silently or let Adam write a black image."""
+
+    def checked(k: int, x, losses: Losses) -> bool:
+        if not math.isfinite(losses.total):
+            raise NstError(
+                f"the loss is not finite ({losses.total}) at iteration {k}: the weights are too large for float32; "
+                "lower --style-weight, --content-weight or --tv-weight (and --lr with adam)"
+            )
+        return on_eval(k, x, losses)
+
+    return checked
+
+
+def _finite_gradient(grad: np.ndarray, k: int) -> np.ndarray:
+    if not np.isfinite(grad).all():
+        raise NstError(
+            f"the gradient is not finite at iteration {k}: the weights are too large for float32; "
+            "lower --style-weight, --content-weight or --tv-weight"
+        )
+    return grad
+
+
+def _finite_image(x: np.ndarray) -> np.ndarray:
+    """The result, refused when it holds NaN or infinity (a last step taken on an overflowed gradient)."""
+    if not np.isfinite(x).all():
+        raise NstError("the image is not finite after the last step: lower --lr or the loss weights")
+    return x
 
 
 class _Stop(Exception):
@@ -70,10 +103,12 @@ def lbfgs(objective: Objective, x0: np.ndarray, iterations: int, on_eval: OnEval
     gp, d, x_try = np.empty(n, np.float32), np.empty(n, np.float32), np.empty(n, np.float32)
     reach = 1.0  # steepest-descent steps move the furthest pixel this far; grows while they succeed
     count = [0]
+    on_eval = _finite(on_eval)
 
     def evaluate(point: np.ndarray):
         loss, grad = objective.loss_and_grad(point.reshape(shape))
         stop = bool(on_eval(count[0], point.reshape(shape).copy(), objective.last))  # the buffer is reused
+        _finite_gradient(grad, count[0])
         count[0] += 1
         return loss, np.array(grad, np.float32).reshape(-1), stop or count[0] >= iterations
 
@@ -103,7 +138,7 @@ def lbfgs(objective: Objective, x0: np.ndarray, iterations: int, on_eval: OnEval
             reach = reach * 4.0 if tries == 1 else t * float(np.abs(d).max())
         memory.keep(slot, sy, yy)
         x, x_try, f, g = x_try, x, f_try, g_try
-    return best_x.reshape(shape)
+    return _finite_image(best_x.reshape(shape))
 
 
 def lbfgsb(objective: Objective, x0: np.ndarray, iterations: int, on_eval: OnEval, history: int = 10) -> np.ndarray:
@@ -117,6 +152,7 @@ def lbfgsb(objective: Objective, x0: np.ndarray, iterations: int, on_eval: OnEva
     shape = x0.shape
     best = {"loss": np.inf, "x": x0.copy()}
     state = {"k": 0, "stopped": False}
+    on_eval = _finite(on_eval)
 
     def fun(flat: np.ndarray):
         if state["k"] >= iterations or state["stopped"]:
@@ -126,6 +162,7 @@ def lbfgsb(objective: Objective, x0: np.ndarray, iterations: int, on_eval: OnEva
         if loss < best["loss"]:
             best["loss"], best["x"] = loss, x
         state["stopped"] = bool(on_eval(state["k"], x, objective.last))
+        _finite_gradient(grad, state["k"])
         state["k"] += 1
         return loss, grad.astype(np.float64).ravel()
 
@@ -153,7 +190,7 @@ def lbfgsb(objective: Objective, x0: np.ndarray, iterations: int, on_eval: OnEva
         # L-BFGS-B ended early (line search could not progress): restart from the best point.
         stalls = stalls + 1 if state["k"] - before < 3 else 0
         start = best["x"].astype(np.float64).ravel()
-    return best["x"]
+    return _finite_image(best["x"])
 
 
 def _bounds(n: int):
@@ -179,12 +216,14 @@ def adam(
     v = np.zeros_like(x)
     low, high = PIXEL_RANGE if clip else (-np.inf, np.inf)
     flat = x.reshape(-1)
+    on_eval = _finite(on_eval)
     for k in range(iterations):
         _, grad = objective.loss_and_grad(x)
         if on_eval(k, x, objective.last):
             break
+        _finite_gradient(grad, k)
         kernels.adam_step(flat, grad.reshape(-1), m.reshape(-1), v.reshape(-1), k + 1, lr, beta1, beta2, eps, low, high)
-    return x
+    return _finite_image(x)
 
 
 def adam_on_device(
@@ -207,6 +246,7 @@ def adam_on_device(
     stepper = runner.adam()
     low, high = PIXEL_RANGE if clip else (-np.inf, np.inf)
     x = to_device(x0, runner.device)
+    on_eval = _finite(on_eval)
     for k in range(iterations):
         content, style, grad = runner.evaluate_on_device(x)
         x_next, tv = stepper.step(x, grad, k + 1, lr, beta1, beta2, eps, low, high, objective.options.tv_weight)
@@ -214,4 +254,4 @@ def adam_on_device(
         if on_eval(k, x, objective.last):
             break
         x = x_next
-    return x.numpy()
+    return _finite_image(x.numpy())

@@ -1,10 +1,10 @@
-"""What a transfer tells its callback each iteration, and ready-made callbacks (metrics, saves, the
-assignment's report) that the CLI composes and hosts can reuse."""
+"""What a transfer tells its callback each iteration, and ready-made callbacks (metrics, snapshots) that the
+CLI composes and hosts can reuse."""
 
 from __future__ import annotations
 
 import json
-import sys
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TextIO
@@ -12,6 +12,8 @@ from typing import Callable, TextIO
 import numpy as np
 
 from nst import kernels
+
+from .errors import NstError
 
 
 @dataclass
@@ -63,11 +65,16 @@ def chain(*callbacks: Callback | None) -> Callback:
 
 
 class MetricsWriter:
-    """Appends one JSON object per iteration: iteration, loss, content, style, tv, seconds."""
+    """One JSON object per iteration (iteration, loss, content, style, tv, seconds), written to a temporary
+    file beside `path` and moved into place by `close()`: an existing file is replaced whole, in one step,
+    and never truncated while a run is checked or going on."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._fh: TextIO = open(self.path, "w", encoding="utf-8")
+        from .images import temporary_beside
+
+        self.path, fd, self._tmp = temporary_beside(path)
+        self._fh: TextIO = os.fdopen(fd, "w", encoding="utf-8")
+        self.rows = 0
 
     def __call__(self, p: Progress) -> None:
         record = {
@@ -77,66 +84,47 @@ class MetricsWriter:
         }
         self._fh.write(json.dumps(record) + "\n")
         self._fh.flush()
+        self.rows += 1
 
-    def close(self) -> None:
+    def close(self, keep: bool = True) -> bool:
+        """Move the records into place when `keep` and at least one iteration ran (else drop them); returns
+        whether the file was written."""
+        from .images import move_into_place
+
+        if self._fh.closed:
+            return False
         self._fh.close()
+        if keep and self.rows:
+            move_into_place(self._tmp, self.path)
+            return True
+        Path(self._tmp).unlink(missing_ok=True)
+        return False
 
 
 class SaveEvery:
-    """Writes the evaluated image every `every` iterations to `<stem>_<iteration><suffix>` beside `output`."""
+    """Writes the evaluated image every `every` iterations beside `output`: `<stem>_<iteration><suffix>`, or
+    with several scales `<stem>_s<scale>_<iteration><suffix>` (scales counted from 1, the coarsest), so no
+    scale's snapshots replace another's."""
 
     def __init__(self, output: str | Path, every: int) -> None:
+        if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+            raise NstError(f"--save-every {every!r}: give 0 (no snapshots) or a positive number of iterations")
         self.output = Path(output)
         self.every = every
+        self.written: list[Path] = []
+
+    def path(self, iteration: int, scale: int = 0, scales: int = 1) -> Path:
+        tag = f"_s{scale + 1}" if scales > 1 else ""
+        return self.output.with_name(f"{self.output.stem}{tag}_{iteration:04d}{self.output.suffix}")
+
+    def paths(self, counts: list[int]) -> list[Path]:
+        """Every file a run with these iterations per scale would write."""
+        if not self.every:
+            return []
+        return [self.path(k, s, len(counts)) for s, n in enumerate(counts) for k in range(self.every, n, self.every)]
 
     def __call__(self, p: Progress) -> None:
         if self.every > 0 and p.iteration > 0 and p.iteration % self.every == 0:
             from .images import write_image
 
-            name = f"{self.output.stem}_{p.iteration:04d}{self.output.suffix}"
-            write_image(self.output.with_name(name), p.image())
-
-
-class SeedReport:
-    """The assignment's output: every 20 iterations print the three costs and save output/<i>.png.
-
-    The assignment prints "Iteration i" after Adam step i, i.e. at the image the next evaluation reads,
-    so evaluation k reports iteration k - 1.  Its costs are the unweighted J_content and J_style.
-    """
-
-    def __init__(
-        self,
-        content_weight: float,
-        style_weight: float,
-        folder: str | Path = "output",
-        stream: TextIO | None = None,
-        every: int = 20,
-    ) -> None:
-        self.alpha, self.beta = content_weight, style_weight
-        self.folder = Path(folder)
-        self.stream = stream or sys.stdout
-        self.every = every
-
-    def __call__(self, p: Progress) -> None:
-        i = p.iteration - 1
-        if i < 0 or i % self.every:
-            return
-        j_content = p.losses["content"] / self.alpha if self.alpha else 0.0
-        j_style = p.losses["style"] / self.beta if self.beta else 0.0
-        total = self.alpha * j_content + self.beta * j_style
-        print(
-            f"Iteration {i} : total cost = {total:g} content cost = {j_content:g} style cost = {j_style:g}",
-            file=self.stream,
-            flush=True,
-        )
-        from .images import write_image
-
-        self.folder.mkdir(parents=True, exist_ok=True)
-        write_image(self.folder / f"{i}.png", p.image())
-
-    def finish(self, result: np.ndarray) -> None:
-        """Save the final image as output/generated_image.jpg, as the assignment does."""
-        from .images import write_image
-
-        self.folder.mkdir(parents=True, exist_ok=True)
-        write_image(self.folder / "generated_image.jpg", result)
+            self.written.append(write_image(self.path(p.iteration, p.scale, p.scales), p.image()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,7 +13,7 @@ import numpy as np
 from nst import kernels
 
 from . import optimize
-from .checks import check_options, host_only, style_blend, tiled
+from .checks import check_callback, check_options, check_sides, clamp_threads, host_only, style_blend, tiled
 from .colour import match_colours, preserve_colours
 from .errors import NstError
 from .fused import build_fused
@@ -50,6 +51,9 @@ class StyleTransfer:
         self, device: str = "cpu", threads: int | None = None, model: str | None = None, profile: str | None = None
     ) -> None:
         self.device = resolve_device(device)
+        threads, note = clamp_threads(threads)
+        if note:
+            warnings.warn(note, stacklevel=2)
         self.threads = threads
         self.profile = profile  # a file prefix: sessions record ONNX Runtime profiles (see runtime.node_placement)
         if threads:
@@ -111,7 +115,10 @@ class StyleTransfer:
 
     def load(self, content, styles, opts: Options) -> tuple[np.ndarray, list[np.ndarray]]:
         """Decode the content and style images (paths or arrays), colour-matching the styles if asked."""
-        styles = [styles] if isinstance(styles, (str, os.PathLike, np.ndarray)) else list(styles)
+        if isinstance(styles, (str, os.PathLike, np.ndarray)):
+            styles = [styles]
+        elif not isinstance(styles, (list, tuple)):
+            raise NstError(f"styles: expected a list of image paths or arrays, got {type(styles).__name__}")
         if not styles:
             raise NstError("give at least one style image")
         style_blend(opts.style_blend, len(styles))  # check the blend before any decoding
@@ -135,12 +142,8 @@ class StyleTransfer:
         self, content_img: np.ndarray, style_imgs: list[np.ndarray], opts: Options, init_image: np.ndarray | None = None
     ) -> Prepared:
         """`prepare` for decoded HxWx3 float32 images at the options' size."""
+        check_sides(*content_img.shape[:2], opts.size)
         h, w = fit_size(*content_img.shape[:2], opts.size)
-        if min(h, w) < MIN_SIDE:
-            raise NstError(
-                f"at --size {opts.size} the content image would be {w}x{h}; the network needs at "
-                f"least {MIN_SIDE} px on each side: raise --size"
-            )
         content_x = kernels.hwc_to_nchw(resize(content_img, h, w), 1.0)
         style_side = max(MIN_SIDE, round(opts.size * opts.style_scale))
         style_xs = [kernels.hwc_to_nchw(resize(s, *fit_size(*s.shape[:2], style_side)), 1.0) for s in style_imgs]
@@ -229,9 +232,12 @@ class StyleTransfer:
         self, content, styles, preset: str | None = None, callback: Callback | None = None, **overrides
     ) -> np.ndarray:
         """As `transfer`, but returns HxWx3 float32 in 0..255 with the optimiser's full precision."""
+        check_callback(callback)
         opts = self.options(preset, **overrides)
         init_image = self._init_image(opts)
         content_img, style_imgs = self.load(content, styles, opts)
+        sizes, iterations = scale_schedule(opts)
+        check_sides(*content_img.shape[:2], opts.size, sizes)
         h, w = fit_size(*content_img.shape[:2], opts.size)
         layers = list(set(opts.content_layers) | set(opts.style_layers))
         check_fits(
@@ -244,7 +250,6 @@ class StyleTransfer:
             tile_pixels(self.spec, layers, opts.tile) if tiled(opts, h, w) else None,
             lambda core: tile_pixels(self.spec, layers, core),
         )
-        sizes, iterations = scale_schedule(opts)
         result = None
         for index, (size, count) in enumerate(zip(sizes, iterations)):
             step = opts.with_overrides(size=size, iterations=count)
