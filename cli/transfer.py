@@ -21,41 +21,33 @@ def transfer(
     run: dict = None,
 ) -> None:
     """Stylise CONTENT with one or more STYLE images and write the result to OUT."""
-    from nst.engine import MetricsWriter, SaveEvery, SeedReport, StyleTransfer
-    from nst.engine.checks import clamp_threads
+    from nst.engine import MetricsWriter, SaveEvery
     from nst.engine.images import check_folder, check_output, save_result
-    from nst.engine.outputs import input_files, refuse_inputs
     from nst.engine.progress import chain
-    from nst.engine.schedule import scale_schedule
     from nst.engine.transfer import to_uint8
 
+    from .interrupts import Interrupts
     from .progressbar import ProgressBar
 
     check_output(output, run["bit_depth"], run["quality"])
     if metrics is not None:
         check_folder(metrics)
     snapshots = SaveEvery(output, save_every)
-    threads, note = clamp_threads(run["threads"])
-    if note:
-        typer.echo(f"warning: {note}", err=True)
-    st = StyleTransfer(device=run["device"], threads=threads)
-    opts = st.options(run["preset"], **options)
-    report = SeedReport.beside(output, opts.content_weight, opts.style_weight) if opts.report == "seed" else None
-    counts = scale_schedule(opts)[1]
-    writes = [("the output (-o)", output), *[("a --save-every snapshot", p) for p in snapshots.paths(counts)]]
-    writes += [("the --metrics file", metrics)] if metrics is not None else []
-    writes += [("a --preset seed report image", p) for p in report.paths(sum(counts))] if report else []
-    refuse_inputs(writes, input_files(content, styles, opts))
-    writer = MetricsWriter(metrics) if metrics is not None else None
-    bar = None if run["quiet"] or report else ProgressBar()
+    writer = None
     try:
-        with bar if bar else _Null():
-            result = st.stylize(
-                str(content),
-                [str(s) for s in styles],
-                callback=chain(report, writer, snapshots, bar),
-                **vars(opts),
-            )
+        with Interrupts() as interrupts:
+            st, opts, report = _setup(content, styles, output, metrics, snapshots, options, run)
+            writer = MetricsWriter(metrics) if metrics is not None else None
+            bar = None if run["quiet"] or report else ProgressBar()
+            with bar if bar else _Null():
+                interrupts()
+                result = st.stylize(
+                    str(content),
+                    [str(s) for s in styles],
+                    callback=chain(interrupts, report, writer, snapshots, bar),
+                    **vars(opts),
+                )
+            interrupts()
     except KeyboardInterrupt:
         kept = writer.close() if writer else False
         typer.echo(
@@ -70,6 +62,27 @@ def transfer(
         report.finish(to_uint8(result))
     if not run["quiet"]:
         typer.echo(f"wrote {output} ({result.shape[1]}x{result.shape[0]})")
+
+
+def _setup(content: Path, styles: List[Path], output: Path, metrics: Optional[Path], snapshots, options, run):
+    """The engine, the resolved options and the seed report (or None), once no output is one of the inputs."""
+    from nst.engine import SeedReport, StyleTransfer
+    from nst.engine.checks import clamp_threads
+    from nst.engine.outputs import input_files, refuse_inputs
+    from nst.engine.schedule import scale_schedule
+
+    threads, note = clamp_threads(run["threads"])
+    if note:
+        typer.echo(f"warning: {note}", err=True)
+    st = StyleTransfer(device=run["device"], threads=threads)
+    opts = st.options(run["preset"], **options)
+    report = SeedReport.beside(output, opts.content_weight, opts.style_weight) if opts.report == "seed" else None
+    counts = scale_schedule(opts)[1]
+    writes = [("the output (-o)", output), *[("a --save-every snapshot", p) for p in snapshots.paths(counts)]]
+    writes += [("the --metrics file", metrics)] if metrics is not None else []
+    writes += [("a --preset seed report image", p) for p in report.paths(sum(counts))] if report else []
+    refuse_inputs(writes, input_files(content, styles, opts))
+    return st, opts, report
 
 
 def _kept(snapshots: list, metrics) -> str:

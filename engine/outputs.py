@@ -32,7 +32,17 @@ def input_files(content, styles, options) -> list[Named]:
 
 
 def refuse_inputs(outputs: Iterable[Named], inputs: list[Named]) -> None:
-    """Raise NstError when any output is the same file as an input (so writing it would replace the input)."""
+    """Raise NstError when any output is the same file as an input (so writing it would replace the input),
+    or two outputs are one file (the later would replace the earlier)."""
+    outputs = list(outputs)
+    seen: dict[tuple[str, str], str] = {}
+    folders: dict[str, str] = {}
+    for out_label, out in outputs:
+        parent, name = os.path.split(os.path.abspath(out))
+        key = (folders.setdefault(parent, os.path.realpath(parent)), name)
+        if key in seen:
+            raise NstError(f"{Path(out)}: {out_label} is also {seen[key]}; give them different names")
+        seen[key] = out_label
     for out_label, out in outputs:
         if not os.path.lexists(out):
             continue

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +22,33 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--size", 32, "--iterations", 2, "--scales", 1, "--quiet"]
 
 
-def nst(*args, cwd=None, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "nst", *map(str, args)], capture_output=True, text=True, cwd=cwd or ROOT, timeout=timeout
-    )
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def nst(capsys, monkeypatch):
+    """The `nst` command run in this process (its libraries load once for all these tests; test_cli.py runs
+    it as a separate program): returns the exit status and what it printed."""
+    from nst.cli.main import main
+
+    def run(*args, cwd=None) -> Run:
+        monkeypatch.setattr(sys, "argv", ["nst", *map(str, args)])
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out, err = capsys.readouterr()
+        return Run(code, out, err)
+
+    return run
 
 
 def one_line_error(r, *words):
@@ -50,7 +74,7 @@ def snapshot(files):
 # Case 1 and 2: an output is never one of the inputs, and nothing is opened for writing before the checks.
 
 
-def test_metrics_on_the_content_image_is_refused_and_the_photo_kept(files):
+def test_metrics_on_the_content_image_is_refused_and_the_photo_kept(files, nst):
     before = snapshot(files)
     r = nst("transfer", files / "content.png", files / "style.png", "-o", files / "out.png", "--metrics",
             files / "content.png", *FAST)  # fmt: skip
@@ -58,7 +82,7 @@ def test_metrics_on_the_content_image_is_refused_and_the_photo_kept(files):
     assert snapshot(files) == before
 
 
-def test_metrics_file_is_untouched_when_a_later_check_fails(files):
+def test_metrics_file_is_untouched_when_a_later_check_fails(files, nst):
     (files / "m.jsonl").write_text("last run's metrics\n")
     before = snapshot(files)
     r = nst("transfer", files / "content.png", files / "nope.png", "-o", files / "out.png", "--metrics",
@@ -68,7 +92,7 @@ def test_metrics_file_is_untouched_when_a_later_check_fails(files):
 
 
 @pytest.mark.parametrize("which", ["content", "style_link", "hard_link", "init", "mask", "metrics_style", "snapshot"])
-def test_an_output_that_is_an_input_is_refused(files, which):
+def test_an_output_that_is_an_input_is_refused(files, which, nst):
     write_image(files / "mask.png", np.full((40, 40, 3), 255, np.uint8))
     os.symlink(files / "style.png", files / "link.png")
     os.link(files / "content.png", files / "hard.png")
@@ -96,7 +120,7 @@ def test_an_output_that_is_an_input_is_refused(files, which):
     assert snapshot(files) == before
 
 
-def test_an_existing_output_is_replaced_only_by_a_finished_result(files, monkeypatch):
+def test_metrics_replace_the_old_file_in_one_step(files):
     from nst.engine.progress import MetricsWriter
 
     (files / "m.jsonl").write_text("old\n")
@@ -119,7 +143,7 @@ def test_a_non_finite_loss_is_an_error(st, optimizer):
 
 
 @pytest.mark.parametrize("path", ["split", "fused"])
-def test_adam_with_a_huge_weight_writes_nothing(files, path):
+def test_adam_with_a_huge_weight_writes_nothing(files, path, nst):
     r = nst("transfer", files / "content.png", files / "style.png", "-o", files / "out.png", "--optimizer", "adam",
             "--style-weight", "1e38", "--path", path, *FAST)  # fmt: skip
     one_line_error(r, "not finite")
@@ -156,7 +180,7 @@ def test_snapshots_of_each_scale_are_kept(tmp_path):
 
 
 @pytest.mark.parametrize("seed", [-1, 2**32])
-def test_seed_out_of_range(files, st, seed):
+def test_seed_out_of_range(files, st, seed, nst):
     with pytest.raises(NstError, match="--seed"):
         st.options(init="noise", seed=seed)
     if seed < 0:
@@ -165,7 +189,7 @@ def test_seed_out_of_range(files, st, seed):
         one_line_error(r, "--seed")
 
 
-def test_seed_report_writes_beside_the_output_not_into_the_working_folder(files, tmp_path_factory):
+def test_seed_report_writes_beside_the_output_not_into_the_working_folder(files, tmp_path_factory, nst):
     cwd = tmp_path_factory.mktemp("cwd")
     out_dir = files / "results"
     out_dir.mkdir()
@@ -184,7 +208,7 @@ def test_seed_report_lives_at_the_edge():
 
 
 @pytest.mark.parametrize("flag", ["-o", "--metrics"])
-def test_a_folder_that_takes_no_files_fails_before_the_run(files, flag):
+def test_a_folder_that_takes_no_files_fails_before_the_run(files, flag, nst):
     args = ["-o", "/proc/nst-out.png"] if flag == "-o" else ["-o", files / "o.png", "--metrics", "/proc/m.jsonl"]
     r = nst("transfer", files / "content.png", files / "style.png", *args, "--size", 32, "--iterations", 5000)
     one_line_error(r, "/proc")
@@ -265,12 +289,12 @@ def test_a_tiled_refusal_suggests_a_size(monkeypatch):
         (["--save-every", "-1"], ["--save-every"]),
     ],
 )
-def test_bad_values_are_one_line(files, args, words):
+def test_bad_values_are_one_line(files, args, words, nst):
     r = nst("transfer", files / "content.png", files / "style.png", "-o", files / "o.png", *args, *FAST)
     one_line_error(r, *words)
 
 
-def test_too_many_threads_are_clamped_with_a_warning(files):
+def test_too_many_threads_are_clamped_with_a_warning(files, nst):
     r = nst("transfer", files / "content.png", files / "style.png", "-o", files / "o.png", "--threads", 999, *FAST)
     assert r.returncode == 0, r.stderr
     assert r.stderr.startswith("warning: --threads 999") and len(r.stderr.strip().splitlines()) == 1, r.stderr
@@ -301,7 +325,7 @@ def test_corrupt_files_print_no_codec_log_lines(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["suffix", "style"])
-def test_batch_rejects_before_creating_its_folder(files, case):
+def test_batch_rejects_before_creating_its_folder(files, case, nst):
     (files / "in").mkdir()
     write_image(files / "in" / "a.png", synthetic(40, 40))
     suffix, style = (".xyz", files / "style.png") if case == "suffix" else (".png", files / "nope.png")
@@ -310,10 +334,34 @@ def test_batch_rejects_before_creating_its_folder(files, case):
     assert not (files / "results").exists()
 
 
-def test_batch_suffix_without_a_dot(files):
+def test_batch_suffix_without_a_dot(files, nst):
     (files / "in").mkdir()
     write_image(files / "in" / "a.png", synthetic(40, 40))
     r = nst("batch", files / "in", files / "style.png", "-o", files / "results", "--suffix", "jpg", *FAST)
     assert r.returncode == 0, r.stderr
     written = list((files / "results").glob("*"))
     assert len(written) == 1 and written[0].suffix == ".jpg" and read_image(written[0]).shape[2] == 3
+
+
+def test_two_outputs_that_are_one_file_are_refused(files, nst):
+    r = nst("transfer", files / "content.png", files / "style.png", "-o", files / "out.png", "--metrics",
+            files / "." / "out.png", *FAST)  # fmt: skip
+    one_line_error(r, "is also the output")
+    assert not (files / "out.png").exists()
+
+
+def test_ctrl_c_inside_a_destructor_is_not_lost(capsys):
+    from nst.cli.interrupts import Interrupts
+
+    class Swallower:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):  # the handler runs here, inside the destructor, where Python drops its exception
+                pass
+
+    with Interrupts() as interrupts:
+        Swallower()
+        assert interrupts.seen
+        with pytest.raises(KeyboardInterrupt):
+            interrupts()
+    assert "KeyboardInterrupt" not in capsys.readouterr().err  # no 'Exception ignored' report either

@@ -1,0 +1,38 @@
+"""Ctrl-C that is never lost: Python drops an exception raised inside a destructor (numba's compiler runs
+some), so a KeyboardInterrupt that lands there would be printed as 'Exception ignored' and the run would go on.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+
+class Interrupts:
+    """While active, Ctrl-C raises KeyboardInterrupt as usual and is also remembered; called as a transfer
+    callback, it raises a remembered one that a destructor swallowed."""
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def __enter__(self) -> Interrupts:
+        self._handler = signal.signal(signal.SIGINT, self._interrupt)
+        self._hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        signal.signal(signal.SIGINT, self._handler)
+        sys.unraisablehook = self._hook
+        return False
+
+    def _interrupt(self, signum, frame) -> None:
+        self.seen = True
+        raise KeyboardInterrupt
+
+    def _unraisable(self, unraisable) -> None:
+        if not issubclass(unraisable.exc_type, KeyboardInterrupt):  # remembered: raised again at the next check
+            self._hook(unraisable)
+
+    def __call__(self, progress=None) -> None:
+        if self.seen:
+            raise KeyboardInterrupt
