@@ -148,6 +148,11 @@ def check_seed(seed: int) -> None:
         raise NstError(f"--seed {seed} is out of range; use 0..{2**32 - 1}")
 
 
+def check_preset(preset) -> None:
+    if preset is not None and not isinstance(preset, str):
+        raise NstError(f"preset={preset!r}: expected a preset name such as 'nst', 'johnson' or 'seed'")
+
+
 def check_callback(callback) -> None:
     if callback is not None and not callable(callback):
         raise NstError(f"callback={callback!r}: expected a function taking a Progress, or None")

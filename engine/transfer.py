@@ -13,7 +13,16 @@ import numpy as np
 from nst import kernels
 
 from . import optimize
-from .checks import check_callback, check_options, check_sides, clamp_threads, host_only, style_blend, tiled
+from .checks import (
+    check_callback,
+    check_options,
+    check_preset,
+    check_sides,
+    clamp_threads,
+    host_only,
+    style_blend,
+    tiled,
+)
 from .colour import match_colours, preserve_colours
 from .errors import NstError
 from .fused import build_fused
@@ -106,6 +115,7 @@ class StyleTransfer:
 
     def options(self, preset: str | None = None, **overrides) -> Options:
         """Resolve and check options (layer specs may be strings like 'relu1_1:1,relu2_1:0.5')."""
+        check_preset(preset)
         for key in ("content_layers", "style_layers"):
             if isinstance(overrides.get(key), str):
                 overrides[key] = parse_layers(overrides[key], key.replace("_", "-"))

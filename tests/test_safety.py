@@ -229,6 +229,7 @@ def test_a_folder_that_takes_no_files_fails_before_the_run(files, flag, nst):
         lambda st: st.prepare(synthetic(40, 40), [stripes(40, 40)], size=32, init=5),
         lambda st: st.prepare(synthetic(40, 40), [stripes(40, 40)], size=32, style_layers=5),
         lambda st: st.prepare(synthetic(40, 40), [stripes(40, 40)], preset=5),
+        lambda st: st.prepare(synthetic(40, 40), [stripes(40, 40)], preset=["nst"]),
         lambda st: st.prepare(synthetic(40, 40), [stripes(40, 40)], size=True),
         lambda st: st.transfer(synthetic(40, 40), [stripes(40, 40), None], size=32, iterations=1),
     ],
