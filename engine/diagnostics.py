@@ -82,7 +82,7 @@ def describe() -> dict[str, str]:
         "weights licence": spec.metadata.get("license", "?"),
         "onnxruntime": runtime,
         "onnxruntime packages": ", ".join(onnxruntime_packages()) or "none",
-        **({"problem": problem} if (problem := runtime_problem()) else {}),
+        **({"onnxruntime problem": problem} if (problem := runtime_problem()) else {}),
         "providers": providers,
         "numba": f"{numba.__version__}, {numba.get_num_threads()} threads",
         "numba cache": numba_cache_state(),
