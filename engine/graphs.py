@@ -17,10 +17,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from .choices import POOLINGS
 from .onnxbuild import Builder, make_model, tensor_info
 from .vgg import Layer, VggSpec
-
-POOLINGS = ("max", "avg")
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,7 @@ class Options:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
+DEFAULT_PRESET = "nst"  # the preset of a transfer that names none
 PRESETS: dict[str, Options] = {
     # nst's own default: the johnson objective, coarse to fine (quarter, half, then full size), so the
     # full-size pass starts close to its optimum, with nst's L-BFGS and a 40-step memory (schedules measured
@@ -106,7 +107,7 @@ PRESETS: dict[str, Options] = {
 
 def resolve_options(preset: str | None = None, **overrides) -> Options:
     """The preset's options with the caller's overrides applied."""
-    name = preset or "nst"
+    name = preset or DEFAULT_PRESET
     if name not in PRESETS:
         raise NstError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
     if overrides.get("iterations") is not None and overrides.get("scale_iterations") is None:

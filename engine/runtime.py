@@ -14,10 +14,9 @@ from typing import Callable
 
 import numpy as np
 
+from .choices import DEVICES, PROVIDERS
 from .errors import NstError
 from .graphs import GraphPair
-
-DEVICES = ("cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -38,18 +37,17 @@ def available_providers() -> list[str]:
 
 def resolve_device(name: str, device_id: int = 0) -> Device:
     """Map 'cpu' / 'cuda' to providers, failing early with a clear message when CUDA is absent."""
-    if name not in DEVICES:
-        raise NstError(f"unknown device {name!r}; use one of: {', '.join(DEVICES)}")
+    DEVICES.check(name)
     if name == "cpu":
-        return Device("cpu", ("CPUExecutionProvider",), "cpu")
+        return Device("cpu", (PROVIDERS["cpu"],), "cpu")
     providers = available_providers()
-    if "CUDAExecutionProvider" not in providers:
+    if PROVIDERS["cuda"] not in providers:
         raise NstError(
             "device 'cuda' asked for but this onnxruntime has no CUDAExecutionProvider "
             f"(available: {', '.join(providers)}); install onnxruntime-gpu or use --device cpu"
         )
     options = {"device_id": device_id, "cudnn_conv_algo_search": "HEURISTIC"} | cuda_options()
-    return Device("cuda", (("CUDAExecutionProvider", options),), "cuda", device_id)
+    return Device("cuda", ((PROVIDERS["cuda"], options),), "cuda", device_id)
 
 
 def cuda_options(text: str | None = None) -> dict[str, str]:

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .choices import MIN_SIDE
 from .errors import NstError
 from .images import resize
 from .presets import Options
-
-MIN_SIDE = 32
-MAX_SIDE = 8192
 
 
 def scale_schedule(opts: Options) -> tuple[list[int], list[int]]:

@@ -273,17 +273,25 @@ class StyleTransfer:
             prepared.stopped = progress.stopped or returned is True
             return prepared.stopped
 
-        if opts.optimizer in ("lbfgs", "lbfgsb"):
-            minimize = optimize.lbfgs if opts.optimizer == "lbfgs" else optimize.lbfgsb
-            x = minimize(prepared.objective, prepared.x0, opts.iterations, on_eval, opts.history)
-        elif isinstance(prepared.objective, FusedObjective):  # image and moments stay on the device
-            x = optimize.adam_on_device(
-                prepared.objective, prepared.x0, opts.iterations, on_eval, opts.lr, clip=opts.clip_pixels
-            )
-        else:
-            x = optimize.adam(prepared.objective, prepared.x0, opts.iterations, on_eval, opts.lr, clip=opts.clip_pixels)
+        x = MINIMIZERS[opts.optimizer](prepared.objective, prepared.x0, opts, on_eval)
         prepared.objective.runner.release()
         return x
+
+
+def _adam(objective: Objective, x0: np.ndarray, opts: Options, on_eval) -> np.ndarray:
+    """Adam; on the fused objective the image and moments stay on the device."""
+    step = optimize.adam_on_device if isinstance(objective, FusedObjective) else optimize.adam
+    return step(objective, x0, opts.iterations, on_eval, opts.lr, clip=opts.clip_pixels)
+
+
+# How each of choices.OPTIMIZERS minimises a prepared objective: (objective, first image, options, on_eval).
+MINIMIZERS = {
+    "lbfgs": lambda objective, x0, opts, on_eval: optimize.lbfgs(objective, x0, opts.iterations, on_eval, opts.history),
+    "lbfgsb": lambda objective, x0, opts, on_eval: optimize.lbfgsb(
+        objective, x0, opts.iterations, on_eval, opts.history
+    ),
+    "adam": _adam,
+}
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
