@@ -8,18 +8,9 @@ import numpy as np
 
 from .choices import MATCHING, MAX_SIDE, MIN_SIDE, OPTIMIZERS, PATHS, POOLINGS, PRESERVE
 from .errors import NstError
+from .kinds import host_only, tiled
 from .presets import Options
 from .schedule import scale_schedule
-
-
-def host_only(opts: Options) -> bool:
-    """Options that only the split path implements."""
-    return opts.style_masks is not None or opts.normalize_gradients or tiled(opts)
-
-
-def tiled(opts: Options, h: int | None = None, w: int | None = None) -> bool:
-    """Whether the transfer (or an h x w step of it) is evaluated in tiles."""
-    return bool(opts.tile) and (max(h, w) if h else opts.size) > opts.tile
 
 
 def style_blend(blend: Sequence[float] | str | None, count: int) -> list[float]:

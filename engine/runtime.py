@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -151,6 +151,22 @@ def _malloc_trim():
         return ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):
         return None
+
+
+@runtime_checkable
+class Runner(Protocol):
+    """What every runner offers: loss-layer activations of an image (for targets), on one device, through
+    sessions built once.  GraphRunner adds `backward` (the split path), FusedRunner `evaluate` (the fused)."""
+
+    loss_layers: tuple[str, ...]
+    device: Device
+
+    @property
+    def sessions(self) -> dict: ...
+
+    def forward(self, image: np.ndarray) -> dict[str, np.ndarray]: ...
+
+    def release(self) -> None: ...
 
 
 class GraphRunner:

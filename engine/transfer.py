@@ -12,32 +12,29 @@ import numpy as np
 from nst import kernels
 
 from . import optimize
-from .checks import check_options, host_only, style_blend, tiled
+from .checks import check_options, style_blend
 from .colour import match_colours, preserve_colours
 from .errors import NstError
 from .fused import build_fused
 from .graphs import GraphPair, build_forward, build_graphs
 from .images import as_image, fit_size, resize
 from .inputs import INITS, initial_image, load_masks
+from .kinds import graph_path, objective_kind, tiled
 from .memory import check_fits
-from .objective import FusedObjective, MaskedObjective, Objective, content_targets, style_targets
+from .objective import Differentiable, FusedObjective, MaskedObjective, Objective, content_targets, style_targets
 from .presets import Options, parse_layers, resolve_options
 from .progress import Callback, Progress
-from .runtime import FusedRunner, GraphRunner, release_free_heap, resolve_device
+from .runtime import FusedRunner, GraphRunner, Runner, release_free_heap, resolve_device
 from .schedule import MIN_SIDE, next_scale_start, scale_schedule
 from .tiling import TiledObjective, TileGrid, tile_pixels, tiled_style_targets
 from .vgg import load_spec
-
-# Which objective path each device uses by default: on the CPU, nst bench measured fused 1.01-1.20x faster
-# at 256-1024 px (benchmarks/results/bench_cpu.json); CUDA not yet measured (benchmarks/gpu.sh).
-DEFAULT_PATH = {"cpu": "fused", "cuda": "fused"}
 
 
 @dataclass
 class Prepared:
     """A transfer ready to optimise: its objective, first image and options."""
 
-    objective: Objective
+    objective: Differentiable
     x0: np.ndarray
     options: Options
     stopped: bool = False  # set when the callback ended the run
@@ -60,9 +57,10 @@ class StyleTransfer:
         self._runners: dict[tuple, GraphRunner] = {}
         self._style_cache: dict[tuple, dict] = {}  # Gram targets by style pixels and settings
 
-    def runner(self, opts: Options):
-        """Sessions for the options' layers, pooling and objective path, built once and cached."""
-        path = self.path(opts)
+    def runner(self, opts: Options, path: str | None = None) -> Runner:
+        """Sessions for the options' layers, pooling and graph path (by default the options' own), built once
+        and cached."""
+        path = path or self.path(opts)
         layers = self.spec.in_order([*opts.content_layers, *opts.style_layers])
         key = (tuple(layers), opts.pooling, path) + (
             (tuple(opts.content_layers), tuple(opts.style_layers)) if path == "fused" else ()
@@ -93,12 +91,13 @@ class StyleTransfer:
             for role, session in runner.sessions.items()
         }
 
+    def kind(self, opts: Options, h: int | None = None, w: int | None = None) -> str:
+        """The objective kind of the transfer (or an h x w step of it): fused, split, masked or tiled."""
+        return objective_kind(opts, self.device.name, h, w)
+
     def path(self, opts: Options) -> str:
-        """The objective path: as asked, or per device the one the benchmark measured faster (masks and
-        gradient normalisation live on the split path)."""
-        if opts.path != "auto":
-            return opts.path
-        return "split" if host_only(opts) else DEFAULT_PATH[self.device.name]
+        """The graph path of the transfer: fused, or split (which the masked and tiled kinds also run)."""
+        return graph_path(self.kind(opts))
 
     def options(self, preset: str | None = None, **overrides) -> Options:
         """Resolve and check options (layer specs may be strings like 'relu1_1:1,relu2_1:0.5')."""
@@ -144,42 +143,40 @@ class StyleTransfer:
         content_x = kernels.hwc_to_nchw(resize(content_img, h, w), 1.0)
         style_side = max(MIN_SIDE, round(opts.size * opts.style_scale))
         style_xs = [kernels.hwc_to_nchw(resize(s, *fit_size(*s.shape[:2], style_side)), 1.0) for s in style_imgs]
-        runner = self.runner(opts)
+        kind = self.kind(opts, h, w)
+        build = {"fused": self._fused, "split": self._split, "masked": self._masked, "tiled": self._tiled}[kind]
         blend = style_blend(opts.style_blend, len(style_imgs))
-        if tiled(opts, h, w):
-            return self._prepare_tiled(
-                runner, content_x, style_xs, blend, opts, self._first_image(opts, content_x, init_image, h, w)
-            )
-        content_target, shapes = content_targets(runner, content_x, opts)
-        if opts.style_masks is not None:
-            masks = load_masks(opts.style_masks, len(style_imgs), h, w)
-            each = [style_targets(runner, [x], [1.0], opts) for x in style_xs]
-            objective = MaskedObjective(runner, content_target, each, masks, blend, opts, shapes)
-            return Prepared(objective, self._first_image(opts, content_x, init_image, h, w), opts)
-        style_target = self._style_target(style_xs, blend, opts, lambda: style_targets(runner, style_xs, blend, opts))
-        if self.path(opts) == "fused":
-            runner.drop_features()  # targets done: its memory goes to the objective
-            objective = FusedObjective(runner, content_target, style_target, opts, shapes)
-        else:
-            objective = Objective(runner, content_target, style_target, opts)
+        objective = build(self.runner(opts, graph_path(kind)), content_x, style_xs, blend, opts)
         return Prepared(objective, self._first_image(opts, content_x, init_image, h, w), opts)
 
-    def _prepare_tiled(
-        self,
-        runner,
-        content_x: np.ndarray,
-        style_xs: list[np.ndarray],
-        blend: list[float],
-        opts: Options,
-        x0: np.ndarray,
-    ) -> Prepared:
-        """A tiled objective: content features and style Grams assembled tile by tile, exactly."""
+    def _split(self, runner, content_x, style_xs, blend, opts: Options) -> Objective:
+        """ONNX forward and backward, the losses on the host."""
+        content_target, _ = content_targets(runner, content_x, opts)
+        style_target = self._style_target(style_xs, blend, opts, lambda: style_targets(runner, style_xs, blend, opts))
+        return Objective(runner, content_target, style_target, opts)
+
+    def _fused(self, runner, content_x, style_xs, blend, opts: Options) -> FusedObjective:
+        """One ONNX graph for the losses, Gram matrices and gradient; targets bound once on the device."""
+        content_target, shapes = content_targets(runner, content_x, opts)
+        style_target = self._style_target(style_xs, blend, opts, lambda: style_targets(runner, style_xs, blend, opts))
+        runner.drop_features()  # targets done: its memory goes to the objective
+        return FusedObjective(runner, content_target, style_target, opts, shapes)
+
+    def _masked(self, runner, content_x, style_xs, blend, opts: Options) -> MaskedObjective:
+        """The split objective with each style's loss read through its mask, against its own Gram target."""
+        content_target, shapes = content_targets(runner, content_x, opts)
+        masks = load_masks(opts.style_masks, len(style_xs), *content_x.shape[2:])
+        each = [style_targets(runner, [x], [1.0], opts) for x in style_xs]
+        return MaskedObjective(runner, content_target, each, masks, blend, opts, shapes)
+
+    def _tiled(self, runner, content_x, style_xs, blend, opts: Options) -> TiledObjective:
+        """The split objective tile by tile: content features and style Grams assembled exactly."""
         grid = TileGrid(self.spec, list(runner.loss_layers), *content_x.shape[2:], opts.tile, opts.pooling)
         content_target = grid.features(runner, content_x, list(opts.content_layers))
         style_target = self._style_target(
             style_xs, blend, opts, lambda: tiled_style_targets(runner, self.spec, style_xs, blend, opts, opts.tile)
         )
-        return Prepared(TiledObjective(runner, grid, content_target, style_target, opts), x0, opts)
+        return TiledObjective(runner, grid, content_target, style_target, opts)
 
     def _style_target(self, style_xs: list[np.ndarray], blend: list[float], opts: Options, compute) -> dict:
         """Gram targets from the cache (by style pixels and settings), computed by `compute()` when absent."""
@@ -209,7 +206,7 @@ class StyleTransfer:
             return kernels.hwc_to_nchw(resize(init_image, h, w), 1.0)
         return initial_image(opts.init, content_x, self.spec.mean, opts.seed)
 
-    def objective(self, content, styles, preset: str | None = None, **overrides) -> Objective:
+    def objective(self, content, styles, preset: str | None = None, **overrides) -> Differentiable:
         """The objective alone, for hosts that drive their own optimizer (`loss_and_grad(image)`)."""
         return self.prepare(content, styles, preset, **overrides).objective
 
