@@ -110,9 +110,15 @@ def resolve_options(preset: str | None = None, **overrides) -> Options:
     name = preset or DEFAULT_PRESET
     if name not in PRESETS:
         raise NstError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return override(PRESETS[name], **overrides)
+
+
+def override(options: Options, **overrides) -> Options:
+    """`options` with the caller's non-None overrides applied (an explicit iteration count applies to every
+    scale unless iterations per scale are given too)."""
     if overrides.get("iterations") is not None and overrides.get("scale_iterations") is None:
-        overrides["scale_iterations"] = ""  # an explicit --iterations applies to every scale
-    return PRESETS[name].with_overrides(**overrides)
+        overrides["scale_iterations"] = ""
+    return options.with_overrides(**overrides)
 
 
 def parse_layers(text: str, flag: str = "layers") -> dict[str, float]:

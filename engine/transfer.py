@@ -22,7 +22,7 @@ from .inputs import INITS, initial_image, load_masks
 from .kinds import graph_path, objective_kind, tiled
 from .memory import check_fits
 from .objective import Differentiable, FusedObjective, MaskedObjective, Objective, content_targets, style_targets
-from .presets import Options, parse_layers, resolve_options
+from .presets import Options, override, parse_layers, resolve_options
 from .progress import Callback, Progress
 from .runtime import FusedRunner, GraphRunner, Runner, release_free_heap, resolve_device
 from .schedule import MIN_SIDE, next_scale_start, scale_schedule
@@ -99,12 +99,20 @@ class StyleTransfer:
         """The graph path of the transfer: fused, or split (which the masked and tiled kinds also run)."""
         return graph_path(self.kind(opts))
 
-    def options(self, preset: str | None = None, **overrides) -> Options:
-        """Resolve and check options (layer specs may be strings like 'relu1_1:1,relu2_1:0.5')."""
+    def options(self, preset: str | None = None, options: Options | None = None, **overrides) -> Options:
+        """Resolve and check options: the preset's, or `options` resolved before (by this method, as the CLI
+        does), with keyword overrides applied (layer specs may be strings like 'relu1_1:1,relu2_1:0.5')."""
         for key in ("content_layers", "style_layers"):
             if isinstance(overrides.get(key), str):
                 overrides[key] = parse_layers(overrides[key], key.replace("_", "-"))
-        opts = resolve_options(preset, **overrides)
+        if options is None:
+            opts = resolve_options(preset, **overrides)
+        elif not isinstance(options, Options):
+            raise NstError(f"options= takes what StyleTransfer.options() returns, not {type(options).__name__}")
+        elif preset is not None:
+            raise NstError("give preset= or options=, not both: options already hold their preset's defaults")
+        else:
+            opts = override(options, **overrides)
         check_options(opts, self.spec.relu_names)
         return opts
 
@@ -118,9 +126,11 @@ class StyleTransfer:
         style_imgs = [as_image(s, f"style image {i + 1}") for i, s in enumerate(styles)]
         return content_img, [match_colours(s, content_img, opts.match_colors) for s in style_imgs]
 
-    def prepare(self, content, styles, preset: str | None = None, **overrides) -> Prepared:
+    def prepare(
+        self, content, styles, preset: str | None = None, options: Options | None = None, **overrides
+    ) -> Prepared:
         """Load and size the images, compute the targets and the first image; nothing is optimised yet."""
-        opts = self.options(preset, **overrides)
+        opts = self.options(preset, options, **overrides)
         init_image = self._init_image(opts)
         content_img, style_imgs = self.load(content, styles, opts)
         return self.prepare_images(content_img, style_imgs, opts, init_image)
@@ -206,27 +216,42 @@ class StyleTransfer:
             return kernels.hwc_to_nchw(resize(init_image, h, w), 1.0)
         return initial_image(opts.init, content_x, self.spec.mean, opts.seed)
 
-    def objective(self, content, styles, preset: str | None = None, **overrides) -> Differentiable:
+    def objective(
+        self, content, styles, preset: str | None = None, options: Options | None = None, **overrides
+    ) -> Differentiable:
         """The objective alone, for hosts that drive their own optimizer (`loss_and_grad(image)`)."""
-        return self.prepare(content, styles, preset, **overrides).objective
+        return self.prepare(content, styles, preset, options, **overrides).objective
 
     def transfer(
-        self, content, styles, preset: str | None = None, callback: Callback | None = None, **overrides
+        self,
+        content,
+        styles,
+        preset: str | None = None,
+        callback: Callback | None = None,
+        options: Options | None = None,
+        **overrides,
     ) -> np.ndarray:
         """Stylise `content` (path or HxWx3 RGB array) with `styles`; returns an HxWx3 uint8 RGB array.
 
         Options are the CLI's flags as keyword arguments (size=, iterations=, scales=, optimizer=, lr=,
         content_weight=, style_weight=, tv_weight=, style_blend=, style_scale=, init=, pooling=, seed=,
-        content_layers=, style_layers=, preserve_colors=, match_colors=, path=, history=, tile=, ...).
+        content_layers=, style_layers=, preserve_colors=, match_colors=, path=, history=, tile=, ...), or
+        `options=` resolved once by `StyleTransfer.options(...)` (keywords then override those).
         `callback(progress)` runs after every iteration.
         """
-        return to_uint8(self.stylize(content, styles, preset, callback, **overrides))
+        return to_uint8(self.stylize(content, styles, preset, callback, options, **overrides))
 
     def stylize(
-        self, content, styles, preset: str | None = None, callback: Callback | None = None, **overrides
+        self,
+        content,
+        styles,
+        preset: str | None = None,
+        callback: Callback | None = None,
+        options: Options | None = None,
+        **overrides,
     ) -> np.ndarray:
         """As `transfer`, but returns HxWx3 float32 in 0..255 with the optimiser's full precision."""
-        opts = self.options(preset, **overrides)
+        opts = self.options(preset, options, **overrides)
         init_image = self._init_image(opts)
         content_img, style_imgs = self.load(content, styles, opts)
         h, w = fit_size(*content_img.shape[:2], opts.size)
