@@ -181,7 +181,7 @@ class FusedObjective(Objective):
             feeds[target] = style_target[layer]
             feeds[norm] = np.float32(conv.gram_divisor(c, h, w))
             feeds[scale] = np.float32(conv.style_scale(options.style_weight * weight, c))
-        runner.set_constants(feeds)
+        self.runner = runner.bind(feeds)  # this objective's targets, on the device once
 
     def network(self, image: np.ndarray) -> tuple[float, float, np.ndarray]:
         return self.runner.evaluate(image)

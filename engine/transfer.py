@@ -12,6 +12,7 @@ import numpy as np
 from nst import kernels
 
 from . import optimize
+from .cache import LruCache
 from .checks import check_options, style_blend
 from .colour import match_colours, preserve_colours
 from .errors import NstError
@@ -41,21 +42,45 @@ class Prepared:
 
 
 class StyleTransfer:
-    """Neural style transfer on ONNX Runtime.  One instance serves many transfers without reloading."""
+    """Neural style transfer on ONNX Runtime.  One instance serves many transfers without reloading.
+
+    Threads may call one instance at once, and each call gives the image it gives alone.  The runners
+    (ONNX Runtime sessions, which run concurrently, and the weights, held once) are shared; everything an
+    evaluation leaves for the next (the forward pass's saved tensors, the fused path's bound targets,
+    Adam's moments) belongs to its thread or its objective.  So concurrent transfers run in parallel at
+    the cost of their own activations only, where a pool of runners per key would hold the weights and
+    sessions again for each; the memory check sees what is free when each transfer starts.  The caches are
+    locked and build each runner once, however many threads ask for it.  At most `max_runners` runners are
+    kept, least recently used dropped first (each holds its sessions' weights and buffers), and
+    `max_style_targets` sets of style Gram targets.
+    """
 
     def __init__(
-        self, device: str = "cpu", threads: int | None = None, model: str | None = None, profile: str | None = None
+        self,
+        device: str = "cpu",
+        threads: int | None = None,
+        model: str | None = None,
+        profile: str | None = None,
+        max_runners: int = 2,
+        max_style_targets: int = 8,
     ) -> None:
         self.device = resolve_device(device)
         self.threads = threads
         self.profile = profile  # a file prefix: sessions record ONNX Runtime profiles (see runtime.node_placement)
-        if threads:
+        self._host_threads()
+        self.spec = load_spec(str(model) if model else None)
+        for name, value in (("max_runners", max_runners), ("max_style_targets", max_style_targets)):
+            if not isinstance(value, int) or value < 1:
+                raise NstError(f"StyleTransfer({name}={value!r}): give a whole number of at least 1")
+        self._runners: LruCache[Runner] = LruCache(max_runners, after_evict=release_free_heap)
+        self._style_cache: LruCache[dict] = LruCache(max_style_targets)  # Gram targets by style pixels and settings
+
+    def _host_threads(self) -> None:
+        """numba's thread count is per calling thread: set it in each thread that runs a transfer."""
+        if self.threads:
             import numba
 
-            numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
-        self.spec = load_spec(str(model) if model else None)
-        self._runners: dict[tuple, GraphRunner] = {}
-        self._style_cache: dict[tuple, dict] = {}  # Gram targets by style pixels and settings
+            numba.set_num_threads(max(1, min(int(self.threads), numba.config.NUMBA_NUM_THREADS)))
 
     def runner(self, opts: Options, path: str | None = None) -> Runner:
         """Sessions for the options' layers, pooling and graph path (by default the options' own), built once
@@ -65,12 +90,15 @@ class StyleTransfer:
         key = (tuple(layers), opts.pooling, path) + (
             (tuple(opts.content_layers), tuple(opts.style_layers)) if path == "fused" else ()
         )
-        if key not in self._runners:
-            self._runners[key] = self._build_runner(opts, layers, path)
-            release_free_heap()  # the graphs' protos are gone now: give their pages back
-        return self._runners[key]
+        return self._runners.get(key, lambda: self._build_runner(opts, layers, path))
 
-    def _build_runner(self, opts: Options, layers: list[str], path: str):
+    def _build_runner(self, opts: Options, layers: list[str], path: str) -> Runner:
+        try:
+            return self._new_runner(opts, layers, path)
+        finally:
+            release_free_heap()  # the graphs' protos are gone now: give their pages back
+
+    def _new_runner(self, opts: Options, layers: list[str], path: str) -> Runner:
         if path == "fused":  # a features graph for the targets (built when needed); no backward graph
 
             def features() -> GraphPair:
@@ -118,6 +146,7 @@ class StyleTransfer:
 
     def load(self, content, styles, opts: Options) -> tuple[np.ndarray, list[np.ndarray]]:
         """Decode the content and style images (paths or arrays), colour-matching the styles if asked."""
+        self._host_threads()  # load begins every transfer (stylize, prepare) in the thread that runs it
         styles = [styles] if isinstance(styles, (str, os.PathLike, np.ndarray)) else list(styles)
         if not styles:
             raise NstError("give at least one style image")
@@ -197,11 +226,7 @@ class StyleTransfer:
             opts.convention,
             opts.pooling,
         )
-        if key not in self._style_cache:
-            while len(self._style_cache) >= 8:
-                self._style_cache.pop(next(iter(self._style_cache)))
-            self._style_cache[key] = compute()
-        return self._style_cache[key]
+        return self._style_cache.get(key, compute)
 
     @staticmethod
     def _scale_start(result: np.ndarray, content_img: np.ndarray, opts: Options) -> np.ndarray:
@@ -283,6 +308,7 @@ class StyleTransfer:
     def run(self, prepared: Prepared, callback: Callback | None = None, scale: tuple[int, int] = (0, 1)) -> np.ndarray:
         """Optimise a prepared transfer; returns the (1, 3, H, W) float32 result in 0..255."""
         opts = prepared.options
+        self._host_threads()
         start = time.perf_counter()
 
         def on_eval(k: int, x: np.ndarray, losses) -> bool:
