@@ -78,12 +78,12 @@ class Options:
 DEFAULT_PRESET = "nst"  # the preset of a transfer that names none
 PRESETS: dict[str, Options] = {
     # nst's own default: the johnson objective, coarse to fine (quarter, half, then full size), so the
-    # full-size pass starts close to its optimum, with nst's L-BFGS and a 40-step memory (schedules measured
-    # at 512 px: benchmarks/results/nst_schedule_tuning_512.json; at 256 px: nst_schedule_tuning_256.json).
+    # full-size pass starts close to its optimum, with nst's L-BFGS and a 40-step memory (the schedule
+    # tuning is in benchmarks/results/nst_schedule_tuning_512.json and nst_schedule_tuning_256.json).
     "nst": Options(preset="nst", scales=3, scale_iterations="200,100,195", history=40),
     # jcjohnson/neural-style's defaults (pixels 0..255, MSE losses, Gram / CHW).
     "johnson": Options(optimizer="lbfgsb"),
-    # The assignment in shared/seed: its cost normalisations, 10 J_content + 40 J_style, average pooling,
+    # The course assignment's: its cost normalisations, 10 J_content + 40 J_style, average pooling,
     # noisy-content initialisation with numpy seed 3, Adam lr 2.0 for 200 iterations at 400x300.
     "seed": Options(
         preset="seed",

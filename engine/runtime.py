@@ -106,8 +106,8 @@ def make_session(
     if profile:
         opts.enable_profiling = True
         opts.profile_file_prefix = profile
-    # ALL adds the NCHWc layout rewrite: measured 7-15% faster per iteration than EXTENDED on 2 AVX2 cores
-    # but it keeps about 150 MB more per session; sessions that run once per transfer use EXTENDED.
+    # ALL adds the NCHWc layout rewrite: faster per iteration than EXTENDED, but each session keeps its
+    # reordered weights besides the plain ones; sessions that run once per transfer use EXTENDED.
     opts.graph_optimization_level = (
         ort.GraphOptimizationLevel.ORT_ENABLE_ALL if layout_rewrite else ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     )
@@ -116,14 +116,13 @@ def make_session(
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
     # No memory pattern: ORT would plan one block per input shape on the second run, which the shared
-    # arena cannot place in the first run's freed chunks, so it grew by both; measured at 512 px (fused,
-    # johnson): peak 1995 -> 1472 MB, split 1870 -> 1571 MB, for about 4% more time per iteration
-    # (2.31 against 2.21 s, alternating in one process, 2 threads).
+    # arena cannot place in the first run's freed chunks, so it would grow by both; without it the peak is
+    # far lower for slightly more time per iteration.
     opts.enable_mem_pattern = False
     # The host kernels run between graph calls: do not leave ORT threads spinning over them.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     # One CPU arena for all nst sessions, grown by what is asked for (not doubled): the forward and
-    # backward passes reuse each other's memory; measured 15-20% lower peak, same speed, at 512 px.
+    # backward passes reuse each other's memory, which lowers the peak at the same speed.
     _shared_cpu_arena()
     opts.add_session_config_entry("session.use_env_allocators", "1")
     try:
@@ -136,8 +135,8 @@ def make_session(
 
 def release_free_heap() -> None:
     """Hand freed heap pages back to the system (glibc's malloc_trim; a no-op elsewhere).  Building a session
-    parses, optimises and prepacks the weights through many large temporaries that glibc keeps mapped:
-    measured 180 MB of resident memory at 512 px that no later allocation reused."""
+    parses, optimises and prepacks the weights through many large temporaries that glibc would keep mapped
+    and no later allocation reuses."""
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
