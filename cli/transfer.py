@@ -40,7 +40,7 @@ def transfer(
                 str(content),
                 [str(s) for s in styles],
                 callback=chain(report, writer, SaveEvery(output, save_every), bar),
-                **vars(opts),
+                options=opts,
             )
     finally:
         if writer:
