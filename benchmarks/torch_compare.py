@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from nst.engine.choices import DEVICES
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT.parent / "shared" / "images"
@@ -178,7 +179,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--round", type=int, default=8, help="objective evaluations per round and side")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--device", default="cpu", choices=list(DEVICES))
     parser.add_argument(
         "--memory-only",
         action="store_true",

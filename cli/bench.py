@@ -4,18 +4,21 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from nst.engine.choices import DEVICES, GRAPH_PATHS, OPTIMIZERS, PROVIDERS
+
+from .options import Optimizer
 
 
 def bench(
-    providers: Optional[str] = typer.Option(None, help="Providers to measure, e.g. cpu,cuda [every available one]."),
+    providers: Optional[str] = typer.Option(
+        None, help=f"Providers to measure, comma-separated: {', '.join(DEVICES)} [every available one]."
+    ),
     sizes: str = typer.Option("256,512,1024", help="Square image sides in pixels."),
-    paths: str = typer.Option("split,fused", help="Objective paths to compare."),
+    paths: str = typer.Option(",".join(GRAPH_PATHS), help="Objective paths to compare."),
     iterations: int = typer.Option(5, help="Timed evaluations per case."),
     warmup: int = typer.Option(2, help="Evaluations run first and not timed."),
     threads: Optional[int] = typer.Option(None, help="CPU threads (default: all cores)."),
-    optimizer: str = typer.Option(
-        "lbfgs", help="lbfgs or lbfgsb (steps on the host) or adam (on the fused path: on the device)."
-    ),
+    optimizer: Optimizer = typer.Option(Optimizer(OPTIMIZERS.names[0]), help=f"{OPTIMIZERS.help()}."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the full report as JSON here."),
     chart: Optional[Path] = typer.Option(None, help="Write a PNG chart of achieved GFLOP/s here."),
 ) -> None:
@@ -30,7 +33,7 @@ def bench(
         check_folder(json_path)
     if chart is not None:
         check_writable(chart)
-    cases = plan(providers, sizes, paths, iterations, warmup, threads, optimizer)
+    cases = plan(providers, sizes, paths, iterations, warmup, threads, optimizer.value)
     typer.echo(HEADER)
     report = benchmark(cases, on_result=lambda row: typer.echo(format_row(row)))
     for verdict in report["faster_path"]:
@@ -69,7 +72,7 @@ def format_row(row: dict) -> str:
 
 def off_provider(row: dict) -> str:
     """Nodes that ran on another provider than the one asked for (ONNX Runtime's fallback), or 'none'."""
-    wanted = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}[row["provider"]]
+    wanted = PROVIDERS[row["provider"]]
     others = {p: ops for p, ops in row.get("placement", {}).items() if p != wanted}
     if not others:
         return "none"

@@ -6,34 +6,34 @@ from enum import Enum
 from typing import Optional
 
 import typer
+from nst.engine.choices import (
+    AUTO,
+    DEFAULT_DEVICE,
+    DEVICES,
+    INITS,
+    MATCHING,
+    MAX_SIDE,
+    MIN_SIDE,
+    OPTIMIZERS,
+    PATHS,
+    POOLINGS,
+    PRESERVE,
+)
+from nst.engine.presets import DEFAULT_PRESET, PRESETS
 
 
-class Optimizer(str, Enum):
-    lbfgs = "lbfgs"
-    lbfgsb = "lbfgsb"
-    adam = "adam"
+def choice_enum(name: str, values) -> type[Enum]:
+    """A str Enum of the engine's choices `values`, which typer turns into a checked, listed option."""
+    return Enum(name, [(value, value) for value in values], type=str)
 
 
-class Pooling(str, Enum):
-    max = "max"
-    avg = "avg"
-
-
-class Preset(str, Enum):
-    nst = "nst"
-    johnson = "johnson"
-    seed = "seed"
-
-
-class Path_(str, Enum):
-    auto = "auto"
-    split = "split"
-    fused = "fused"
-
-
-class DeviceName(str, Enum):
-    cpu = "cpu"
-    cuda = "cuda"
+Optimizer = choice_enum("Optimizer", OPTIMIZERS)
+Pooling = choice_enum("Pooling", POOLINGS)
+Preset = choice_enum("Preset", PRESETS)
+Path_ = choice_enum("Path_", PATHS)
+DeviceName = choice_enum("DeviceName", DEVICES)
+PreserveColors = choice_enum("PreserveColors", PRESERVE)
+MatchColors = choice_enum("MatchColors", MATCHING)
 
 
 def _value(option):
@@ -41,16 +41,16 @@ def _value(option):
 
 
 def _shared(
-    preset: Preset = typer.Option(Preset.nst, help="Defaults for every option below."),
-    size: Optional[int] = typer.Option(None, help="Longest side of the output in pixels [512]."),
+    preset: Preset = typer.Option(Preset(DEFAULT_PRESET), help="Defaults for every option below."),
+    size: Optional[int] = typer.Option(
+        None, help=f"Longest side of the output in pixels, {MIN_SIDE}..{MAX_SIDE} [{PRESETS[DEFAULT_PRESET].size}]."
+    ),
     iterations: Optional[int] = typer.Option(None, help="Objective evaluations (forward+backward passes) per scale."),
     scales: Optional[str] = typer.Option(
         None, help="Multi-scale: a count (halving down from --size) or sizes, e.g. 128,256,512."
     ),
     scale_iterations: Optional[str] = typer.Option(None, help="Iterations per scale, e.g. 300,200,100."),
-    optimizer: Optional[Optimizer] = typer.Option(
-        None, help="lbfgs (nst's bounded L-BFGS), lbfgsb (scipy's L-BFGS-B, the johnson preset's) or adam."
-    ),
+    optimizer: Optional[Optimizer] = typer.Option(None, help=f"{OPTIMIZERS.help()}."),
     history: Optional[int] = typer.Option(
         None, help="L-BFGS memory in past steps (more: better steps, 8 bytes per pixel value each; 16 with lbfgsb)."
     ),
@@ -64,14 +64,14 @@ def _shared(
     ),
     style_blend: Optional[str] = typer.Option(None, help="Blend weights of the style images, e.g. 3,7."),
     style_scale: Optional[float] = typer.Option(None, help="Style image size relative to --size."),
-    init: Optional[str] = typer.Option(
-        None, help="content, noise, random, noisy-content (the assignment's), or an image path."
-    ),
-    pooling: Optional[Pooling] = typer.Option(None, help="max (as trained) or avg (TensorFlow SAME)."),
+    init: Optional[str] = typer.Option(None, help=f"The first image: {INITS.help()}, or an image path."),
+    pooling: Optional[Pooling] = typer.Option(None, help=f"{POOLINGS.help()}."),
     seed: Optional[int] = typer.Option(None, help="Random seed for noise and random initialisation."),
-    preserve_colors: Optional[str] = typer.Option(None, help="Keep the content's colours: none, ycbcr or lab."),
-    match_colors: Optional[str] = typer.Option(
-        None, help="Recolour the styles to the content first: none, histogram or meancov."
+    preserve_colors: Optional[PreserveColors] = typer.Option(
+        None, help=f"Keep the content's colours: {PRESERVE.help()}."
+    ),
+    match_colors: Optional[MatchColors] = typer.Option(
+        None, help=f"Recolour the styles to the content first: {MATCHING.help()}."
     ),
     style_masks: Optional[str] = typer.Option(
         None, help="One mask image per style, comma-separated (white: the style applies; an empty entry: everywhere)."
@@ -86,13 +86,9 @@ def _shared(
     ),
     quality: int = typer.Option(95, help="JPEG/WebP quality."),
     bit_depth: int = typer.Option(8, help="8, or 16 for PNG/TIFF with the optimiser's precision."),
-    device: DeviceName = typer.Option(DeviceName.cpu, help="Execution provider."),
+    device: DeviceName = typer.Option(DeviceName(DEFAULT_DEVICE), help=f"Execution provider: {DEVICES.help()}."),
     threads: Optional[int] = typer.Option(None, help="CPU threads (default: all cores)."),
-    path: Path_ = typer.Option(
-        Path_.auto,
-        help="Objective path: split (numba losses on the host), fused (one "
-        "ONNX graph), auto (the faster one measured for the device).",
-    ),
+    path: Path_ = typer.Option(Path_(AUTO), help=f"Objective path: {PATHS.help()}."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Only its signature is used."""

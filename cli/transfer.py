@@ -45,7 +45,7 @@ def transfer(
                     str(content),
                     [str(s) for s in styles],
                     callback=chain(interrupts, report, writer, snapshots, bar),
-                    **vars(opts),
+                    options=opts,
                 )
             interrupts()
     except KeyboardInterrupt:

@@ -72,7 +72,7 @@ def batch_transfer(
         if on_start:
             on_start(content, target)
         try:
-            result = st.stylize(str(content), style_imgs, callback=callback, **vars(opts))
+            result = st.stylize(str(content), style_imgs, callback=callback, options=opts)
             save_result(target, result, bit_depth, quality)
         except NstError as exc:
             report.failed.append((content, str(exc)))

@@ -19,11 +19,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .choices import DEVICES, GRAPH_PATHS, MAX_SIDE, MIN_SIDE, OPTIMIZERS, PROVIDERS
 from .errors import NstError
 from .gpumemory import GpuMemoryPeak
 from .vgg import pooled_size
 
-PATHS = ("split", "fused")
 BENCH_PRESET = "johnson"  # the classic objective: five style layers, relu4_2 content, tv
 
 
@@ -183,7 +183,8 @@ def available_providers() -> list[str]:
     """The providers nst can use here: cpu always, cuda when onnxruntime has its provider."""
     from .runtime import available_providers as ort_providers
 
-    return ["cpu"] + (["cuda"] if "CUDAExecutionProvider" in ort_providers() else [])
+    here = ort_providers()
+    return [device for device in DEVICES if PROVIDERS[device] in here]
 
 
 def parse_list(text: str | None, allowed: tuple[str, ...] | None, flag: str) -> list[str]:
@@ -206,7 +207,7 @@ def plan(
 ) -> list[Case]:
     """The cases to run, checked before any of them starts."""
     here = available_providers()
-    chosen = parse_list(providers, ("cpu", "cuda"), "providers") or here
+    chosen = parse_list(providers, tuple(DEVICES), "providers") or here
     missing = [p for p in chosen if p not in here]
     if missing:
         raise NstError(f"--providers: {', '.join(missing)} not available here (available: {', '.join(here)})")
@@ -214,17 +215,16 @@ def plan(
         side = [int(s) for s in parse_list(sizes, None, "sizes")]
     except ValueError:
         raise NstError(f"--sizes {sizes!r}: give pixel sizes such as 256,512,1024") from None
-    if not side or any(not (32 <= s <= 8192) for s in side):
-        raise NstError(f"--sizes {sizes!r}: give one or more sizes in 32..8192")
+    if not side or any(not (MIN_SIDE <= s <= MAX_SIDE) for s in side):
+        raise NstError(f"--sizes {sizes!r}: give one or more sizes in {MIN_SIDE}..{MAX_SIDE}")
     if iterations < 1 or warmup < 1:
         raise NstError("--iterations and --warmup must each be at least 1")
-    if optimizer not in ("lbfgs", "lbfgsb", "adam"):
-        raise NstError(f"--optimizer {optimizer!r}: use lbfgs, lbfgsb or adam")
+    OPTIMIZERS.check(optimizer)
     return [
         Case(p, path, s, iterations, warmup, threads, optimizer)
         for p in chosen
         for s in side
-        for path in parse_list(paths, PATHS, "paths") or list(PATHS)
+        for path in parse_list(paths, GRAPH_PATHS, "paths") or list(GRAPH_PATHS)
     ]
 
 

@@ -8,25 +8,12 @@ from typing import Sequence
 
 import numpy as np
 
-from .colour import MATCHING, PRESERVE
+from .choices import INITS, MATCHING, MAX_SIDE, MIN_SIDE, OPTIMIZERS, PATHS, POOLINGS, PRESERVE
 from .errors import NstError
 from .images import fit_size
-from .inputs import INITS
+from .kinds import host_only, tiled
 from .presets import Options
-from .schedule import MAX_SIDE, MIN_SIDE, scale_schedule
-
-OPTIMIZERS = ("lbfgs", "lbfgsb", "adam")
-PATHS = ("auto", "split", "fused")
-
-
-def host_only(opts: Options) -> bool:
-    """Options that only the split path implements."""
-    return opts.style_masks is not None or opts.normalize_gradients or tiled(opts)
-
-
-def tiled(opts: Options, h: int | None = None, w: int | None = None) -> bool:
-    """Whether the transfer (or an h x w step of it) is evaluated in tiles."""
-    return bool(opts.tile) and (max(h, w) if h else opts.size) > opts.tile
+from .schedule import scale_schedule
 
 
 def style_blend(blend: Sequence[float] | str | None, count: int) -> list[float]:
@@ -173,24 +160,19 @@ def clamp_threads(threads) -> tuple[int | None, str | None]:
 def check_options(opts: Options, relu_names: list[str]) -> None:
     """Reject bad options before any work starts, each with a one-line reason."""
     check_types(opts)
-    if opts.optimizer not in OPTIMIZERS:
-        raise NstError(f"unknown optimizer {opts.optimizer!r}; use one of: {', '.join(OPTIMIZERS)}")
-    if opts.path not in PATHS:
-        raise NstError(f"unknown objective path {opts.path!r}; use one of: {', '.join(PATHS)}")
+    OPTIMIZERS.check(opts.optimizer)
+    PATHS.check(opts.path)
     if opts.path == "fused" and host_only(opts):
         raise NstError("style masks, --normalize-gradients and --tile need --path split (or auto)")
     if opts.tile and (opts.tile < 32 or opts.tile % 16):
         raise NstError(f"--tile {opts.tile}: give 0 (no tiling) or a multiple of 16 of at least 32, such as 1024")
     if tiled(opts) and (opts.style_masks is not None or opts.normalize_gradients):
         raise NstError("--tile does not combine with style masks or --normalize-gradients yet; drop one of them")
-    if opts.pooling not in ("max", "avg"):
-        raise NstError(f"unknown pooling {opts.pooling!r}; use max or avg")
+    POOLINGS.check(opts.pooling)
     if not (MIN_SIDE <= opts.size <= MAX_SIDE):
         raise NstError(f"--size {opts.size} is out of range; use {MIN_SIDE}..{MAX_SIDE} pixels")
-    if opts.preserve_colors not in PRESERVE:
-        raise NstError(f"--preserve-colors {opts.preserve_colors!r}: use one of {', '.join(PRESERVE)}")
-    if opts.match_colors not in MATCHING:
-        raise NstError(f"--match-colors {opts.match_colors!r}: use one of {', '.join(MATCHING)}")
+    PRESERVE.check(opts.preserve_colors)
+    MATCHING.check(opts.match_colors)
     scale_schedule(opts)
     if opts.iterations < 1:
         raise NstError(f"--iterations {opts.iterations}: give at least 1")

@@ -6,10 +6,8 @@ from __future__ import annotations
 import numpy as np
 from nst.kernels.colour import affine_colour, luminance_transfer, match_histograms
 
+from .choices import MATCHING, PRESERVE
 from .errors import NstError
-
-PRESERVE = ("none", "ycbcr", "lab")
-MATCHING = ("none", "histogram", "meancov")
 
 
 def preserve_colours(result: np.ndarray, content: np.ndarray, space: str = "ycbcr") -> np.ndarray:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .choices import INITS  # noqa: F401 (its callers import the first-image kinds from here)
 from .errors import NstError
 from .images import as_image
-
-INITS = ("content", "noise", "random", "noisy-content")
 
 
 def initial_image(kind: str, content: np.ndarray, mean: np.ndarray, seed: int) -> np.ndarray:

@@ -6,13 +6,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from nst import kernels
 
 from .presets import CONVENTIONS, Options
-from .runtime import GraphRunner
+from .runtime import GraphRunner, Runner
 
 
 @dataclass
@@ -28,12 +29,29 @@ class Losses:
         return {"loss": self.total, "content": self.content, "style": self.style, "tv": self.tv}
 
 
+@runtime_checkable
+class Differentiable(Protocol):
+    """What an optimizer needs from every objective kind (split, fused, masked, tiled): the loss and its
+    image gradient, the terms of the last evaluation, and the options it was built with."""
+
+    runner: Runner
+    options: Options
+    evaluations: int
+    last: Losses | None
+
+    def loss_and_grad(self, image: np.ndarray) -> tuple[float, np.ndarray]: ...
+
+    def record(self, content: float, style: float, tv: float) -> Losses: ...
+
+
 def _flat(activation: np.ndarray) -> np.ndarray:
     """(1, C, H, W) -> (C, H*W) view."""
     return activation.reshape(activation.shape[1], -1)
 
 
-def style_targets(runner, styles: list[np.ndarray], blend: list[float], options: Options) -> dict[str, np.ndarray]:
+def style_targets(
+    runner: Runner, styles: list[np.ndarray], blend: list[float], options: Options
+) -> dict[str, np.ndarray]:
     """Blended, normalised Gram targets per style layer, from (1, 3, H, W) style images."""
     convention = CONVENTIONS[options.convention]
     targets: dict[str, np.ndarray] = {}
@@ -48,7 +66,7 @@ def style_targets(runner, styles: list[np.ndarray], blend: list[float], options:
     return targets
 
 
-def content_targets(runner, content: np.ndarray, options: Options) -> tuple[dict[str, np.ndarray], dict]:
+def content_targets(runner: Runner, content: np.ndarray, options: Options) -> tuple[dict[str, np.ndarray], dict]:
     """Content activations per content layer for a (1, 3, H, W) content image, and the shape of every
     loss-layer activation at this size (the generated image has the content's size)."""
     acts = runner.forward(content)
@@ -163,7 +181,7 @@ class FusedObjective(Objective):
             feeds[target] = style_target[layer]
             feeds[norm] = np.float32(conv.gram_divisor(c, h, w))
             feeds[scale] = np.float32(conv.style_scale(options.style_weight * weight, c))
-        runner.set_constants(feeds)
+        self.runner = runner.bind(feeds)  # this objective's targets, on the device once
 
     def network(self, image: np.ndarray) -> tuple[float, float, np.ndarray]:
         return self.runner.evaluate(image)

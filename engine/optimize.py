@@ -144,8 +144,8 @@ def lbfgs(objective: Objective, x0: np.ndarray, iterations: int, on_eval: OnEval
 def lbfgsb(objective: Objective, x0: np.ndarray, iterations: int, on_eval: OnEval, history: int = 10) -> np.ndarray:
     """Minimise with scipy's L-BFGS-B inside the pixel range; returns the best image evaluated.
 
-    Its per-iteration cost is about 30 ms at 512 px; setting up the bounds costs about 3 s once per run
-    (scipy converts them element by element), so a run restarts it only when it stops early.
+    Setting up the bounds is slow next to an iteration (scipy converts them element by element), so a run
+    restarts it only when it stops early.
     """
     from scipy.optimize import minimize
 

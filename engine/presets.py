@@ -75,14 +75,15 @@ class Options:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
+DEFAULT_PRESET = "nst"  # the preset of a transfer that names none
 PRESETS: dict[str, Options] = {
     # nst's own default: the johnson objective, coarse to fine (quarter, half, then full size), so the
-    # full-size pass starts close to its optimum, with nst's L-BFGS and a 40-step memory (schedules measured
-    # at 512 px: benchmarks/results/nst_schedule_tuning_512.json; at 256 px: nst_schedule_tuning_256.json).
+    # full-size pass starts close to its optimum, with nst's L-BFGS and a 40-step memory (the schedule
+    # tuning is in benchmarks/results/nst_schedule_tuning_512.json and nst_schedule_tuning_256.json).
     "nst": Options(preset="nst", scales=3, scale_iterations="200,100,195", history=40),
     # jcjohnson/neural-style's defaults (pixels 0..255, MSE losses, Gram / CHW).
     "johnson": Options(optimizer="lbfgsb"),
-    # The assignment in shared/seed: its cost normalisations, 10 J_content + 40 J_style, average pooling,
+    # The course assignment's: its cost normalisations, 10 J_content + 40 J_style, average pooling,
     # noisy-content initialisation with numpy seed 3, Adam lr 2.0 for 200 iterations at 400x300.
     "seed": Options(
         preset="seed",
@@ -106,12 +107,18 @@ PRESETS: dict[str, Options] = {
 
 def resolve_options(preset: str | None = None, **overrides) -> Options:
     """The preset's options with the caller's overrides applied."""
-    name = preset or "nst"
+    name = preset or DEFAULT_PRESET
     if name not in PRESETS:
         raise NstError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return override(PRESETS[name], **overrides)
+
+
+def override(options: Options, **overrides) -> Options:
+    """`options` with the caller's non-None overrides applied (an explicit iteration count applies to every
+    scale unless iterations per scale are given too)."""
     if overrides.get("iterations") is not None and overrides.get("scale_iterations") is None:
-        overrides["scale_iterations"] = ""  # an explicit --iterations applies to every scale
-    return PRESETS[name].with_overrides(**overrides)
+        overrides["scale_iterations"] = ""
+    return options.with_overrides(**overrides)
 
 
 def parse_layers(text: str, flag: str = "layers") -> dict[str, float]:

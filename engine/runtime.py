@@ -8,16 +8,16 @@ activations (for the host losses) and the image gradient cross to the host.
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 
+from .choices import DEVICES, PROVIDERS
 from .errors import NstError
 from .graphs import GraphPair
-
-DEVICES = ("cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -58,13 +58,12 @@ def preload_cuda_libraries(ort) -> bool:
 
 def resolve_device(name: str, device_id: int = 0) -> Device:
     """Map 'cpu' / 'cuda' to providers, failing early with a clear message when CUDA is absent."""
-    if name not in DEVICES:
-        raise NstError(f"unknown device {name!r}; use one of: {', '.join(DEVICES)}")
+    DEVICES.check(name)
     ort = require_onnxruntime()
     if name == "cpu":
-        return Device("cpu", ("CPUExecutionProvider",), "cpu")
+        return Device("cpu", (PROVIDERS["cpu"],), "cpu")
     providers = available_providers()
-    if "CUDAExecutionProvider" not in providers:
+    if PROVIDERS["cuda"] not in providers:
         from .diagnostics import runtime_problem
 
         raise NstError(
@@ -74,7 +73,7 @@ def resolve_device(name: str, device_id: int = 0) -> Device:
         )
     preload_cuda_libraries(ort)
     options = {"device_id": device_id, "cudnn_conv_algo_search": "HEURISTIC"} | cuda_options()
-    return Device("cuda", (("CUDAExecutionProvider", options),), "cuda", device_id)
+    return Device("cuda", ((PROVIDERS["cuda"], options),), "cuda", device_id)
 
 
 def cuda_options(text: str | None = None) -> dict[str, str]:
@@ -132,8 +131,8 @@ def make_session(
     if profile:
         opts.enable_profiling = True
         opts.profile_file_prefix = profile
-    # ALL adds the NCHWc layout rewrite: measured 7-15% faster per iteration than EXTENDED on 2 AVX2 cores
-    # but it keeps about 150 MB more per session; sessions that run once per transfer use EXTENDED.
+    # ALL adds the NCHWc layout rewrite: faster per iteration than EXTENDED, but each session keeps its
+    # reordered weights besides the plain ones; sessions that run once per transfer use EXTENDED.
     opts.graph_optimization_level = (
         ort.GraphOptimizationLevel.ORT_ENABLE_ALL if layout_rewrite else ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     )
@@ -142,14 +141,13 @@ def make_session(
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
     # No memory pattern: ORT would plan one block per input shape on the second run, which the shared
-    # arena cannot place in the first run's freed chunks, so it grew by both; measured at 512 px (fused,
-    # johnson): peak 1995 -> 1472 MB, split 1870 -> 1571 MB, for about 4% more time per iteration
-    # (2.31 against 2.21 s, alternating in one process, 2 threads).
+    # arena cannot place in the first run's freed chunks, so it would grow by both; without it the peak is
+    # far lower for slightly more time per iteration.
     opts.enable_mem_pattern = False
     # The host kernels run between graph calls: do not leave ORT threads spinning over them.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     # One CPU arena for all nst sessions, grown by what is asked for (not doubled): the forward and
-    # backward passes reuse each other's memory; measured 15-20% lower peak, same speed, at 512 px.
+    # backward passes reuse each other's memory, which lowers the peak at the same speed.
     _shared_cpu_arena()
     opts.add_session_config_entry("session.use_env_allocators", "1")
     try:
@@ -162,8 +160,8 @@ def make_session(
 
 def release_free_heap() -> None:
     """Hand freed heap pages back to the system (glibc's malloc_trim; a no-op elsewhere).  Building a session
-    parses, optimises and prepacks the weights through many large temporaries that glibc keeps mapped:
-    measured 180 MB of resident memory at 512 px that no later allocation reused."""
+    parses, optimises and prepacks the weights through many large temporaries that glibc would keep mapped
+    and no later allocation reuses."""
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
@@ -180,8 +178,27 @@ def _malloc_trim():
         return None
 
 
+@runtime_checkable
+class Runner(Protocol):
+    """What every runner offers: loss-layer activations of an image (for targets), on one device, through
+    sessions built once.  GraphRunner adds `backward` (the split path), FusedRunner `evaluate` (the fused)."""
+
+    loss_layers: tuple[str, ...]
+    device: Device
+
+    @property
+    def sessions(self) -> dict: ...
+
+    def forward(self, image: np.ndarray) -> dict[str, np.ndarray]: ...
+
+    def release(self) -> None: ...
+
+
 class GraphRunner:
-    """Runs the forward and backward graphs of a GraphPair, keeping saved tensors on the device."""
+    """Runs the forward and backward graphs of a GraphPair, keeping saved tensors on the device.
+
+    Threads may share one runner: ONNX Runtime sessions run concurrently, and the tensors a forward pass
+    saves for its backward pass belong to the thread that ran it."""
 
     def __init__(
         self,
@@ -207,7 +224,7 @@ class GraphRunner:
             if backward
             else None
         )
-        self._saved: dict = {}
+        self._state = threading.local()  # .saved: this thread's last forward pass
 
     @classmethod
     def features_only(
@@ -223,22 +240,24 @@ class GraphRunner:
 
     def forward(self, image: np.ndarray) -> dict[str, np.ndarray]:
         """Run the features for a (1, 3, H, W) float32 RGB 0..255 image; return loss-layer activations on the host."""
-        self._saved = {}  # free the last pass's tensors before this one allocates its own
+        self._state.saved = {}  # free the last pass's tensors before this one allocates its own
         binding = self.forward_session.io_binding()
         binding.bind_ortvalue_input("image", to_device(image, self.device))
         for name in self.saved_names:
             binding.bind_output(name, self.device.ort_device, self.device.device_id)
         self.forward_session.run_with_iobinding(binding)
-        values = binding.get_outputs()
-        self._saved = dict(zip(self.saved_names, values))
-        return {name: self._saved[name].numpy() for name in self.loss_layers}
+        saved = dict(zip(self.saved_names, binding.get_outputs()))
+        self._state.saved = saved
+        return {name: saved[name].numpy() for name in self.loss_layers}
 
     def backward(self, grads: dict[str, np.ndarray]) -> np.ndarray:
-        """d loss / d image from d loss / d activation of each loss layer, reusing the last forward pass."""
-        if not self._saved:
-            raise RuntimeError("backward() needs a forward() first")
+        """d loss / d image from d loss / d activation of each loss layer, reusing this thread's last forward
+        pass."""
+        saved = getattr(self._state, "saved", None)
+        if not saved:
+            raise RuntimeError("backward() needs a forward() first, in the same thread")
         binding = self.backward_session.io_binding()
-        for name, value in self._saved.items():
+        for name, value in saved.items():
             binding.bind_ortvalue_input(name, value)
         for name in self.loss_layers:
             binding.bind_ortvalue_input(f"grad_{name}", to_device(grads[name], self.device))
@@ -247,17 +266,18 @@ class GraphRunner:
         return binding.get_outputs()[0].numpy()
 
     def release(self) -> None:
-        """Drop the saved tensors of the last forward pass."""
-        self._saved = {}
+        """Drop the saved tensors of this thread's last forward pass."""
+        self._state.saved = {}
 
 
 class FusedRunner:
     """The fused objective graph plus a features-only session for computing targets.
 
-    Targets and per-layer scalars are bound once per transfer (`set_constants`) and stay on the device;
-    each `evaluate` moves the image in and two scalars and the gradient out.  The features session lives
-    only while targets are computed (`drop_features` ends it; `forward` builds it again): it holds about
-    100 MB that the objective needs more, and building it takes about 0.2 s.
+    The runner holds sessions only; an objective's targets and per-layer scalars go to the device once, in
+    the `BoundFused` view that `bind` returns, and Adam's moments live in the stepper `adam()` makes for
+    each run, so threads and objectives sharing the runner never see each other's state.  The features
+    session lives only while targets are computed (`drop_features` ends it; `forward` builds it again): the
+    objective needs its memory more, and building it again is cheap next to a transfer.
     """
 
     def __init__(
@@ -276,56 +296,60 @@ class FusedRunner:
         self.profile = profile
         self.session = make_session(fused.SerializeToString(), device, threads, profile=profile and f"{profile}_fused")
         self.threads = threads
-        self._constants: dict = {}
-        self._adam: DeviceAdam | None = None
+        self._adam_session = None
+        self._lock = threading.Lock()  # guards building and dropping the features and Adam sessions
 
     def adam(self) -> DeviceAdam:
-        """The device Adam stepper (built once), its moments reset for a new run."""
-        if self._adam is None:
-            self._adam = DeviceAdam(self.device, self.threads)
-        self._adam.m = self._adam.v = None
-        return self._adam
+        """A device Adam stepper with fresh moments for one run; the step graph's session is built once."""
+        with self._lock:
+            if self._adam_session is None:
+                self._adam_session = DeviceAdam(self.device, self.threads).session
+        return DeviceAdam(self.device, self.threads, session=self._adam_session)
 
     @property
     def sessions(self) -> dict:
         """The runner's sessions by role."""
+        features = self.features
         return {
-            "features": self.features.forward_session if self.features else None,
+            "features": features.forward_session if features else None,
             "fused": self.session,
-            "adam": self._adam.session if self._adam else None,
+            "adam": self._adam_session,
         }
 
     def forward(self, image: np.ndarray) -> dict[str, np.ndarray]:
         """Loss-layer activations of an image on the host (for targets), building the features session if needed."""
-        if self.features is None:
-            self.features = GraphRunner.features_only(self._build_features(), self.device, self.threads, self.profile)
-        return self.features.forward(image)
+        with self._lock:
+            if self.features is None:
+                pair = self._build_features()
+                self.features = GraphRunner.features_only(pair, self.device, self.threads, self.profile)
+            features = self.features
+        return features.forward(image)
 
     def release(self) -> None:
-        if self.features is not None:
-            self.features.release()
+        features = self.features
+        if features is not None:
+            features.release()
 
     def drop_features(self) -> None:
-        """End the features session (the targets are computed); the next `forward` builds it again."""
-        if self.features is not None:
-            self.features = None
+        """End the features session (the targets are computed); the next `forward` builds it again.  A thread
+        still computing its targets keeps the session it holds until it is done."""
+        with self._lock:
+            dropped, self.features = self.features, None
+        if dropped is not None:
+            del dropped
             release_free_heap()
 
-    def set_constants(self, feeds: dict[str, np.ndarray]) -> None:
-        """Targets and scalars for the coming evaluations, placed on the device once."""
-        self._constants = {name: to_device(value, self.device) for name, value in feeds.items()}
+    def bind(self, feeds: dict[str, np.ndarray]) -> BoundFused:
+        """This runner with an objective's targets and scalars placed on the device once."""
+        return BoundFused(self, {name: to_device(value, self.device) for name, value in feeds.items()})
 
-    def evaluate(self, image: np.ndarray) -> tuple[float, float, np.ndarray]:
-        """(content loss, style loss, d loss / d image) for a (1, 3, H, W) image."""
-        content, style, grad = self.evaluate_on_device(to_device(image, self.device), grad_on_host=True)
-        return content, style, grad.numpy()
-
-    def evaluate_on_device(self, image, grad_on_host: bool = False):
-        """As `evaluate` for an image OrtValue already on the device; the gradient stays there (an
-        OrtValue) unless `grad_on_host`. Only the two loss scalars are copied to the host."""
+    def evaluate_on_device(self, image, constants: dict, grad_on_host: bool = False):
+        """(content loss, style loss, d loss / d image) for an image OrtValue already on the device, with
+        the bound `constants`; the gradient stays there (an OrtValue) unless `grad_on_host`.  Only the two
+        loss scalars are copied to the host."""
         binding = self.session.io_binding()
         binding.bind_ortvalue_input("image", image)
-        for name, value in self._constants.items():
+        for name, value in constants.items():
             binding.bind_ortvalue_input(name, value)
         for name in ("content_loss", "style_loss"):
             binding.bind_output(name, "cpu")
@@ -337,15 +361,50 @@ class FusedRunner:
         return float(content.numpy()), float(style.numpy()), grad
 
 
+class BoundFused:
+    """A FusedRunner with one objective's targets on the device: what a FusedObjective evaluates through."""
+
+    def __init__(self, runner: FusedRunner, constants: dict) -> None:
+        self.runner = runner
+        self.constants = constants
+        self.loss_layers = runner.loss_layers
+        self.device = runner.device
+
+    @property
+    def sessions(self) -> dict:
+        return self.runner.sessions
+
+    def forward(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        return self.runner.forward(image)
+
+    def release(self) -> None:
+        self.runner.release()
+
+    def adam(self) -> DeviceAdam:
+        return self.runner.adam()
+
+    def evaluate(self, image: np.ndarray) -> tuple[float, float, np.ndarray]:
+        """(content loss, style loss, d loss / d image) for a (1, 3, H, W) image."""
+        content, style, grad = self.evaluate_on_device(to_device(image, self.device), grad_on_host=True)
+        return content, style, grad.numpy()
+
+    def evaluate_on_device(self, image, grad_on_host: bool = False):
+        """`FusedRunner.evaluate_on_device` with these targets."""
+        return self.runner.evaluate_on_device(image, self.constants, grad_on_host)
+
+
 class DeviceAdam:
     """Adam on the device: the step graph (engine/stepgraph.py) with the image, gradient and moments
-    bound as OrtValues, so they never leave the device; returns the tv loss of the image it steps from."""
+    bound as OrtValues, so they never leave the device; returns the tv loss of the image it steps from.
+    One stepper per run (it holds that run's moments); runs may share one `session`."""
 
-    def __init__(self, device: Device, threads: int | None = None) -> None:
+    def __init__(self, device: Device, threads: int | None = None, session=None) -> None:
         from .stepgraph import build_adam_step
 
         self.device = device
-        self.session = make_session(build_adam_step().SerializeToString(), device, threads, layout_rewrite=False)
+        if session is None:
+            session = make_session(build_adam_step().SerializeToString(), device, threads, layout_rewrite=False)
+        self.session = session
         self.m = self.v = None
 
     def step(

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .choices import MIN_SIDE
 from .errors import NstError
 from .images import resize
 from .presets import Options
-
-MIN_SIDE = 32
-MAX_SIDE = 8192
 
 
 def scale_schedule(opts: Options) -> tuple[list[int], list[int]]:
@@ -45,9 +43,8 @@ def scale_schedule(opts: Options) -> tuple[list[int], list[int]]:
 def next_scale_start(result: np.ndarray, content: np.ndarray) -> np.ndarray:
     """Where a finer scale starts: the coarser result (HxWx3 float 0..255) enlarged to the content's size,
     plus the content's detail band that the coarser scale could not hold (content minus content taken down
-    to the result's size and back up).  Measured at 512 px (golden_gate x the_scream, 256 -> 512): the
-    loss starts higher but is 3% lower after 10 iterations and 0.7% lower after 40 than from the plain
-    enlargement."""
+    to the result's size and back up): the finer scale then starts from the content's own fine detail
+    instead of a blurred enlargement, so it reaches a lower loss in the same iterations."""
     h, w = content.shape[:2]
     low = resize(resize(content, *result.shape[:2]), h, w)
     return np.clip(resize(result, h, w) + (content - low), 0.0, 255.0)

@@ -13,51 +13,57 @@ import numpy as np
 from nst import kernels
 
 from . import optimize
-from .checks import (
-    check_callback,
-    check_options,
-    check_preset,
-    check_sides,
-    clamp_threads,
-    host_only,
-    style_blend,
-    tiled,
-)
+from .cache import LruCache
+from .checks import check_callback, check_options, check_preset, check_sides, clamp_threads, style_blend
 from .colour import match_colours, preserve_colours
 from .errors import NstError
 from .fused import build_fused
 from .graphs import GraphPair, build_forward, build_graphs
 from .images import as_image, fit_size, resize
 from .inputs import INITS, initial_image, load_masks
+from .kinds import graph_path, objective_kind, tiled
 from .memory import check_fits
-from .objective import FusedObjective, MaskedObjective, Objective, content_targets, style_targets
-from .presets import Options, parse_layers, resolve_options
+from .objective import Differentiable, FusedObjective, MaskedObjective, Objective, content_targets, style_targets
+from .presets import Options, override, parse_layers, resolve_options
 from .progress import Callback, Progress
-from .runtime import FusedRunner, GraphRunner, release_free_heap, resolve_device
+from .runtime import FusedRunner, GraphRunner, Runner, release_free_heap, resolve_device
 from .schedule import MIN_SIDE, next_scale_start, scale_schedule
 from .tiling import TiledObjective, TileGrid, tile_pixels, tiled_style_targets
 from .vgg import load_spec
-
-# Which objective path each device uses by default: on the CPU, nst bench measured fused 1.01-1.20x faster
-# at 256-1024 px (benchmarks/results/bench_cpu.json); CUDA not yet measured (benchmarks/gpu.sh).
-DEFAULT_PATH = {"cpu": "fused", "cuda": "fused"}
 
 
 @dataclass
 class Prepared:
     """A transfer ready to optimise: its objective, first image and options."""
 
-    objective: Objective
+    objective: Differentiable
     x0: np.ndarray
     options: Options
     stopped: bool = False  # set when the callback ended the run
 
 
 class StyleTransfer:
-    """Neural style transfer on ONNX Runtime.  One instance serves many transfers without reloading."""
+    """Neural style transfer on ONNX Runtime.  One instance serves many transfers without reloading.
+
+    Threads may call one instance at once, and each call gives the image it gives alone.  The runners
+    (ONNX Runtime sessions, which run concurrently, and the weights, held once) are shared; everything an
+    evaluation leaves for the next (the forward pass's saved tensors, the fused path's bound targets,
+    Adam's moments) belongs to its thread or its objective.  So concurrent transfers run in parallel at
+    the cost of their own activations only, where a pool of runners per key would hold the weights and
+    sessions again for each; the memory check sees what is free when each transfer starts.  The caches are
+    locked and build each runner once, however many threads ask for it.  At most `max_runners` runners are
+    kept, least recently used dropped first (each holds its sessions' weights and buffers), and
+    `max_style_targets` sets of style Gram targets.
+    """
 
     def __init__(
-        self, device: str = "cpu", threads: int | None = None, model: str | None = None, profile: str | None = None
+        self,
+        device: str = "cpu",
+        threads: int | None = None,
+        model: str | None = None,
+        profile: str | None = None,
+        max_runners: int = 2,
+        max_style_targets: int = 8,
     ) -> None:
         self.device = resolve_device(device)
         threads, note = clamp_threads(threads)
@@ -65,27 +71,38 @@ class StyleTransfer:
             warnings.warn(note, stacklevel=2)
         self.threads = threads
         self.profile = profile  # a file prefix: sessions record ONNX Runtime profiles (see runtime.node_placement)
-        if threads:
+        self._host_threads()
+        self.spec = load_spec(str(model) if model else None)
+        for name, value in (("max_runners", max_runners), ("max_style_targets", max_style_targets)):
+            if not isinstance(value, int) or value < 1:
+                raise NstError(f"StyleTransfer({name}={value!r}): give a whole number of at least 1")
+        self._runners: LruCache[Runner] = LruCache(max_runners, after_evict=release_free_heap)
+        self._style_cache: LruCache[dict] = LruCache(max_style_targets)  # Gram targets by style pixels and settings
+
+    def _host_threads(self) -> None:
+        """numba's thread count is per calling thread: set it in each thread that runs a transfer."""
+        if self.threads:
             import numba
 
-            numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
-        self.spec = load_spec(str(model) if model else None)
-        self._runners: dict[tuple, GraphRunner] = {}
-        self._style_cache: dict[tuple, dict] = {}  # Gram targets by style pixels and settings
+            numba.set_num_threads(max(1, min(int(self.threads), numba.config.NUMBA_NUM_THREADS)))
 
-    def runner(self, opts: Options):
-        """Sessions for the options' layers, pooling and objective path, built once and cached."""
-        path = self.path(opts)
+    def runner(self, opts: Options, path: str | None = None) -> Runner:
+        """Sessions for the options' layers, pooling and graph path (by default the options' own), built once
+        and cached."""
+        path = path or self.path(opts)
         layers = self.spec.in_order([*opts.content_layers, *opts.style_layers])
         key = (tuple(layers), opts.pooling, path) + (
             (tuple(opts.content_layers), tuple(opts.style_layers)) if path == "fused" else ()
         )
-        if key not in self._runners:
-            self._runners[key] = self._build_runner(opts, layers, path)
-            release_free_heap()  # the graphs' protos are gone now: give their pages back
-        return self._runners[key]
+        return self._runners.get(key, lambda: self._build_runner(opts, layers, path))
 
-    def _build_runner(self, opts: Options, layers: list[str], path: str):
+    def _build_runner(self, opts: Options, layers: list[str], path: str) -> Runner:
+        try:
+            return self._new_runner(opts, layers, path)
+        finally:
+            release_free_heap()  # the graphs' protos are gone now: give their pages back
+
+    def _new_runner(self, opts: Options, layers: list[str], path: str) -> Runner:
         if path == "fused":  # a features graph for the targets (built when needed); no backward graph
 
             def features() -> GraphPair:
@@ -106,25 +123,35 @@ class StyleTransfer:
             for role, session in runner.sessions.items()
         }
 
-    def path(self, opts: Options) -> str:
-        """The objective path: as asked, or per device the one the benchmark measured faster (masks and
-        gradient normalisation live on the split path)."""
-        if opts.path != "auto":
-            return opts.path
-        return "split" if host_only(opts) else DEFAULT_PATH[self.device.name]
+    def kind(self, opts: Options, h: int | None = None, w: int | None = None) -> str:
+        """The objective kind of the transfer (or an h x w step of it): fused, split, masked or tiled."""
+        return objective_kind(opts, self.device.name, h, w)
 
-    def options(self, preset: str | None = None, **overrides) -> Options:
-        """Resolve and check options (layer specs may be strings like 'relu1_1:1,relu2_1:0.5')."""
+    def path(self, opts: Options) -> str:
+        """The graph path of the transfer: fused, or split (which the masked and tiled kinds also run)."""
+        return graph_path(self.kind(opts))
+
+    def options(self, preset: str | None = None, options: Options | None = None, **overrides) -> Options:
+        """Resolve and check options: the preset's, or `options` resolved before (by this method, as the CLI
+        does), with keyword overrides applied (layer specs may be strings like 'relu1_1:1,relu2_1:0.5')."""
         check_preset(preset)
         for key in ("content_layers", "style_layers"):
             if isinstance(overrides.get(key), str):
                 overrides[key] = parse_layers(overrides[key], key.replace("_", "-"))
-        opts = resolve_options(preset, **overrides)
+        if options is None:
+            opts = resolve_options(preset, **overrides)
+        elif not isinstance(options, Options):
+            raise NstError(f"options= takes what StyleTransfer.options() returns, not {type(options).__name__}")
+        elif preset is not None:
+            raise NstError("give preset= or options=, not both: options already hold their preset's defaults")
+        else:
+            opts = override(options, **overrides)
         check_options(opts, self.spec.relu_names)
         return opts
 
     def load(self, content, styles, opts: Options) -> tuple[np.ndarray, list[np.ndarray]]:
         """Decode the content and style images (paths or arrays), colour-matching the styles if asked."""
+        self._host_threads()  # load begins every transfer (stylize, prepare) in the thread that runs it
         if isinstance(styles, (str, os.PathLike, np.ndarray)):
             styles = [styles]
         elif not isinstance(styles, (list, tuple)):
@@ -136,9 +163,11 @@ class StyleTransfer:
         style_imgs = [as_image(s, f"style image {i + 1}") for i, s in enumerate(styles)]
         return content_img, [match_colours(s, content_img, opts.match_colors) for s in style_imgs]
 
-    def prepare(self, content, styles, preset: str | None = None, **overrides) -> Prepared:
+    def prepare(
+        self, content, styles, preset: str | None = None, options: Options | None = None, **overrides
+    ) -> Prepared:
         """Load and size the images, compute the targets and the first image; nothing is optimised yet."""
-        opts = self.options(preset, **overrides)
+        opts = self.options(preset, options, **overrides)
         init_image = self._init_image(opts)
         content_img, style_imgs = self.load(content, styles, opts)
         return self.prepare_images(content_img, style_imgs, opts, init_image)
@@ -157,42 +186,40 @@ class StyleTransfer:
         content_x = kernels.hwc_to_nchw(resize(content_img, h, w), 1.0)
         style_side = max(MIN_SIDE, round(opts.size * opts.style_scale))
         style_xs = [kernels.hwc_to_nchw(resize(s, *fit_size(*s.shape[:2], style_side)), 1.0) for s in style_imgs]
-        runner = self.runner(opts)
+        kind = self.kind(opts, h, w)
+        build = {"fused": self._fused, "split": self._split, "masked": self._masked, "tiled": self._tiled}[kind]
         blend = style_blend(opts.style_blend, len(style_imgs))
-        if tiled(opts, h, w):
-            return self._prepare_tiled(
-                runner, content_x, style_xs, blend, opts, self._first_image(opts, content_x, init_image, h, w)
-            )
-        content_target, shapes = content_targets(runner, content_x, opts)
-        if opts.style_masks is not None:
-            masks = load_masks(opts.style_masks, len(style_imgs), h, w)
-            each = [style_targets(runner, [x], [1.0], opts) for x in style_xs]
-            objective = MaskedObjective(runner, content_target, each, masks, blend, opts, shapes)
-            return Prepared(objective, self._first_image(opts, content_x, init_image, h, w), opts)
-        style_target = self._style_target(style_xs, blend, opts, lambda: style_targets(runner, style_xs, blend, opts))
-        if self.path(opts) == "fused":
-            runner.drop_features()  # targets done: its memory goes to the objective
-            objective = FusedObjective(runner, content_target, style_target, opts, shapes)
-        else:
-            objective = Objective(runner, content_target, style_target, opts)
+        objective = build(self.runner(opts, graph_path(kind)), content_x, style_xs, blend, opts)
         return Prepared(objective, self._first_image(opts, content_x, init_image, h, w), opts)
 
-    def _prepare_tiled(
-        self,
-        runner,
-        content_x: np.ndarray,
-        style_xs: list[np.ndarray],
-        blend: list[float],
-        opts: Options,
-        x0: np.ndarray,
-    ) -> Prepared:
-        """A tiled objective: content features and style Grams assembled tile by tile, exactly."""
+    def _split(self, runner, content_x, style_xs, blend, opts: Options) -> Objective:
+        """ONNX forward and backward, the losses on the host."""
+        content_target, _ = content_targets(runner, content_x, opts)
+        style_target = self._style_target(style_xs, blend, opts, lambda: style_targets(runner, style_xs, blend, opts))
+        return Objective(runner, content_target, style_target, opts)
+
+    def _fused(self, runner, content_x, style_xs, blend, opts: Options) -> FusedObjective:
+        """One ONNX graph for the losses, Gram matrices and gradient; targets bound once on the device."""
+        content_target, shapes = content_targets(runner, content_x, opts)
+        style_target = self._style_target(style_xs, blend, opts, lambda: style_targets(runner, style_xs, blend, opts))
+        runner.drop_features()  # targets done: its memory goes to the objective
+        return FusedObjective(runner, content_target, style_target, opts, shapes)
+
+    def _masked(self, runner, content_x, style_xs, blend, opts: Options) -> MaskedObjective:
+        """The split objective with each style's loss read through its mask, against its own Gram target."""
+        content_target, shapes = content_targets(runner, content_x, opts)
+        masks = load_masks(opts.style_masks, len(style_xs), *content_x.shape[2:])
+        each = [style_targets(runner, [x], [1.0], opts) for x in style_xs]
+        return MaskedObjective(runner, content_target, each, masks, blend, opts, shapes)
+
+    def _tiled(self, runner, content_x, style_xs, blend, opts: Options) -> TiledObjective:
+        """The split objective tile by tile: content features and style Grams assembled exactly."""
         grid = TileGrid(self.spec, list(runner.loss_layers), *content_x.shape[2:], opts.tile, opts.pooling)
         content_target = grid.features(runner, content_x, list(opts.content_layers))
         style_target = self._style_target(
             style_xs, blend, opts, lambda: tiled_style_targets(runner, self.spec, style_xs, blend, opts, opts.tile)
         )
-        return Prepared(TiledObjective(runner, grid, content_target, style_target, opts), x0, opts)
+        return TiledObjective(runner, grid, content_target, style_target, opts)
 
     def _style_target(self, style_xs: list[np.ndarray], blend: list[float], opts: Options, compute) -> dict:
         """Gram targets from the cache (by style pixels and settings), computed by `compute()` when absent."""
@@ -203,11 +230,7 @@ class StyleTransfer:
             opts.convention,
             opts.pooling,
         )
-        if key not in self._style_cache:
-            while len(self._style_cache) >= 8:
-                self._style_cache.pop(next(iter(self._style_cache)))
-            self._style_cache[key] = compute()
-        return self._style_cache[key]
+        return self._style_cache.get(key, compute)
 
     @staticmethod
     def _scale_start(result: np.ndarray, content_img: np.ndarray, opts: Options) -> np.ndarray:
@@ -222,28 +245,43 @@ class StyleTransfer:
             return kernels.hwc_to_nchw(resize(init_image, h, w), 1.0)
         return initial_image(opts.init, content_x, self.spec.mean, opts.seed)
 
-    def objective(self, content, styles, preset: str | None = None, **overrides) -> Objective:
+    def objective(
+        self, content, styles, preset: str | None = None, options: Options | None = None, **overrides
+    ) -> Differentiable:
         """The objective alone, for hosts that drive their own optimizer (`loss_and_grad(image)`)."""
-        return self.prepare(content, styles, preset, **overrides).objective
+        return self.prepare(content, styles, preset, options, **overrides).objective
 
     def transfer(
-        self, content, styles, preset: str | None = None, callback: Callback | None = None, **overrides
+        self,
+        content,
+        styles,
+        preset: str | None = None,
+        callback: Callback | None = None,
+        options: Options | None = None,
+        **overrides,
     ) -> np.ndarray:
         """Stylise `content` (path or HxWx3 RGB array) with `styles`; returns an HxWx3 uint8 RGB array.
 
         Options are the CLI's flags as keyword arguments (size=, iterations=, scales=, optimizer=, lr=,
         content_weight=, style_weight=, tv_weight=, style_blend=, style_scale=, init=, pooling=, seed=,
-        content_layers=, style_layers=, preserve_colors=, match_colors=, path=, history=, tile=, ...).
+        content_layers=, style_layers=, preserve_colors=, match_colors=, path=, history=, tile=, ...), or
+        `options=` resolved once by `StyleTransfer.options(...)` (keywords then override those).
         `callback(progress)` runs after every iteration.
         """
-        return to_uint8(self.stylize(content, styles, preset, callback, **overrides))
+        return to_uint8(self.stylize(content, styles, preset, callback, options, **overrides))
 
     def stylize(
-        self, content, styles, preset: str | None = None, callback: Callback | None = None, **overrides
+        self,
+        content,
+        styles,
+        preset: str | None = None,
+        callback: Callback | None = None,
+        options: Options | None = None,
+        **overrides,
     ) -> np.ndarray:
         """As `transfer`, but returns HxWx3 float32 in 0..255 with the optimiser's full precision."""
         check_callback(callback)
-        opts = self.options(preset, **overrides)
+        opts = self.options(preset, options, **overrides)
         init_image = self._init_image(opts)
         content_img, style_imgs = self.load(content, styles, opts)
         sizes, iterations = scale_schedule(opts)
@@ -276,6 +314,7 @@ class StyleTransfer:
     def run(self, prepared: Prepared, callback: Callback | None = None, scale: tuple[int, int] = (0, 1)) -> np.ndarray:
         """Optimise a prepared transfer; returns the (1, 3, H, W) float32 result in 0..255."""
         opts = prepared.options
+        self._host_threads()
         start = time.perf_counter()
 
         def on_eval(k: int, x: np.ndarray, losses) -> bool:
@@ -288,17 +327,25 @@ class StyleTransfer:
             prepared.stopped = progress.stopped or returned is True
             return prepared.stopped
 
-        if opts.optimizer in ("lbfgs", "lbfgsb"):
-            minimize = optimize.lbfgs if opts.optimizer == "lbfgs" else optimize.lbfgsb
-            x = minimize(prepared.objective, prepared.x0, opts.iterations, on_eval, opts.history)
-        elif isinstance(prepared.objective, FusedObjective):  # image and moments stay on the device
-            x = optimize.adam_on_device(
-                prepared.objective, prepared.x0, opts.iterations, on_eval, opts.lr, clip=opts.clip_pixels
-            )
-        else:
-            x = optimize.adam(prepared.objective, prepared.x0, opts.iterations, on_eval, opts.lr, clip=opts.clip_pixels)
+        x = MINIMIZERS[opts.optimizer](prepared.objective, prepared.x0, opts, on_eval)
         prepared.objective.runner.release()
         return x
+
+
+def _adam(objective: Objective, x0: np.ndarray, opts: Options, on_eval) -> np.ndarray:
+    """Adam; on the fused objective the image and moments stay on the device."""
+    step = optimize.adam_on_device if isinstance(objective, FusedObjective) else optimize.adam
+    return step(objective, x0, opts.iterations, on_eval, opts.lr, clip=opts.clip_pixels)
+
+
+# How each of choices.OPTIMIZERS minimises a prepared objective: (objective, first image, options, on_eval).
+MINIMIZERS = {
+    "lbfgs": lambda objective, x0, opts, on_eval: optimize.lbfgs(objective, x0, opts.iterations, on_eval, opts.history),
+    "lbfgsb": lambda objective, x0, opts, on_eval: optimize.lbfgsb(
+        objective, x0, opts.iterations, on_eval, opts.history
+    ),
+    "adam": _adam,
+}
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

@@ -1,9 +1,9 @@
 """L-BFGS on the pixels, bounded to a box: the projected gradient, the two-loop recursion over float32
 step memory (float64 sums), the projected step and the memory update, each one pass over the image.
 
-They run on one thread, vectorised (fastmath lets the float64 sums reorder): each pass is too short to
-gain from threads, and on a busy machine the parallel barrier cost 10-20x the pass (measured at 512 px,
-history 30: 25-40 ms per direction on one thread against 170-430 ms with numba's parallel loops)."""
+They run on one thread, vectorised (fastmath lets the float64 sums reorder): each pass is memory-bound
+and short, so threads gain little, and on a busy machine waiting at numba's parallel barrier costs many
+times the pass itself."""
 
 from __future__ import annotations
 

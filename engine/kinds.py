@@ -1,0 +1,42 @@
+"""Which objective evaluates a transfer, decided in one place.
+
+Four kinds: `fused` (losses and Gram matrices inside one ONNX graph), `split` (ONNX forward and backward,
+numba losses on the host), `masked` (split, each style weighted by its mask) and `tiled` (split, evaluated
+tile by tile for images larger than --tile).  Only `fused` runs the fused graph; the others share the
+split path's forward and backward graphs.
+"""
+
+from __future__ import annotations
+
+from .choices import AUTO, DEFAULT_PATH
+from .presets import Options
+
+KINDS = ("fused", "split", "masked", "tiled")
+
+
+def tiled(opts: Options, h: int | None = None, w: int | None = None) -> bool:
+    """Whether the transfer (or an h x w step of it) is evaluated in tiles."""
+    return bool(opts.tile) and (max(h, w) if h else opts.size) > opts.tile
+
+
+def host_only(opts: Options) -> bool:
+    """Options that only the split path implements."""
+    return opts.style_masks is not None or opts.normalize_gradients or tiled(opts)
+
+
+def objective_kind(opts: Options, device: str, h: int | None = None, w: int | None = None) -> str:
+    """The kind of objective for the transfer on `device` (or an h x w step of it): tiled or masked when
+    the options ask for it, else the path asked for, where `auto` is the device's default path unless the
+    options need the split one."""
+    if tiled(opts, h, w):
+        return "tiled"
+    if opts.style_masks is not None:
+        return "masked"
+    if opts.path != AUTO:
+        return opts.path
+    return "split" if host_only(opts) else DEFAULT_PATH[device]
+
+
+def graph_path(kind: str) -> str:
+    """The graphs an objective of this kind runs: the fused graph, or the split path's pair."""
+    return "fused" if kind == "fused" else "split"
