@@ -4,7 +4,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-
 from nst.engine.errors import NstError
 from nst.serve.config import ServeConfig, check_bind
 
@@ -18,16 +17,21 @@ def serve(
         None, envvar="NST_TOKEN", show_default=False, help="Every request needs Authorization: Bearer TOKEN."
     ),
     max_upload_mb: float = typer.Option(ServeConfig.max_upload_mb, help="Largest request (all its images) in MB."),
-    max_megapixels: float = typer.Option(ServeConfig.max_megapixels, help="Largest uploaded image in megapixels, read from its header."),
+    max_megapixels: float = typer.Option(
+        ServeConfig.max_megapixels, help="Largest uploaded image in megapixels, read from its header."
+    ),
     max_size: int = typer.Option(ServeConfig.max_size, help="Largest result side in pixels a client may ask for."),
-    max_iterations: int = typer.Option(ServeConfig.max_iterations, help="Most iterations of one transfer, all scales together."),
+    max_iterations: int = typer.Option(
+        ServeConfig.max_iterations, help="Most iterations of one transfer, all scales together."
+    ),
     queue: int = typer.Option(ServeConfig.queue, help="Jobs that may wait for a worker; more get 429."),
-    keep_hours: float = typer.Option(ServeConfig.keep_hours, help="Finished results are removed after this many hours."),
+    keep_hours: float = typer.Option(
+        ServeConfig.keep_hours, help="Finished results are removed after this many hours."
+    ),
 ) -> None:
     """Serve transfers over HTTP (docs/serve.md) and the web page at /."""
     try:
         import uvicorn
-
         from nst.serve.app import create_app
     except ImportError:
         raise NstError('nst serve needs the serve extra: pip install "nst[serve]"') from None

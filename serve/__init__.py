@@ -1,7 +1,7 @@
 """nst.serve: the HTTP host of `nst serve` and its web page (needs the `serve` extra: pip install "nst[serve]").
 
-    from nst.serve import create_app
-    app = create_app(data="/var/lib/nst", token="...")   # an ASGI app; mount it or run it with uvicorn
+from nst.serve import create_app
+app = create_app(data="/var/lib/nst", token="...")   # an ASGI app; mount it or run it with uvicorn
 """
 
 from __future__ import annotations

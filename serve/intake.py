@@ -78,9 +78,9 @@ def parse_options(text: str | None) -> dict:
     try:
         raw = json.loads(text)
     except (ValueError, RecursionError):
-        raise Refused(422, "options: not valid JSON; send an object such as {\"size\": 256}") from None
+        raise Refused(422, 'options: not valid JSON; send an object such as {"size": 256}') from None
     if not isinstance(raw, dict):
-        raise Refused(422, "options: send a JSON object such as {\"size\": 256}")
+        raise Refused(422, 'options: send a JSON object such as {"size": 256}')
     unknown = sorted(set(raw) - set(ALLOWED))
     if unknown:
         raise Refused(422, f"options.{unknown[0]}: not accepted here; send only: {', '.join(ALLOWED)}")

@@ -59,8 +59,13 @@ class Metrics:
             "# HELP nst_jobs_finished_total Jobs finished since start, by outcome.",
             "# TYPE nst_jobs_finished_total counter",
         ]
-        lines += [f'nst_jobs_finished_total{{status="{s}"}} {self.finished[s]}' for s in ("done", "failed", "cancelled")]
-        lines += ["# HELP nst_requests_refused_total Requests refused, by HTTP status.", "# TYPE nst_requests_refused_total counter"]
+        lines += [
+            f'nst_jobs_finished_total{{status="{s}"}} {self.finished[s]}' for s in ("done", "failed", "cancelled")
+        ]
+        lines += [
+            "# HELP nst_requests_refused_total Requests refused, by HTTP status.",
+            "# TYPE nst_requests_refused_total counter",
+        ]
         lines += [f'nst_requests_refused_total{{code="{code}"}} {n}' for code, n in sorted(self.refused.items())]
         lines += [
             "# HELP nst_seconds_per_iteration Time of one objective evaluation of a running transfer.",

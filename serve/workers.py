@@ -74,7 +74,9 @@ class Reporter:
             hub.publish(self.job.id, "progress", self.pool.status(self.job))
         if now - self.last_preview >= PREVIEW_INTERVAL:
             self.last_preview = now
-            hub.publish(self.job.id, "preview", {"id": self.job.id, "jpeg": preview_jpeg(p.image()), "progress": progress})
+            hub.publish(
+                self.job.id, "preview", {"id": self.job.id, "jpeg": preview_jpeg(p.image()), "progress": progress}
+            )
 
 
 class Pool:
@@ -227,7 +229,9 @@ class Pool:
                 job.status = "queued"
                 self.store.save(job)
                 return
-            job.status, job.error, job.finished = ("failed", error, time.time()) if error else ("done", None, time.time())
+            job.status, job.error, job.finished = (
+                ("failed", error, time.time()) if error else ("done", None, time.time())
+            )
             self.store.save(job)
         self.metrics.finish(job.status, job.finished - job.started)
         self.hub.publish(job.id, job.status, self.status(job))
