@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import struct
@@ -101,25 +102,38 @@ def plan_jobs(count: int, sizes: tuple[int, int], iterations: int, seed: int) ->
     return plans
 
 
-def baseline(plans: list[Plan], threads: int) -> tuple[dict[int, float], list[float]]:
-    """Seconds the engine takes for each good job, one after another in this process (the CLI's way), and
-    the time of each evaluation after a scale's first (what the server's seconds-per-iteration counts)."""
-    from nst.engine import StyleTransfer
+class Engine:
+    """The same jobs run by the engine one after another in this process (the CLI's way): wall and CPU
+    seconds of each, and the time of each evaluation after a scale's first (what the server's
+    seconds-per-iteration counts)."""
 
-    st = StyleTransfer(threads=threads)
-    seconds, steps, last = {}, [], [0.0]
+    def __init__(self, threads: int) -> None:
+        from nst.engine import StyleTransfer
 
-    def step(p) -> None:
+        self.st = StyleTransfer(threads=threads)
+        self.seconds: dict[int, float] = {}
+        self.cpu: dict[int, float] = {}
+        self.steps: list[float] = []
+        self._last = 0.0
+
+    def _step(self, p) -> None:
         if p.iteration > 0:
-            steps.append(p.elapsed - last[0])
-        last[0] = p.elapsed
+            self.steps.append(p.elapsed - self._last)
+        self._last = p.elapsed
 
-    for plan in plans:
-        start = time.perf_counter()
-        content, style = str(ROOT / "examples" / plan.content), str(ROOT / "examples" / plan.style)
-        st.transfer(content, [style], callback=step, **plan.options)
-        seconds[plan.index] = time.perf_counter() - start
-    return seconds, steps
+    def run(self, plans: list[Plan]) -> None:
+        for plan in plans:
+            start, cpu = time.perf_counter(), time.process_time()
+            content, style = str(ROOT / "examples" / plan.content), str(ROOT / "examples" / plan.style)
+            self.st.transfer(content, [style], callback=self._step, **plan.options)
+            self.seconds[plan.index] = time.perf_counter() - start
+            self.cpu[plan.index] = time.process_time() - cpu
+
+
+def process_cpu(pid: int) -> float:
+    """User plus system CPU seconds of a process, all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Load:
@@ -139,6 +153,7 @@ class Load:
         self.last_done = 0.0
         self.iteration_metrics = [(0.0, 0.0)]  # (sum, count) of seconds per iteration, per server generation
         self.stop = False
+        self.cpu: dict[int, list[float]] = {}  # generation -> [CPU seconds at its first sample, at its last]
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -168,9 +183,11 @@ class Load:
                 text = Path(f"/proc/{self.server.pid}/status").read_text()
                 rss = int(next(line for line in text.splitlines() if line.startswith("VmRSS")).split()[1]) / 1024
                 self.memory.append((round(self.now(), 1), self.generation, round(rss, 1)))
+                cpu = process_cpu(self.server.pid)
+                self.cpu.setdefault(self.generation, [cpu, cpu])[1] = cpu
             except (OSError, StopIteration, AttributeError):
                 pass
-            time.sleep(1.0)
+            time.sleep(0.5)
 
     def client(self) -> None:
         with httpx.Client(base_url=self.server.url, timeout=60) as http:
@@ -306,7 +323,42 @@ def memory_summary(load: Load) -> dict:
     return summary
 
 
-def report(load: Load, plans: list[Plan], seconds: dict[int, float], data: Path, args, steps: list[float]) -> dict:
+def throughput(load: Load, engine: Engine, done: list[Outcome], records: dict[str, dict]) -> dict:
+    """The server against the engine on the done jobs: wall time, each job's run, CPU seconds, iterations."""
+    wall = load.last_done - (load.ready_at - load.kill_at)
+    base = sum(engine.seconds[o.plan.index] for o in done)
+    base_cpu = sum(engine.cpu[o.plan.index] for o in done)
+    run = sum(records[o.job_id]["finished"] - records[o.job_id]["started"] for o in done if o.job_id in records)
+    server_cpu = sum(last - first for first, last in load.cpu.values())
+    served = [sum(m[i] for m in load.iteration_metrics) for i in (0, 1)]
+    spi_engine = sum(engine.steps) / len(engine.steps) if engine.steps else None
+    spi_server = served[0] / served[1] if served[1] else None
+
+    def cost(server: float | None, reference: float | None) -> float | None:
+        return round(server / reference - 1, 3) if server and reference else None
+
+    return {
+        "engine_wall_s": round(base, 1),
+        "server_wall_s_without_downtime": round(wall, 1),
+        "server_cost_end_to_end": cost(wall, base),
+        "server_run_s": round(run, 1),
+        "server_cost_per_job": cost(run, base),
+        "engine_cpu_s": round(base_cpu, 1),
+        "server_cpu_s": round(server_cpu, 1),
+        "server_cost_cpu": cost(server_cpu, base_cpu),
+        "seconds_per_iteration_engine": round(spi_engine, 4) if spi_engine else None,
+        "seconds_per_iteration_server": round(spi_server, 4) if spi_server else None,
+        "server_cost_per_iteration": cost(spi_server, spi_engine),
+        "note": "the engine ran half the jobs before the load and half after, to share the machine's drift. "
+        "end to end: first request to last result, less the time the server was down. per job: each done job's "
+        "run in the server (its record's started to finished). cpu: the server process's user+system seconds "
+        "from start to end of each life against the engine's for the same jobs (least sensitive to other work "
+        "on the machine). end to end and cpu include the run cut short by the kill and redone, cancelled jobs' "
+        "partial runs, refused requests, polling and the restarted server's model loading",
+    }
+
+
+def report(load: Load, plans: list[Plan], engine: Engine, data: Path, args) -> dict:
     outcomes = load.outcomes
     records = server_records(data)
     accepted = [o for o in outcomes if o.job_id]
@@ -322,12 +374,6 @@ def report(load: Load, plans: list[Plan], seconds: dict[int, float], data: Path,
     lost = [o.job_id for o in accepted if o.final not in ("done", "cancelled", "deleted")]
     orphans = {i: r["status"] for i, r in records.items() if i not in known}
     done = [o for o in accepted if o.final == "done"]
-    wall = load.last_done - (load.ready_at - load.kill_at)
-    base_done = sum(seconds.get(o.plan.index, 0.0) for o in done)
-    base_all = sum(seconds.values())
-    run = [records[o.job_id]["finished"] - records[o.job_id]["started"] for o in done if o.job_id in records]
-    served = [sum(m[i] for m in load.iteration_metrics) for i in (0, 1)]
-    spi = {"engine": sum(steps) / len(steps) if steps else None, "server": served[0] / served[1] if served[1] else None}
     return {
         "what": "nst serve under load with a SIGKILL and restart in the middle (benchmarks/load_test.py)",
         "machine": f"{cores()} cores shared with other work (several agents ran builds and tests at the same time): "
@@ -359,23 +405,7 @@ def report(load: Load, plans: list[Plan], seconds: dict[int, float], data: Path,
             "accepted_to_done_p95": percentile([o.done_seconds for o in done], 0.95),
         },
         "kill": {"at_s": round(load.kill_at, 1), "back_after_s": round(load.ready_at - load.kill_at, 1)},
-        "throughput": {
-            "engine_sequential_s_all_good_jobs": round(base_all, 1),
-            "engine_sequential_s_jobs_done": round(base_done, 1),
-            "server_wall_s_without_downtime": round(wall, 1),
-            "server_cost_end_to_end": round(wall / base_done - 1, 3) if base_done else None,
-            "server_run_s_jobs_done": round(sum(run), 1),
-            "server_cost_per_job": round(sum(run) / base_done - 1, 3) if base_done else None,
-            "note": "end to end: from the first request to the last result, less the time the server was down; it "
-            "includes the run cut short by the kill and redone, cancelled jobs' partial runs and the restarted "
-            "server's model loading. per job: each done job's run in the server (its record's started to finished) "
-            "against the same job in the engine. per iteration: evaluations after a scale's first, both sides",
-            "seconds_per_iteration_engine": round(spi["engine"], 4) if spi["engine"] else None,
-            "seconds_per_iteration_server": round(spi["server"], 4) if spi["server"] else None,
-            "server_cost_per_iteration": round(spi["server"] / spi["engine"] - 1, 3)
-            if spi["server"] and spi["engine"]
-            else None,
-        },
+        "throughput": throughput(load, engine, done, records),
         "memory": memory_summary(load),
     }
 
@@ -393,19 +423,20 @@ def main() -> None:
 
     plans = plan_jobs(args.jobs, tuple(args.sizes), args.iterations, args.seed)
     good = [p for p in plans if p.kind == "good"]
-    threads = cores()
     start = time.perf_counter()
-    seconds, steps = baseline(good, threads)
-    print(f"engine, one job after another: {sum(seconds.values()):.1f} s for {len(good)} jobs", flush=True)
+    engine = Engine(cores())
+    engine.run(good[::2])
+    print(f"engine, one job after another: {sum(engine.seconds.values()):.1f} s for {len(good[::2])} jobs", flush=True)
 
     data = Path(tempfile.mkdtemp(prefix="nst-load-")) / "data"
     server = ServerProcess(data, args=("--max-upload-mb", UPLOAD_MB)).start()
     try:
         load = Load(server, plans, args.clients, args.deadline, kill_after=max(1, len(good) // 3))
         load.run()
-        result = report(load, plans, seconds, data, args, steps)
     finally:
         server.stop()
+    engine.run(good[1::2])
+    result = report(load, plans, engine, data, args)
     result["seconds_total"] = round(time.perf_counter() - start, 1)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     shutil.rmtree(data.parent, ignore_errors=True)

@@ -52,4 +52,5 @@ def serve(
         f"nst serve: http://{host}:{port}/ ({config.workers} worker(s) x {config.threads} thread(s), "
         f"jobs in {config.data})"
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # open event streams end with their jobs: give them a few seconds, then stop (the jobs resume at the next start)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
