@@ -221,9 +221,9 @@ def test_restart_after_sigkill_resumes_and_serves(tmp_path):
         proc.start()
         with httpx.Client(base_url=proc.url, timeout=60) as client:
             assert client.get(f"/v1/transfers/{finished}/result").content == before
-            for job_id in (running, queued):
+            for job_id, size in ((running, (64, 48)), (queued, (48, 36))):
                 assert wait_for(client, job_id)["status"] == "done"
-                assert image_size(client.get(f"/v1/transfers/{job_id}/result").content)[0] in (64, 48)
+                assert image_size(client.get(f"/v1/transfers/{job_id}/result").content) == size
     finally:
         proc.stop()
 
@@ -267,3 +267,44 @@ def test_expired_jobs_are_removed(tmp_path):
     assert pool.expire() == 1
     assert not store.folder(jobs[0].id).exists() and store.folder(jobs[1].id).exists()
     assert store.folder(jobs[2].id).exists()  # queued jobs never expire
+
+
+def test_progress_events_are_throttled_and_previews_spaced(monkeypatch):
+    import numpy as np
+
+    from nst.engine.progress import Progress
+    from nst.serve import workers
+    from nst.serve.store import Job
+
+    clock = [100.0]
+    monkeypatch.setattr(workers.time, "monotonic", lambda: clock[0])
+
+    class Hub:
+        sent: list = []
+
+        def watched(self, job_id):
+            return True
+
+        def publish(self, job_id, event, data):
+            self.sent.append((clock[0], event))
+
+    class Pool:
+        hub, progress = Hub(), {}
+        metrics = workers.Metrics()
+
+        def stopping(self, job_id):
+            return False
+
+        def status(self, job):
+            return {"id": job.id}
+
+    job = Job(id="a" * 32, options={}, content="content", styles=["style1"])
+    reporter = workers.Reporter(Pool(), job)
+    image = np.full((1, 3, 8, 8), 128.0, np.float32)
+    for i in range(100):  # 100 iterations in 1 s of the fake clock
+        reporter(Progress(i, 100, {"loss": 1.0}, i * 0.01, image))
+        clock[0] += 0.01
+    times = [t for t, event in Pool.hub.sent if event == "progress"]
+    assert 9 <= len(times) <= 11  # at most 10 a second, and the last iteration's
+    assert all(b - a >= workers.PROGRESS_INTERVAL - 1e-9 for a, b in zip(times[:-2], times[1:-1]))
+    assert [event for _, event in Pool.hub.sent].count("preview") == 1  # one every 2 s
