@@ -307,3 +307,12 @@ def test_progress_events_are_throttled_and_previews_spaced(monkeypatch):
     assert 9 <= len(times) <= 11  # at most 10 a second, and the last iteration's
     assert all(b - a >= workers.PROGRESS_INTERVAL - 1e-9 for a, b in zip(times[:-2], times[1:-1]))
     assert [event for _, event in Pool.hub.sent].count("preview") == 1  # one every 2 s
+
+
+def test_create_app_is_importable_for_hosts(tmp_path):
+    from nst.serve import create_app
+
+    app = create_app(data=tmp_path / "data", token="t", workers=1, queue=3)
+    paths = {route.path for route in app.routes}
+    assert {"/v1/transfers", "/v1/transfers/{job_id}", "/v1/transfers/{job_id}/events", "/healthz"} <= paths
+    assert app.state.server.config.queue == 3 and (tmp_path / "data" / "jobs").is_dir()
