@@ -224,6 +224,11 @@ def test_restart_after_sigkill_resumes_and_serves(tmp_path):
             for job_id, size in ((running, (64, 48)), (queued, (48, 36))):
                 assert wait_for(client, job_id)["status"] == "done"
                 assert image_size(client.get(f"/v1/transfers/{job_id}/result").content) == size
+            interrupted = submit(client, {"size": 64, "iterations": 300}).json()["id"]
+            wait_for(client, interrupted, ("running",))
+        proc.stop()  # SIGTERM (uvicorn re-raises it after its shutdown): the transfer stops, stays queued
+        record = json.loads((proc.data / "jobs" / interrupted / "job.json").read_text())
+        assert record["status"] == "queued" and record["attempts"] == 1
     finally:
         proc.stop()
 
