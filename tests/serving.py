@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import os
@@ -15,7 +16,7 @@ from .conftest import stripes, synthetic
 def need(module: str, why: str):
     """Import a test dependency; without it skip (locally) or fail (CI=true), saying how to install it."""
     if os.environ.get("CI", "").lower() == "true":
-        return __import__(module)
+        return importlib.import_module(module)
     return pytest.importorskip(module, reason=f"{why}: pip install -e '.[serve,serve-test]'")
 
 
