@@ -1,0 +1,62 @@
+"""The web page of `nst serve` in Debian's headless chromium (driven by Playwright): token, upload, live progress,
+result, download; the screenshot goes to docs/serve_page.png."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .serving import need
+
+need("fastapi", "nst serve needs its extra")
+sync_api = need("playwright.sync_api", "the page test drives chromium with Playwright")
+
+from nst.serve.launch import ServerProcess  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+TOKEN = "page-token"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("chromium is missing: .ci/run installs Debian's chromium package")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+def test_page_transfers_and_downloads(tmp_path, browser):
+    from PIL import Image
+
+    with ServerProcess(tmp_path / "data", token=TOKEN, args=("--workers", 1)) as server:
+        page = browser.new_page(viewport={"width": 1100, "height": 820})
+        page.goto(server.url + "/")
+        page.wait_for_selector("#token-box:not([hidden])")  # the server asked for its token
+        page.fill("#token", TOKEN)
+        page.click("#token-save")
+        page.set_input_files("#photo", str(ROOT / "examples" / "shipwreck.jpg"))
+        page.click("img[alt='The Starry Night']")
+        page.eval_on_selector("#size", "el => { el.value = 128; el.dispatchEvent(new Event('input')); }")
+        page.fill("#iterations", "5")
+        page.click("#start")
+        page.wait_for_selector("#download:not([hidden])", timeout=240_000)
+        assert page.text_content("#message") == "Done."
+        assert page.evaluate("losses.length") >= 2  # the loss curve has points
+        assert page.get_attribute("#bar", "value") == "1"
+        with page.expect_download() as info:
+            page.click("#download")
+        data = Path(info.value.path()).read_bytes()
+        with Image.open(io.BytesIO(data)) as image:
+            assert image.format == "PNG" and max(image.size) == 128
+            assert image.convert("RGB").getextrema() != ((0, 0), (0, 0), (0, 0))  # not a black image
+        page.screenshot(path=str(ROOT / "docs" / "serve_page.png"), full_page=True)
+        page.close()
