@@ -47,7 +47,7 @@ def rss_mb() -> float:
 def one_decode(kind: str, folder: Path) -> dict:
     """Decode one image file made by `make_decode_file`; bytes per decoded pixel beyond the file's."""
     from nst.engine.images import read_image
-    from nst.engine.memory import DECODE_BYTES, MB, decoded_size
+    from nst.engine.memory import MB, decoded_size
 
     path = folder / f"{kind}.png"
     before = rss_mb()
@@ -60,7 +60,6 @@ def one_decode(kind: str, folder: Path) -> dict:
         "pixels": pixels,
         "bytes_per_pixel": round(measured, 1),
         "model": model,
-        "table": DECODE_BYTES,
     }
 
 

@@ -63,9 +63,10 @@ TILE_EXAMPLE = 1024  # the --tile suggested when only tiling fits
 # most measured for plain 8-bit colour, and for 16-bit or transparent images, which decode twice or wider).
 IMAGE_BYTES = 12.0
 DECODE_BYTES = {True: 48.0, False: 68.0}  # by imageheader.plain_8bit
-# The style targets' forward pass, per style pixel at the style size (activations up to the deepest style
-# layer, the resized style arrays); on a GPU only the arrays stay on the host.
-STYLE_BYTES = {"fused": 1100.0, "split": 1600.0}
+# The style targets' forward pass, on top of the sessions' start, per style pixel at the style size
+# (activations up to the deepest style layer, which the split path keeps for a backward pass, and the
+# resized style arrays; fitted to --style-scale 8 at 128 and 256 px); on a GPU only the arrays are on the host.
+STYLE_BYTES = {"fused": 620.0, "split": 1900.0}
 STYLE_HOST_BYTES_ON_GPU = 24.0
 HEADER_BYTES = 1 << 16
 
@@ -101,7 +102,7 @@ def decoded_size(source, what: str, longest: int | None = None) -> Decoded | Non
     if not dims:
         return None
     w, h = reduced(dims, jpeg_reduction(head, longest))
-    return Decoded(str(source), w, h, (file_bytes + w * h * DECODE_BYTES[plain_8bit(head)]) / MB)
+    return Decoded(f"{what} {source}", w, h, (file_bytes + w * h * DECODE_BYTES[plain_8bit(head)]) / MB)
 
 
 def estimate_peak_mb(
@@ -126,7 +127,7 @@ def estimate_peak_mb(
     style = style_pixels * (STYLE_BYTES[path] if device == "cpu" else STYLE_HOST_BYTES_ON_GPU) / MB
     held = sum(image.pixels for image in inputs) * IMAGE_BYTES / MB
     decoding = max((image.decode_mb for image in inputs), default=0.0)
-    return held + max(START_MB[path], FIXED_MB[path] + max(running, style, decoding))
+    return held + max(START_MB[path] + style, FIXED_MB[path] + max(running, decoding))
 
 
 def estimate_gpu_mb(pixels: int, style_pixels: int = 0) -> float:
@@ -231,8 +232,8 @@ def check_fits(
         style_pixels=style_pixels,
     )
 
-    def need(**changes) -> float:
-        return estimate_peak_mb(h * w, **(setting | changes)) * MARGIN
+    def need(pixels: int = h * w, **changes) -> float:
+        return estimate_peak_mb(pixels, **(setting | changes)) * MARGIN
 
     if need() <= have:
         return
@@ -247,7 +248,8 @@ def check_fits(
                 break
     if network_pixels is None:
         side = largest_side(h, w, have - held * MARGIN, path, optimizer, history)
-        if side >= 32 and need(style_pixels=int(style_pixels * min(1.0, side / max(h, w)) ** 2)) <= have:
+        shrink = min(1.0, side / max(h, w)) ** 2
+        if side >= 32 and need(int(h * w * shrink), style_pixels=int(style_pixels * shrink)) <= have:
             hints.append(f"--size {side}")
     smaller = [s for s in (4.0, 2.0, 1.0, 0.5, 0.25) if s < style_scale]
     for scale in smaller:
