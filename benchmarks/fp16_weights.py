@@ -1,4 +1,6 @@
-"""How far float16 weight storage moves the features, against float32 weights, on real images.
+"""How far float16 weight storage moves the features, against float32 weights, on real images (the
+repository's examples/, or the .jpg images of --images DIR; the committed results came from the photos and
+paintings of a folder outside the repository until re-measured).
 
 Needs the original Keras file (export-time only, like models/export_vgg.py):
     python -m benchmarks.fp16_weights --weights PATH/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5
@@ -16,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.images import add_images_option, image
+
 ROOT = Path(__file__).resolve().parents[1]
-IMAGES = ROOT.parent / "shared" / "images"
 
 
 def main() -> None:
@@ -31,7 +34,9 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, required=True)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "fp16_weights.json")
+    add_images_option(parser)
     args = parser.parse_args()
+    content, style = image(args.images, "woman-with-hat-matisse.jpg"), image(args.images, "starry_night.jpg")
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "vgg19_fp32.onnx"
         model = export_vgg.build_model(export_vgg.read_weights(args.weights), "float32")
@@ -42,7 +47,7 @@ def main() -> None:
         }
         names = [o.name for o in sessions["fp32"].get_outputs()]
         errors: dict[str, list[float]] = {n: [] for n in names}
-        images = sorted(IMAGES.glob("*.jpg"))
+        images = sorted(args.images.glob("*.jpg"))
         for path in images:
             img = read_image(path)
             x = hwc_to_nchw(resize(img, *fit_size(*img.shape[:2], args.size)), 1.0)
@@ -53,9 +58,7 @@ def main() -> None:
         losses = {}
         for name, model_path in (("fp16", None), ("fp32", str(fp32))):
             st = StyleTransfer(model=model_path)
-            prepared = st.prepare(
-                str(IMAGES / "tubingen.jpg"), [str(IMAGES / "starry_night.jpg")], size=args.size, init="noise", seed=1
-            )
+            prepared = st.prepare(str(content), [str(style)], size=args.size, init="noise", seed=1)
             losses[name] = prepared.objective.loss_and_grad(prepared.x0)[0]
     result = {
         "images": [p.name for p in images],

@@ -34,7 +34,7 @@ done
 
 for size in ${SIZES//,/ }; do
   log "PyTorch eager against nst on $DEVICE at $size px"
-  timeout 120 python3 benchmarks/torch_compare.py --device "$DEVICE" --size "$size" --rounds 3 --round 10 \
+  timeout 120 python3 -m benchmarks.torch_compare --device "$DEVICE" --size "$size" --rounds 3 --round 10 \
     --out "$OUT/torch_compare_cuda_$size.json" 2>&1 | grep -E "^round|Error|error" | tee -a "$OUT/log.txt"
 done
 

@@ -10,8 +10,11 @@ and reused by later runs with the same settings: schedules for nst can be tried 
 The time ratio compares nst's wall time with johnson's measured in the same process just before it:
 --rate-iterations johnson evaluations timed, their median times 1000 (a full cached run may have shared
 the machine with other work; its own wall time is kept beside, as time_ratio_full_run).
-Side-by-side pictures go to benchmarks/results/ (not committed: the shared photos stay out of the
-repository); pairs whose content is a public-domain painting also go to docs/ for the README.
+The pairs come from the repository's public-domain paintings (examples/, or --images DIR holding the same
+names); a painting serves as content too. The committed results (nst_vs_johnson*.json) came from the former
+pairs, woman-with-hat-matisse x shipwreck, tubingen x starry_night and golden_gate x the_scream (two photos
+from outside the repository), until re-measured with these. Side-by-side pictures go to benchmarks/results/
+(not committed); the first pair's also goes to docs/ for the README.
 
     python -m benchmarks.nst_vs_johnson --size 512 --threads 2          # about 2 hours on 2 cores
     python -m benchmarks.nst_vs_johnson --size 256 --pairs 1            # a quick look
@@ -27,10 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.images import add_images_option, image
+
 ROOT = Path(__file__).resolve().parents[1]
-IMAGES = ROOT.parent / "shared" / "images"
-PAIRS = [("woman-with-hat-matisse", "shipwreck"), ("tubingen", "starry_night"), ("golden_gate", "the_scream")]
-PAINTINGS = {"woman-with-hat-matisse", "starry_night", "the_scream", "shipwreck"}  # public domain
+PAIRS = [
+    ("woman-with-hat-matisse", "starry_night"),
+    ("woman-with-hat-matisse", "shipwreck"),
+    ("the_scream", "starry_night"),
+]
 
 
 def score(st, content: str, style: str, image: np.ndarray, size: int) -> float:
@@ -87,10 +94,10 @@ def side_by_side(left: np.ndarray, right: np.ndarray, labels: tuple[str, str]) -
     import cv2
 
     panels = []
-    for image, label in zip((left, right), labels):
-        strip = np.full((28, image.shape[1], 3), 255, np.uint8)
+    for panel, label in zip((left, right), labels):
+        strip = np.full((28, panel.shape[1], 3), 255, np.uint8)
         cv2.putText(strip, label, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-        panels.append(np.concatenate([image[:, :, ::-1], strip], axis=0))
+        panels.append(np.concatenate([panel[:, :, ::-1], strip], axis=0))
     gap = np.full((panels[0].shape[0], 8, 3), 255, np.uint8)
     return np.concatenate([panels[0], gap, panels[1]], axis=1)
 
@@ -99,7 +106,7 @@ def compare(st, content_name: str, style_name: str, args) -> dict:
     """Both presets on one pair; writes the side-by-side picture and returns the pair's row."""
     import cv2
 
-    content, style = str(IMAGES / f"{content_name}.jpg"), str(IMAGES / f"{style_name}.jpg")
+    content, style = (str(image(args.images, f"{name}.jpg")) for name in (content_name, style_name))
     johnson = johnson_run(st, content, style, args)
     johnson_by_rate = johnson_seconds_by_rate(st, content, style, args)
     nst = timed_transfer(st, content, style, "nst", args.size)
@@ -126,9 +133,9 @@ def compare(st, content_name: str, style_name: str, args) -> dict:
             f"nst: {nst['seconds']:.0f} s, loss x{row['loss_ratio']:.3f}",
         ),
     )
-    out = ROOT / "benchmarks" / "results" / f"nst_vs_johnson_{content_name}.jpg"
+    out = ROOT / "benchmarks" / "results" / f"nst_vs_johnson_{content_name}_{style_name}.jpg"
     cv2.imwrite(str(out), picture, [cv2.IMWRITE_JPEG_QUALITY, 88])
-    if content_name in PAINTINGS and style_name in PAINTINGS:
+    if (content_name, style_name) == PAIRS[0]:
         cv2.imwrite(str(ROOT / "docs" / "nst_vs_johnson.jpg"), picture, [cv2.IMWRITE_JPEG_QUALITY, 85])
     return row
 
@@ -143,7 +150,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         default="",
-        help="contents of the pairs to run (e.g. golden_gate,tubingen); "
+        help="pairs to run, as CONTENT:STYLE (e.g. the_scream:starry_night); "
         "rows of other pairs already in the results file are kept",
     )
     parser.add_argument("--johnson-iterations", type=int, default=1000)
@@ -151,13 +158,14 @@ def main() -> None:
     parser.add_argument(
         "--cache",
         default=str(ROOT / "benchmarks" / "cache"),
-        help="where johnson results are kept (ignored by git: they are made from the shared photos)",
+        help="where johnson results are kept (ignored by git)",
     )
+    add_images_option(parser)
     args = parser.parse_args()
     st = StyleTransfer(threads=args.threads)
     (ROOT / "benchmarks" / "results").mkdir(parents=True, exist_ok=True)
-    pairs = [p for p in PAIRS[: args.pairs] if not args.only or p[0] in args.only.split(",")]
-    rows = kept_rows(args, {content for content, _ in pairs}) if args.only else []
+    pairs = [p for p in PAIRS[: args.pairs] if not args.only or ":".join(p) in args.only.split(",")]
+    rows = kept_rows(args, set(pairs)) if args.only else []
     for content, style in pairs:
         rows.append(compare(st, content, style, args))
         write(rows, args)  # after every pair: a long run that is cut short keeps what it measured
@@ -168,7 +176,7 @@ def results_path(args) -> Path:
     return ROOT / "benchmarks" / "results" / name
 
 
-def kept_rows(args, rerun: set[str]) -> list[dict]:
+def kept_rows(args, rerun: set[tuple[str, str]]) -> list[dict]:
     """Rows of the results file for pairs not being rerun, made with the current nst preset."""
     from nst.engine.presets import PRESETS
 
@@ -178,7 +186,7 @@ def kept_rows(args, rerun: set[str]) -> list[dict]:
     old = json.loads(path.read_text())
     if old.get("nst_preset") != preset_summary(PRESETS["nst"]):
         return []  # another preset: its rows do not belong with these
-    return [row for row in old["pairs"] if row["content"] not in rerun]
+    return [row for row in old["pairs"] if (row["content"], row["style"]) not in rerun]
 
 
 def preset_summary(nst) -> dict:

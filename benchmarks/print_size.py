@@ -16,9 +16,10 @@ import resource
 import time
 from pathlib import Path
 
+from benchmarks.images import add_images_option, image
+
 ROOT = Path(__file__).resolve().parents[1]
-CONTENT = ROOT / "examples" / "woman-with-hat-matisse.jpg"
-STYLE = ROOT / "examples" / "starry_night.jpg"
+CONTENT_NAME, STYLE_NAME = "woman-with-hat-matisse.jpg", "starry_night.jpg"  # from examples/ or --images
 
 
 def main() -> None:
@@ -33,6 +34,7 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
+    add_images_option(parser)
     args = parser.parse_args()
     st = StyleTransfer(threads=args.threads)
     scales: dict[int, dict] = {}
@@ -49,8 +51,8 @@ def main() -> None:
 
     # the painting is 591x800: upscaled to print size, as a user enlarging a small picture would
     result = st.stylize(
-        str(CONTENT),
-        [str(STYLE)],
+        str(image(args.images, CONTENT_NAME)),
+        [str(image(args.images, STYLE_NAME))],
         preset="nst",
         size=args.size,
         tile=args.tile,

@@ -15,11 +15,13 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.images import add_images_option, image
+from benchmarks.print_size import CONTENT_NAME, STYLE_NAME  # the print run's pair
+
 ROOT = Path(__file__).resolve().parents[1]
-from benchmarks.print_size import CONTENT, STYLE  # noqa: E402  (the print run's pair)
 
 
-def one(size: int, tile: int) -> dict:
+def one(size: int, tile: int, images: Path) -> dict:
     """Run one tiled transfer in this process; its peak RSS beside the estimate made before it."""
     from nst.engine import StyleTransfer
     from nst.engine.images import fit_size, read_image
@@ -37,12 +39,13 @@ def one(size: int, tile: int) -> dict:
         style_scale=min(1.0, 1024 / size),
         path="split",
     )
+    content, style = str(image(images, CONTENT_NAME)), str(image(images, STYLE_NAME))
     opts = st.options(**settings)
-    h, w = fit_size(*read_image(str(CONTENT)).shape[:2], size)
+    h, w = fit_size(*read_image(content).shape[:2], size)
     layers = list(set(opts.content_layers) | set(opts.style_layers))
     estimate = estimate_peak_mb(h * w, "split", "lbfgs", 5, network_pixels=tile_pixels(st.spec, layers, tile))
     start = time.perf_counter()
-    st.stylize(str(CONTENT), [str(STYLE)], **settings)
+    st.stylize(content, [style], **settings)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # a fresh process: its own peak
     return {
         "size": f"{w}x{h}",
@@ -58,14 +61,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", default="2048:1024,1024:512", help="SIZE:TILE pairs")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    add_images_option(parser)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one(*map(int, args.one.split(":")))))
+        print(json.dumps(one(*map(int, args.one.split(":")), args.images)))
         return
     rows = []
     for case in args.cases.split(","):
         out = subprocess.run(
-            [sys.executable, "-m", "benchmarks.tiled_memory", "--one", case],
+            [sys.executable, "-m", "benchmarks.tiled_memory", "--one", case, "--images", str(args.images)],
             capture_output=True,
             text=True,
             check=True,

@@ -1,6 +1,8 @@
 """nst against a plain PyTorch implementation of the same objective (johnson preset, L-BFGS).
 
-Both use the same VGG-19 weights (read from models/vgg19_features.onnx), the same images, sizes, layers,
+Both use the same VGG-19 weights (read from models/vgg19_features.onnx), the same images (from examples/,
+or --images DIR: CONTENT_NAME x STYLE_NAME; the committed results came from a photo outside the repository,
+tubingen x starry_night, until re-measured), sizes, layers,
 losses and L-BFGS history; both run a float32 L-BFGS of their own (nst's `lbfgs`, torch.optim.LBFGS).
 Time: rounds alternate nst and PyTorch in one process, each round running ROUND objective evaluations;
 the per-evaluation median over all rounds (first evaluation of each round excluded) is reported with its
@@ -24,16 +26,18 @@ from pathlib import Path
 import numpy as np
 from nst.engine.choices import DEVICES
 
+from benchmarks.images import EXAMPLES, add_images_option, image
+
 ROOT = Path(__file__).resolve().parents[1]
-IMAGES = ROOT.parent / "shared" / "images"
-CONTENT = IMAGES / "tubingen.jpg"
-STYLE = IMAGES / "starry_night.jpg"
+CONTENT_NAME, STYLE_NAME = "woman-with-hat-matisse.jpg", "starry_night.jpg"
 STYLE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
 CONTENT_LAYER = "relu4_2"
 HISTORY = 10  # the L-BFGS history both sides keep (the johnson preset's)
 
 
-def nst_run(size: int, threads: int, evaluations: int, path: str = "auto", device: str = "cpu") -> list[float]:
+def nst_run(
+    size: int, threads: int, evaluations: int, path: str = "auto", device: str = "cpu", images: Path = EXAMPLES
+) -> list[float]:
     """Seconds per objective evaluation (forward, backward and optimizer step) for nst."""
     from nst.engine import StyleTransfer
 
@@ -41,8 +45,8 @@ def nst_run(size: int, threads: int, evaluations: int, path: str = "auto", devic
     nst_run.cache[(threads, device)] = st
     stamps = []
     prepared = st.prepare(
-        str(CONTENT),
-        [str(STYLE)],
+        str(image(images, CONTENT_NAME)),
+        [str(image(images, STYLE_NAME))],
         preset="johnson",
         size=size,
         iterations=evaluations,
@@ -84,7 +88,7 @@ class TorchVGG:
         return out
 
 
-def torch_run(size: int, threads: int, evaluations: int, device: str = "cpu") -> list[float]:
+def torch_run(size: int, threads: int, evaluations: int, device: str = "cpu", images: Path = EXAMPLES) -> list[float]:
     """Seconds per objective evaluation for the PyTorch implementation (torch.optim.LBFGS)."""
     import torch
     from nst.engine.images import fit_size, read_image, resize
@@ -92,9 +96,9 @@ def torch_run(size: int, threads: int, evaluations: int, device: str = "cpu") ->
 
     vgg = torch_run.cache.get((threads, device)) or TorchVGG(threads, device)
     torch_run.cache[(threads, device)] = vgg
-    content = read_image(CONTENT)
+    content = read_image(image(images, CONTENT_NAME))
     content = hwc_to_nchw(resize(content, *fit_size(*content.shape[:2], size)), 1.0)
-    style = read_image(STYLE)
+    style = read_image(image(images, STYLE_NAME))
     style = hwc_to_nchw(resize(style, *fit_size(*style.shape[:2], size)), 1.0)
     wanted = set(STYLE_LAYERS) | {CONTENT_LAYER}
 
@@ -141,13 +145,14 @@ def torch_run(size: int, threads: int, evaluations: int, device: str = "cpu") ->
 torch_run.cache = {}
 
 
-def peak_rss_mb(which: str, size: int, threads: int, evaluations: int, *extra: str) -> float:
+def peak_rss_mb(which: str, size: int, threads: int, evaluations: int, images: Path, *extra: str) -> float:
     """Peak RSS of a fresh process that runs `evaluations` evaluations on one side."""
     args = ", ".join([str(size), str(threads), str(evaluations)] + [repr(e) for e in extra])
     code = (
         f"import sys; sys.argv=['x']\n"
+        f"from pathlib import Path\n"
         f"from benchmarks.torch_compare import {which}_run\n"
-        f"{which}_run({args})\n"
+        f"{which}_run({args}, images=Path({str(images)!r}))\n"
         "print([int(l.split()[1]) / 1024 for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
@@ -157,9 +162,9 @@ def peak_rss_mb(which: str, size: int, threads: int, evaluations: int, *extra: s
 def measure_memory(args) -> dict[str, float]:
     """Peak RSS of each side, each in a fresh process running 4 evaluations."""
     return {
-        "nst_split": peak_rss_mb("nst", args.size, args.threads, 4, "split", args.device),
-        "nst_fused": peak_rss_mb("nst", args.size, args.threads, 4, "fused", args.device),
-        "torch_eager": peak_rss_mb("torch", args.size, args.threads, 4, args.device),
+        "nst_split": peak_rss_mb("nst", args.size, args.threads, 4, args.images, "split", args.device),
+        "nst_fused": peak_rss_mb("nst", args.size, args.threads, 4, args.images, "fused", args.device),
+        "torch_eager": peak_rss_mb("torch", args.size, args.threads, 4, args.images, args.device),
     }
 
 
@@ -186,6 +191,7 @@ def main() -> None:
         help="measure only the peak memory of each side and update that part of the results file",
     )
     parser.add_argument("--out", type=Path, default=None)
+    add_images_option(parser)
     args = parser.parse_args()
     import torch
 
@@ -200,9 +206,9 @@ def main() -> None:
         print(json.dumps(result["peak_rss_mb"], indent=2))
         return
     sides = {
-        "nst_split": lambda n: nst_run(args.size, args.threads, n, "split", args.device),
-        "nst_fused": lambda n: nst_run(args.size, args.threads, n, "fused", args.device),
-        "torch_eager": lambda n: torch_run(args.size, args.threads, n, args.device),
+        "nst_split": lambda n: nst_run(args.size, args.threads, n, "split", args.device, args.images),
+        "nst_fused": lambda n: nst_run(args.size, args.threads, n, "fused", args.device, args.images),
+        "torch_eager": lambda n: torch_run(args.size, args.threads, n, args.device, args.images),
     }
     times = {side: [] for side in sides}
     ratios = {"nst_split": [], "nst_fused": []}
@@ -217,7 +223,8 @@ def main() -> None:
         print(f"round {r + 1}: " + ", ".join(f"{k} {v:.3f} s/it" for k, v in medians.items()), flush=True)
     memory = measure_memory(args)
     result = {
-        "job": f"johnson objective, L-BFGS (history {HISTORY}), {args.size} px, tubingen x starry_night",
+        "job": f"johnson objective, L-BFGS (history {HISTORY}), {args.size} px, "
+        f"{Path(CONTENT_NAME).stem} x {Path(STYLE_NAME).stem}",
         "device": args.device,
         "torch_gpu_peak_mb": (torch.cuda.max_memory_reserved() / 2**20 if args.device == "cuda" else None),
         "threads": args.threads,

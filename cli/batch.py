@@ -13,11 +13,15 @@ def batch(
     content_dir: Path = typer.Argument(..., metavar="CONTENT_DIR", help="Folder of content images."),
     styles: List[Path] = typer.Argument(..., metavar="STYLE", help="One or more style images."),
     output_dir: Path = typer.Option(..., "--output", "-o", help="Folder for the results (created if missing)."),
-    suffix: str = typer.Option(".png", help="Output format of every result, e.g. .png or .jpg."),
+    suffix: str = typer.Option(".png", help="Output format of every result, e.g. .png or .jpg (a.jpg -> a.jpg.png)."),
+    overwrite: bool = typer.Option(
+        False, help="Redo results in OUT_DIR that were made with other styles, options or inputs."
+    ),
     options: dict = None,
     run: dict = None,
 ) -> None:
-    """Stylise every image in CONTENT_DIR; existing results are skipped, so a rerun resumes."""
+    """Stylise every image in CONTENT_DIR into OUT_DIR/<name><suffix>. A rerun with the same styles and
+    options resumes (results already made are skipped); processes sharing OUT_DIR share the work."""
     from nst.engine import StyleTransfer
     from nst.engine.batch import batch_transfer
 
@@ -32,6 +36,7 @@ def batch(
         preset=run["preset"],
         bit_depth=run["bit_depth"],
         quality=run["quality"],
+        overwrite=overwrite,
         on_start=lambda src, dst: say(f"{src.name} -> {dst}"),
         on_done=lambda src, error: error and typer.echo(f"failed: {error}", err=True),
         **options,

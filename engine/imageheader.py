@@ -60,3 +60,30 @@ def dimensions(data: bytes) -> tuple[int, int] | None:
     except struct.error:
         return None
     return None
+
+
+def plain_8bit(data: bytes) -> bool:
+    """Whether the file decodes in one pass to 8-bit colour with no alpha (JPEG, 8-bit RGB or grey PNG, BMP up
+    to 24 bits, lossy WebP): such images take less memory to decode than 16-bit or transparent ones."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 26:
+        return data[24] <= 8 and data[25] in (0, 2)
+    if data[:2] == b"BM" and len(data) >= 30:
+        return struct.unpack("<H", data[28:30])[0] <= 24
+    return data[:2] == b"\xff\xd8" or (data[:4] == b"RIFF" and data[12:16] == b"VP8 ")
+
+
+def jpeg_reduction(data: bytes, longest: int | None) -> int:
+    """1, 2, 4 or 8: how much smaller a JPEG may be decoded (in the codec, by its DCT scaling) while its
+    longest side stays at least `longest`; 1 for other formats, unknown sizes or no `longest`."""
+    dims = dimensions(data) if data[:2] == b"\xff\xd8" and longest else None
+    if not dims:
+        return 1
+    factor = 1
+    while factor < 8 and max(dims) // (factor * 2) >= longest:
+        factor *= 2
+    return factor
+
+
+def reduced(dims: tuple[int, int], factor: int) -> tuple[int, int]:
+    """(width, height) of an image decoded `factor` times smaller (the codec rounds up)."""
+    return -(-dims[0] // factor), -(-dims[1] // factor)

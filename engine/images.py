@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import NstError
-from .imageheader import dimensions
+from .imageheader import dimensions, jpeg_reduction
 
 MAX_PIXELS = 1 << 27  # 134 megapixels: larger headers are refused before decoding (decompression bombs)
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
@@ -90,8 +90,9 @@ def _to_float_rgb(array: np.ndarray, what: str) -> np.ndarray:
     return np.ascontiguousarray(np.clip(rgb, 0.0, 255.0))
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Decode an image file to RGB float32 HxWx3 in 0..255, with a one-line NstError for any problem."""
+def read_image(path: str | os.PathLike, longest: int | None = None) -> np.ndarray:
+    """Decode an image file to RGB float32 HxWx3 in 0..255, with a one-line NstError for any problem.
+    `longest`: the side the caller needs; a JPEG much larger than that is decoded reduced, in the codec."""
     cv2 = _cv2()
     p = Path(path)
     if not p.exists():
@@ -110,8 +111,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             f"{p}: the image is {dims[0]}x{dims[1]}, larger than {MAX_PIXELS // 1_000_000} megapixels; shrink it first"
         )
     try:
+        factor = jpeg_reduction(data[: 1 << 16].tobytes(), longest)
+        flags = getattr(cv2, f"IMREAD_REDUCED_COLOR_{factor}") if factor > 1 else cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH
         with _codec_messages() as messages:
-            bgr = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)  # applies EXIF orientation
+            bgr = cv2.imdecode(data, flags)  # applies EXIF orientation
             if bgr is not None and data[:4].tobytes() in _ALPHA_MAGIC:
                 raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
                 if raw is not None and raw.ndim == 3 and raw.shape[2] == 4 and raw.shape[:2] == bgr.shape[:2]:
@@ -133,10 +136,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return _to_float_rgb(bgr, str(p))
 
 
-def as_image(source, what: str = "image") -> np.ndarray:
-    """A path or an HxWx3 array -> RGB float32 HxWx3 in 0..255."""
+def as_image(source, what: str = "image", longest: int | None = None) -> np.ndarray:
+    """A path or an HxWx3 array -> RGB float32 HxWx3 in 0..255 (`longest`: as for read_image)."""
     if isinstance(source, (str, os.PathLike)):
-        return read_image(source)
+        return read_image(source, longest)
     if isinstance(source, np.ndarray):
         return _to_float_rgb(source, what)
     raise NstError(f"{what}: expected a file path or an HxWx3 uint8 RGB array, got {type(source).__name__}")

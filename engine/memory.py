@@ -1,19 +1,28 @@
-"""Peak memory of a transfer, estimated before it starts, so a run that cannot fit stops at once with
-what would fit instead of failing mid-run.
+"""Peak memory of a transfer, estimated before it starts (before any image is decoded), so a run that
+cannot fit stops at once with what would fit instead of failing mid-run.
 
 The model is fitted to `nst bench` peaks on the CPU (benchmarks/results/memory_model.json): a fixed part
 (libraries, model weights, sessions' reordered weights) per objective path plus a cost per pixel for the
 network's activations and their adjoints, plus the optimizer's own arrays; never less than the peak of
-building the sessions.
+building the sessions.  On top: the decoded input images, held for the whole run; decoding the largest of
+them (sized from its file's header); the style targets' forward pass at the style size.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Sequence
 
 from .errors import NstError
+from .imageheader import dimensions, jpeg_reduction, plain_8bit, reduced
+from .images import fit_size
+from .inputs import INITS
+from .kinds import tiled
+from .presets import Options
+from .schedule import MIN_SIDE
 
 MB = 2.0**20
 # Fitted 128..1024 px (benchmarks/results/memory_model.json; estimates at or just above every measured peak):
@@ -49,23 +58,82 @@ TILED_BYTES_PER_PIXEL = 800.0
 TILE_EXAMPLE = 1024  # the --tile suggested when only tiling fits
 
 
+# Input images (memory_model.json, "inputs"): a decoded image is held as float32 RGB for the whole run;
+# decoding one takes its file's bytes plus, per decoded pixel, OpenCV's array and the float conversions (the
+# most measured for plain 8-bit colour, and for 16-bit or transparent images, which decode twice or wider).
+IMAGE_BYTES = 12.0
+DECODE_BYTES = {True: 48.0, False: 68.0}  # by imageheader.plain_8bit
+# The style targets' forward pass, on top of the sessions' start, per style pixel at the style size
+# (activations up to the deepest style layer, which the split path keeps for a backward pass, and the
+# resized style arrays; fitted to --style-scale 8 at 128 and 256 px); on a GPU only the arrays are on the host.
+STYLE_BYTES = {"fused": 620.0, "split": 1900.0}
+STYLE_HOST_BYTES_ON_GPU = 24.0
+HEADER_BYTES = 1 << 16
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """An input image as a transfer holds it: its decoded size, and what decoding it takes first (0 for an
+    array, which is decoded already)."""
+
+    what: str
+    width: int
+    height: int
+    decode_mb: float = 0.0
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+def decoded_size(source, what: str, longest: int | None = None) -> Decoded | None:
+    """The size `source` (a path or an array) will have once decoded (a large JPEG decoded reduced for
+    `longest`), read from its header without decoding; None when the header does not say."""
+    if hasattr(source, "shape") and len(source.shape) >= 2:
+        return Decoded(what, int(source.shape[1]), int(source.shape[0]))
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    try:
+        with open(source, "rb") as fh:
+            head, file_bytes = fh.read(HEADER_BYTES), os.fstat(fh.fileno()).st_size
+    except OSError:
+        return None  # the decoder says what is wrong with the file
+    dims = dimensions(head)
+    if not dims:
+        return None
+    w, h = reduced(dims, jpeg_reduction(head, longest))
+    return Decoded(f"{what} {source}", w, h, (file_bytes + w * h * DECODE_BYTES[plain_8bit(head)]) / MB)
+
+
 def estimate_peak_mb(
-    pixels: int, path: str, optimizer: str, history: int = 10, device: str = "cpu", network_pixels: int | None = None
+    pixels: int,
+    path: str,
+    optimizer: str,
+    history: int = 10,
+    device: str = "cpu",
+    network_pixels: int | None = None,
+    inputs: Sequence[Decoded] = (),
+    style_pixels: int = 0,
 ) -> float:
     """Estimated peak resident host memory of a process running one transfer of `pixels` pixels;
-    `network_pixels`: a tiled run's largest tile, which is all the network holds at once."""
+    `network_pixels`: a tiled run's largest tile, which is all the network holds at once; `inputs`: the
+    decoded images it holds; `style_pixels`: the style images' pixels at the style size."""
     network = NETWORK_BYTES[path] if device == "cpu" else HOST_BYTES_PER_PIXEL_ON_GPU
     whole = optimizer_bytes_per_pixel(optimizer, history)
     if network_pixels is None:
         running = pixels * (network + whole) / MB
     else:
         running = (network_pixels * network + pixels * (whole + TILED_BYTES_PER_PIXEL)) / MB
-    return max(START_MB[path], FIXED_MB[path] + running)
+    style = style_pixels * (STYLE_BYTES[path] if device == "cpu" else STYLE_HOST_BYTES_ON_GPU) / MB
+    held = sum(image.pixels for image in inputs) * IMAGE_BYTES / MB
+    decoding = max((image.decode_mb for image in inputs), default=0.0)
+    return held + max(START_MB[path] + style, FIXED_MB[path] + max(running, decoding))
 
 
-def estimate_gpu_mb(pixels: int) -> float:
-    """Estimated peak GPU memory of a transfer on CUDA (activations and adjoints live there)."""
-    return GPU_FIXED_MB + pixels * GPU_BYTES_PER_PIXEL / MB
+def estimate_gpu_mb(pixels: int, style_pixels: int = 0) -> float:
+    """Estimated peak GPU memory of a transfer on CUDA (activations and adjoints live there; the style
+    targets' forward pass is counted at the same cost per pixel, more than a forward pass alone takes)."""
+    return GPU_FIXED_MB + max(pixels, style_pixels) * GPU_BYTES_PER_PIXEL / MB
 
 
 def available_mb() -> float:
@@ -76,6 +144,52 @@ def available_mb() -> float:
     if limit is not None and used is not None:
         free = min(free, (limit - used) / MB)
     return free + _rss_mb()
+
+
+def style_side(opts: Options) -> int:
+    """The longest side the style images are resized to."""
+    return max(MIN_SIDE, round(opts.size * opts.style_scale))
+
+
+def check_transfer(opts: Options, content, styles, path: str, device, tile_pixels: Callable[[int], int]) -> None:
+    """`check_fits` for a transfer of `content` (a path or an array) with `styles`: before decoding, from
+    the files' headers (a file whose header gives no size is counted once decoded, by a second call)."""
+    if os.environ.get("NST_MEMORY_CHECK", "1") == "0":
+        return
+    demand = transfer_demand(opts, content, styles, path, tile_pixels)
+    if demand is not None:
+        check_fits(device=device, tile_pixels=tile_pixels, **demand)
+
+
+def transfer_demand(opts: Options, content, styles, path: str, tile_pixels: Callable[[int], int]) -> dict | None:
+    """What a transfer asks of memory, as `check_fits` arguments (less the device), read from the inputs'
+    headers or arrays; None when the content's size is not known before decoding."""
+    styles = [styles] if isinstance(styles, (str, os.PathLike)) or hasattr(styles, "shape") else styles
+    first = decoded_size(content, "content image", opts.size)
+    if first is None or not isinstance(styles, (list, tuple)):
+        return None  # StyleTransfer.load says what is wrong, or the check runs again once decoded
+    side = style_side(opts)
+    style_inputs = [decoded_size(s, f"style image {i + 1}", side) for i, s in enumerate(styles)]
+    kind = isinstance(opts.init, str) and opts.init in INITS
+    init_input = None if kind else decoded_size(opts.init, "init image")
+    h, w = fit_size(first.height, first.width, opts.size)
+    network = tile_pixels(opts.tile) if tiled(opts, h, w) else None
+    style_pixels = 0
+    for image in filter(None, style_inputs):
+        sh, sw = fit_size(image.height, image.width, side)
+        style_pixels += min(sh * sw, network or sh * sw)
+    inputs = tuple(image for image in (first, *style_inputs, init_input) if image is not None)
+    return dict(
+        h=h,
+        w=w,
+        path=path,
+        optimizer=opts.optimizer,
+        history=opts.history,
+        network_pixels=network,
+        inputs=inputs,
+        style_pixels=style_pixels,
+        style_scale=opts.style_scale,
+    )
 
 
 def largest_side(h: int, w: int, budget_mb: float, path: str, optimizer: str, history: int) -> int:
@@ -105,14 +219,18 @@ def check_fits(
     device=None,
     network_pixels: int | None = None,
     tile_pixels=None,
+    inputs: Sequence[Decoded] = (),
+    style_pixels: int = 0,
+    style_scale: float = 1.0,
 ) -> None:
     """Raise NstError before any work when an (h, w) transfer will not fit in host (or GPU) memory,
     naming settings that would fit. `network_pixels`: the largest tile of a tiled run; `tile_pixels(core)`:
-    a tile's pixels, to suggest tiling. NST_MEMORY_CHECK=0 in the environment skips the check."""
+    a tile's pixels, to suggest tiling; `inputs`, `style_pixels`: as for estimate_peak_mb, with the
+    `style_scale` that gave them. NST_MEMORY_CHECK=0 in the environment skips the check."""
     if os.environ.get("NST_MEMORY_CHECK", "1") == "0":
         return
     if device is not None and device.name == "cuda":
-        _check_gpu(h, w, device)
+        _check_gpu(h, w, device, style_pixels)
     have = available_mb()
     setting = dict(
         path=path,
@@ -120,13 +238,17 @@ def check_fits(
         history=history,
         device=device.name if device else "cpu",
         network_pixels=network_pixels,
+        inputs=tuple(inputs),
+        style_pixels=style_pixels,
     )
 
-    def need(**changes) -> float:
-        return estimate_peak_mb(h * w, **(setting | changes)) * MARGIN
+    def need(pixels: int = h * w, **changes) -> float:
+        return estimate_peak_mb(pixels, **(setting | changes)) * MARGIN
 
     if need() <= have:
         return
+    _refuse_inputs(inputs, path, have)
+    held = sum(image.pixels for image in inputs) * IMAGE_BYTES / MB
     hints = []
     if network_pixels is None and tile_pixels is not None and max(h, w) > TILE_EXAMPLE:
         tiles = dict(path="split", network_pixels=tile_pixels(TILE_EXAMPLE))
@@ -134,11 +256,20 @@ def check_fits(
             if need(**tiles, **extra) <= have:
                 hints.append(f"--tile {TILE_EXAMPLE}{flags}")
                 break
-    side = largest_side(h, w, have, path, optimizer, history)
     if network_pixels is not None:  # tiled: the tiles stay as large, the whole-image arrays shrink
-        side = max(side, largest_tiled_side(h, w, have, path, optimizer, history, network_pixels))
-    if 32 <= side < max(h, w):
-        hints.append(f"--size {side}")
+        side = largest_tiled_side(h, w, have, path, optimizer, history, network_pixels)
+        if 32 <= side < max(h, w):
+            hints.append(f"--size {side}")
+    else:
+        side = largest_side(h, w, have - held * MARGIN, path, optimizer, history)
+        shrink = min(1.0, side / max(h, w)) ** 2
+        if side >= 32 and need(int(h * w * shrink), style_pixels=int(style_pixels * shrink)) <= have:
+            hints.append(f"--size {side}")
+    smaller = [s for s in (4.0, 2.0, 1.0, 0.5, 0.25) if s < style_scale]
+    for scale in smaller:
+        if need(style_pixels=int(style_pixels * (scale / style_scale) ** 2)) <= have:
+            hints.append(f"--style-scale {scale:g}")
+            break
     if optimizer != "adam" and need(optimizer="adam") <= have:
         hints.append("--optimizer adam")
     if optimizer == "lbfgsb" and need(optimizer="lbfgs") <= have:
@@ -154,11 +285,35 @@ def check_fits(
     )
 
 
-def _check_gpu(h: int, w: int, device) -> None:
+def check_decoding(sources: Sequence, what: str, longest: int, path: str) -> None:
+    """Refuse, from their headers, images that cannot even be decoded and held in the memory available."""
+    if os.environ.get("NST_MEMORY_CHECK", "1") == "0":
+        return
+    inputs = [decoded_size(s, f"{what} {i + 1}", longest) for i, s in enumerate(sources)]
+    _refuse_inputs([image for image in inputs if image is not None], path, available_mb())
+
+
+def _refuse_inputs(inputs: Sequence[Decoded], path: str, have: float) -> None:
+    """When decoding and holding the input images alone cannot fit, no setting helps: name the image."""
+    if not inputs:
+        return
+    held = sum(image.pixels for image in inputs) * IMAGE_BYTES / MB
+    alone = (held + FIXED_MB[path] + max(image.decode_mb for image in inputs)) * MARGIN
+    if alone <= have:
+        return
+    big = max(inputs, key=lambda image: image.pixels)
+    raise NstError(
+        f"{big.what} is {big.width}x{big.height}: decoding and holding the input images needs about "
+        f"{alone / 1024:.1f} GB of memory but about {have / 1024:.1f} GB is available; shrink the image first "
+        "(NST_MEMORY_CHECK=0 skips this check)"
+    )
+
+
+def _check_gpu(h: int, w: int, device, style_pixels: int = 0) -> None:
     from .gpumemory import gpu_free_mb
 
     free = gpu_free_mb(device.device_id)
-    need = estimate_gpu_mb(h * w) * MARGIN
+    need = estimate_gpu_mb(h * w, style_pixels) * MARGIN
     if free is not None and need > free:
         pixels = max(free / MARGIN - GPU_FIXED_MB, 0.0) * MB / GPU_BYTES_PER_PIXEL
         side = int(math.sqrt(pixels * max(h, w) / min(h, w)) // 16 * 16)

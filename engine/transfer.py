@@ -21,13 +21,13 @@ from .fused import build_fused
 from .graphs import GraphPair, build_forward, build_graphs
 from .images import as_image, fit_size, resize
 from .inputs import INITS, initial_image, load_masks
-from .kinds import graph_path, objective_kind, tiled
-from .memory import check_fits
+from .kinds import graph_path, objective_kind
+from .memory import check_transfer, style_side
 from .objective import Differentiable, FusedObjective, MaskedObjective, Objective, content_targets, style_targets
 from .presets import Options, override, parse_layers, resolve_options
 from .progress import Callback, Progress
 from .runtime import FusedRunner, GraphRunner, Runner, release_free_heap, resolve_device
-from .schedule import MIN_SIDE, next_scale_start, scale_schedule
+from .schedule import next_scale_start, scale_schedule
 from .tiling import TiledObjective, TileGrid, tile_pixels, tiled_style_targets
 from .vgg import load_spec
 
@@ -159,8 +159,8 @@ class StyleTransfer:
         if not styles:
             raise NstError("give at least one style image")
         style_blend(opts.style_blend, len(styles))  # check the blend before any decoding
-        content_img = as_image(content, "content image")
-        style_imgs = [as_image(s, f"style image {i + 1}") for i, s in enumerate(styles)]
+        content_img = as_image(content, "content image", opts.size)  # a large JPEG decodes reduced
+        style_imgs = [as_image(s, f"style image {i + 1}", style_side(opts)) for i, s in enumerate(styles)]
         return content_img, [match_colours(s, content_img, opts.match_colors) for s in style_imgs]
 
     def prepare(
@@ -184,8 +184,8 @@ class StyleTransfer:
         check_sides(*content_img.shape[:2], opts.size)
         h, w = fit_size(*content_img.shape[:2], opts.size)
         content_x = kernels.hwc_to_nchw(resize(content_img, h, w), 1.0)
-        style_side = max(MIN_SIDE, round(opts.size * opts.style_scale))
-        style_xs = [kernels.hwc_to_nchw(resize(s, *fit_size(*s.shape[:2], style_side)), 1.0) for s in style_imgs]
+        side = style_side(opts)
+        style_xs = [kernels.hwc_to_nchw(resize(s, *fit_size(*s.shape[:2], side)), 1.0) for s in style_imgs]
         kind = self.kind(opts, h, w)
         build = {"fused": self._fused, "split": self._split, "masked": self._masked, "tiled": self._tiled}[kind]
         blend = style_blend(opts.style_blend, len(style_imgs))
@@ -282,22 +282,12 @@ class StyleTransfer:
         """As `transfer`, but returns HxWx3 float32 in 0..255 with the optimiser's full precision."""
         check_callback(callback)
         opts = self.options(preset, options, **overrides)
+        self.check_memory(opts, content, styles)  # from the files' headers, before anything is decoded
         init_image = self._init_image(opts)
         content_img, style_imgs = self.load(content, styles, opts)
         sizes, iterations = scale_schedule(opts)
         check_sides(*content_img.shape[:2], opts.size, sizes)
-        h, w = fit_size(*content_img.shape[:2], opts.size)
-        layers = list(set(opts.content_layers) | set(opts.style_layers))
-        check_fits(
-            h,
-            w,
-            self.path(opts),
-            opts.optimizer,
-            opts.history,
-            self.device,
-            tile_pixels(self.spec, layers, opts.tile) if tiled(opts, h, w) else None,
-            lambda core: tile_pixels(self.spec, layers, core),
-        )
+        self.check_memory(opts, content_img, style_imgs)  # again with every size known
         result = None
         for index, (size, count) in enumerate(zip(sizes, iterations)):
             step = opts.with_overrides(size=size, iterations=count)
@@ -310,6 +300,13 @@ class StyleTransfer:
         if opts.preserve_colors != "none":
             result = preserve_colours(result, resize(content_img, *result.shape[:2]), opts.preserve_colors)
         return result
+
+    def check_memory(self, opts: Options, content, styles) -> None:
+        """Refuse a transfer that will not fit in memory, naming settings that would (memory.check_transfer)."""
+        layers = list(set(opts.content_layers) | set(opts.style_layers))
+        check_transfer(
+            opts, content, styles, self.path(opts), self.device, lambda core: tile_pixels(self.spec, layers, core)
+        )
 
     def run(self, prepared: Prepared, callback: Callback | None = None, scale: tuple[int, int] = (0, 1)) -> np.ndarray:
         """Optimise a prepared transfer; returns the (1, 3, H, W) float32 result in 0..255."""
