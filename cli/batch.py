@@ -1,10 +1,11 @@
 """`nst batch CONTENT_DIR STYLE [STYLE ...] -o OUT_DIR`: every image of a folder, the same styles."""
 
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import typer
 
+from . import rayflags
 from .options import with_transfer_options
 
 
@@ -14,10 +15,20 @@ def batch(
     styles: List[Path] = typer.Argument(..., metavar="STYLE", help="One or more style images."),
     output_dir: Path = typer.Option(..., "--output", "-o", help="Folder for the results (created if missing)."),
     suffix: str = typer.Option(".png", help="Output format of every result, e.g. .png or .jpg."),
+    ray: Optional[str] = rayflags.ADDRESS,
+    ray_actors: int = rayflags.ACTORS,
+    ray_threads: int = rayflags.THREADS,
+    ray_gpus: float = rayflags.GPUS,
     options: dict = None,
     run: dict = None,
 ) -> None:
     """Stylise every image in CONTENT_DIR; existing results are skipped, so a rerun resumes."""
+    if ray is not None:
+        from nst.distributed.batch import batch_cli
+
+        return batch_cli(
+            content_dir, styles, output_dir, suffix, ray, (ray_actors, ray_threads, ray_gpus), options, run
+        )
     from nst.engine import StyleTransfer
     from nst.engine.batch import batch_transfer
 

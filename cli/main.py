@@ -22,12 +22,24 @@ app.command("bench")(bench.bench)
 app.command("video")(video.video)
 
 
+def optional_ray_address(argv: list[str]) -> list[str]:
+    """`--ray` may stand alone (a local cluster): give it the value 'local' unless an address follows
+    (host:port, ray://..., or 'auto'), which click cannot tell by itself."""
+    out = []
+    for i, arg in enumerate(argv):
+        out.append(arg)
+        following = argv[i + 1] if i + 1 < len(argv) else ""
+        if arg == "--ray" and not (":" in following or following in ("auto", "local")):
+            out.append("local")
+    return out
+
+
 def main() -> None:
     """Run the app; any NstError becomes `error: ...` on stderr and exit status 2."""
     from nst.engine.errors import NstError
 
     try:
-        app()
+        app(args=optional_ray_address(sys.argv[1:]))
     except NstError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)

@@ -5,6 +5,7 @@ from typing import List, Optional
 
 import typer
 
+from . import rayflags
 from .options import with_transfer_options
 
 
@@ -25,12 +26,13 @@ def video(
         None, help="Iterations for frames after the first (they start close to their optimum) [--iterations]."
     ),
     fps: Optional[float] = typer.Option(None, help="Frame rate of a video output [the input's, else 25]."),
-    ray: Optional[str] = typer.Option(
-        None, help="Run on Ray: 'local' starts a local cluster, else a cluster address (needs nst[ray])."
+    ray: Optional[str] = rayflags.ADDRESS,
+    ray_actors: int = rayflags.ACTORS,
+    ray_threads: int = rayflags.THREADS,
+    ray_gpus: float = rayflags.GPUS,
+    ray_chunk: int = typer.Option(
+        24, help="With --ray: frames per chunk (each chunk also re-runs 4 frames before it)."
     ),
-    ray_actors: int = typer.Option(2, help="With --ray: actors (model copies) working at once."),
-    ray_threads: int = typer.Option(1, help="With --ray: CPU threads per actor."),
-    ray_gpus: float = typer.Option(0.0, help="With --ray: GPUs per actor (with --device cuda)."),
     options: dict = None,
     run: dict = None,
 ) -> None:
@@ -55,9 +57,11 @@ def video(
     say = (lambda *a: None) if run["quiet"] else typer.echo
     try:
         if ray is not None:
-            from nst.video.ray_runner import RayResources, run_video_on_ray
+            from nst.distributed.pool import RayResources
+            from nst.distributed.video import video_on_ray
 
-            run_video_on_ray(job, ray, RayResources(ray_actors, ray_threads, ray_gpus, run["device"]), say)
+            resources = RayResources(ray_actors, ray_threads, ray_gpus, run["device"])
+            video_on_ray(job, ray, resources, ray_chunk, say=say)
         else:
             _run_here(job, run)
     except KeyboardInterrupt:

@@ -127,16 +127,19 @@ def stylize_frames(
     on_frame: Callable[[FrameRecord | None, int], object] | None = None,
     callback: Callable | None = None,
     bit_depth: int = 8,
+    place: Callable[[int], Path] | None = None,
 ) -> list[FrameRecord]:
-    """Stylise `frames` ((index, HxWx3) pairs in order) into `out_dir`; frames already written are kept
-    (`on_frame(None, index)` for each) and the next frame warm-starts from them."""
+    """Stylise `frames` ((index, HxWx3) pairs in order) into `out_dir` (or where `place(index)` says: a
+    chunk's overlap frames go aside to be blended); frames already written are kept (`on_frame(None,
+    index)` for each) and the next frame warm-starts from them."""
     out = Path(out_dir)
     records: list[FrameRecord] = []
     for index, frame in frames:
-        target = frame_path(out, index)
-        if target.exists():
+        target = place(index) if place else frame_path(out, index)
+        existing = next((p for p in (frame_path(out, index), target) if p.exists()), None)
+        if existing is not None:
             if not stylizer.video.independent:
-                stylizer.remember(frame, to_uint8(read_image(target)).astype(np.float32))
+                stylizer.remember(frame, to_uint8(read_image(existing)).astype(np.float32))
             if on_frame:
                 on_frame(None, index)
             continue
