@@ -92,8 +92,11 @@ def evaluate_clip(st, name: str, frames: list[np.ndarray], args) -> dict:
     from nst.engine.images import resize
 
     result = {"frames": len(frames), "size": [w, h], "input_e_warp": e_warp([resize(f, h, w) for f in frames])}
-    modes = {"independent": VideoOptions(independent=True), "warm_start": VideoOptions(temporal_weight=0.0)}
-    modes |= {f"temporal_{weight:g}": VideoOptions(temporal_weight=weight) for weight in args.weights}
+    full = args.iterations  # warm frames run the whole budget too: their loss curve shows what they need
+    modes = {"independent": VideoOptions(independent=True), "warm_start": VideoOptions(0.0, warm_iterations=full)}
+    modes |= {f"temporal_{w:g}": VideoOptions(w, warm_iterations=full) for w in args.weights}
+    if args.third:  # nst video's default: warm frames get a third of the first frame's iterations
+        modes |= {f"temporal_{w:g}_third": VideoOptions(w, warm_iterations=round(full / 3)) for w in args.weights}
     runs = {}
     for mode, video in modes.items():
         start = time.perf_counter()
@@ -148,6 +151,8 @@ def main() -> None:
     parser.add_argument("--bunny-start", type=int, default=20)
     parser.add_argument("--clips", default="bunny,pan")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--third", action="store_true", help="also the temporal modes with a third of the budget")
+    parser.add_argument("--update", action="store_true", help="merge into --out instead of replacing it")
     parser.add_argument("--strip", action="store_true", help="also write docs/video_strip_<clip>.jpg")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "video.json")
     args = parser.parse_args()
@@ -158,8 +163,10 @@ def main() -> None:
     st = StyleTransfer(device="cpu", threads=args.threads)
     clips = {"bunny": lambda: bunny_clip(args.bunny_start, args.frames), "pan": lambda: pan_clip(args.frames)}
     report = {"size": args.size, "iterations_per_frame": args.iterations, "style": STYLE.name, "weights": args.weights}
+    if args.update and args.out.exists():  # add modes to an earlier run's clips (same settings)
+        report = json.loads(args.out.read_text())
     for name in args.clips.split(","):
-        report[name] = evaluate_clip(st, name, clips[name](), args)
+        report[name] = {**report.get(name, {}), **evaluate_clip(st, name, clips[name](), args)}
     if "bunny" in report:
         report["bunny_credit"] = "Big Buck Bunny (c) Blender Foundation, www.bigbuckbunny.org, CC BY 3.0"
     args.out.write_text(json.dumps(report, indent=1) + "\n")

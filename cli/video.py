@@ -23,7 +23,7 @@ def video(
     independent: bool = typer.Option(False, "--independent", help="Stylise every frame alone (flickers)."),
     flow: str = typer.Option("dis", help="Optical flow: dis or farneback."),
     warm_iterations: Optional[int] = typer.Option(
-        None, help="Iterations for frames after the first (they start close to their optimum) [--iterations]."
+        None, help="Iterations for frames after the first [a third of the first frame's full-size pass]."
     ),
     fps: Optional[float] = typer.Option(None, help="Frame rate of a video output [the input's, else 25]."),
     ray: Optional[str] = rayflags.ADDRESS,

@@ -36,6 +36,7 @@ def connect(address: str | None, resources: RayResources):
         return ray
     if address in (None, "", "local"):
         ray.init(
+            address="local",  # a new cluster of its own, never one some other process started
             num_cpus=resources.actors * resources.threads,
             num_gpus=resources.actors * resources.gpus if resources.gpus else None,
             include_dashboard=False,

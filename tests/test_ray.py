@@ -116,3 +116,21 @@ def test_video_on_ray_in_chunks(ray_cluster, photos, tmp_path):
     video_on_ray(chunked, None, RayResources(2, 1), chunk=3, overlap=1)
     names = sorted(p.name for p in (tmp_path / "chunked").iterdir())
     assert names == [".nst-video.json"] + [f"{i:06d}.png" for i in range(5)]  # overlaps blended, asides gone
+
+
+def test_nst_batch_with_ray_flag(ray_cluster, photos, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    args = [photos / "photos", photos / "style.png", "-o", tmp_path / "out", "--size", 48, "--iterations", 2]
+    args += ["--scales", 1, "-q", "--ray", "--ray-actors", 1]
+    r = subprocess.run(
+        [sys.executable, "-m", "nst", "batch", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "4 written" in r.stdout and len(list((tmp_path / "out").glob("*.png"))) == 4

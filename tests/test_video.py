@@ -227,3 +227,12 @@ def test_video_without_ray_never_imports_ray(clip, tmp_path):
 def test_video_errors_are_one_line(clip, tmp_path, args, message):
     r = nst("video", clip / "frames", clip / "style.png", "-o", tmp_path / "o", *TINY, *args)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_ray_flag_takes_an_optional_address():
+    from nst.cli.main import optional_ray_address
+
+    assert optional_ray_address(["batch", "d", "s", "-o", "o", "--ray"])[-2:] == ["--ray", "local"]
+    assert optional_ray_address(["--ray", "--ray-actors", "2"]) == ["--ray", "local", "--ray-actors", "2"]
+    assert optional_ray_address(["--ray", "10.0.0.5:6379"]) == ["--ray", "10.0.0.5:6379"]
+    assert optional_ray_address(["--ray", "auto", "x"]) == ["--ray", "auto", "x"]

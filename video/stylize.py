@@ -50,6 +50,14 @@ class FrameRecord:
     curve: list = field(default_factory=list)  # content + style + tv after each iteration
 
 
+def warm_iterations(opts) -> int:
+    """Iterations of a warm-started frame by default: a third of the first frame's full-size pass, about
+    what a warm start needs to reach the loss that pass ends at (docs/video.md)."""
+    from nst.engine.schedule import scale_schedule
+
+    return max(1, round(scale_schedule(opts)[1][-1] / 3))
+
+
 def frame_path(out_dir: str | Path, index: int) -> Path:
     return Path(out_dir) / f"{index:06d}.png"
 
@@ -107,7 +115,7 @@ class VideoStylizer:
         prev_input, prev_output = self.previous
         pair = FramePair(prev_input, content, self.video.flow)
         warped = pair.warp(prev_output)
-        iterations = self.video.warm_iterations or self.opts.iterations
+        iterations = self.video.warm_iterations or warm_iterations(self.opts)
         step = self.opts.with_overrides(scales=1, scale_iterations="", iterations=iterations)
         content_img, style_imgs = self.st.load(content, self.styles, step)
         prepared = self.st.prepare_images(content_img, style_imgs, step, warped)
