@@ -127,7 +127,9 @@ def evaluate_clip(st, name: str, frames: list[np.ndarray], args) -> dict:
             "wall_s": wall,
         }
     if args.strip:
-        write_strip(args.strip_dir / f"video_strip_{name}.jpg", frames, runs, h, w)
+        write_strip(
+            args.strip_dir / ("video_strip.jpg" if name == "bunny" else f"video_strip_{name}.jpg"), frames, runs, h, w
+        )
     return result
 
 
@@ -153,7 +155,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--third", action="store_true", help="also the temporal modes with a third of the budget")
     parser.add_argument("--update", action="store_true", help="merge into --out instead of replacing it")
-    parser.add_argument("--strip", action="store_true", help="also write docs/video_strip_<clip>.jpg")
+    parser.add_argument("--strip", action="store_true", help="also write docs/video_strip.jpg (bunny), ..._pan.jpg")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "video.json")
     args = parser.parse_args()
     args.weights = [float(v) for v in args.weights.split(",")]
