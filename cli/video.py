@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from nst.video.settings import DEFAULT_TEMPORAL_WEIGHT
 
 from . import rayflags
 from .options import with_transfer_options
@@ -18,7 +19,9 @@ def video(
     ),
     frames: Optional[str] = typer.Option(None, help="Frames A:B of the input (A to B-1), e.g. 0:100."),
     temporal_weight: Optional[float] = typer.Option(
-        None, help="Weight of the temporal term (mean squared difference to the warped previous output) [1e6]."
+        None,
+        help="Weight of the temporal term (mean squared difference to the warped previous output) "
+        f"[{DEFAULT_TEMPORAL_WEIGHT:g}]; 0: warm start only.",
     ),
     independent: bool = typer.Option(False, "--independent", help="Stylise every frame alone (flickers)."),
     flow: str = typer.Option("dis", help="Optical flow: dis or farneback."),

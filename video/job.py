@@ -12,7 +12,8 @@ from nst.engine.errors import NstError
 
 from .encode import encode, frames_folder, is_video
 from .frames import FrameSource, parse_frames
-from .stylize import DEFAULT_TEMPORAL_WEIGHT, FrameRecord, VideoOptions, VideoStylizer, frame_path, stylize_frames
+from .settings import DEFAULT_TEMPORAL_WEIGHT
+from .stylize import FrameRecord, VideoOptions, VideoStylizer, frame_path, stylize_frames
 
 SETTINGS = ".nst-video.json"  # in the frames folder: what made its frames, so a rerun cannot mix settings
 

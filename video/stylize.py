@@ -20,11 +20,8 @@ from nst.engine.transfer import to_uint8
 from nst import kernels
 
 from .flow import FLOWS, FramePair
+from .settings import DEFAULT_TEMPORAL_WEIGHT
 from .temporal import TemporalObjective
-
-# Weight of the temporal term on the mean squared pixel difference (0..255 scale): it must dominate the
-# style gradient where the flow is trusted, or the frames still drift apart (see docs/video.md).
-DEFAULT_TEMPORAL_WEIGHT = 1e6
 
 
 @dataclass(frozen=True)
