@@ -1,10 +1,11 @@
 """`nst batch CONTENT_DIR STYLE [STYLE ...] -o OUT_DIR`: every image of a folder, the same styles."""
 
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import typer
 
+from . import rayflags
 from .options import with_transfer_options
 
 
@@ -17,11 +18,21 @@ def batch(
     overwrite: bool = typer.Option(
         False, help="Redo results in OUT_DIR that were made with other styles, options or inputs."
     ),
+    ray: Optional[str] = rayflags.ADDRESS,
+    ray_actors: int = rayflags.ACTORS,
+    ray_threads: int = rayflags.THREADS,
+    ray_gpus: float = rayflags.GPUS,
     options: dict = None,
     run: dict = None,
 ) -> None:
     """Stylise every image in CONTENT_DIR into OUT_DIR/<name><suffix>. A rerun with the same styles and
     options resumes (results already made are skipped); processes sharing OUT_DIR share the work."""
+    if ray is not None:
+        from nst.distributed.batch import batch_cli
+
+        return batch_cli(
+            content_dir, styles, output_dir, suffix, overwrite, ray, (ray_actors, ray_threads, ray_gpus), options, run
+        )
     from nst.engine import StyleTransfer
     from nst.engine.batch import batch_transfer
 

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from . import batch, bench, info, serve, transfer
+from . import batch, bench, info, serve, transfer, video
 
 app = typer.Typer(
     add_completion=False,
@@ -20,6 +20,19 @@ app.command("batch")(batch.batch)
 app.command("info")(info.info)
 app.command("bench")(bench.bench)
 app.command("serve")(serve.serve)
+app.command("video")(video.video)
+
+
+def optional_ray_address(argv: list[str]) -> list[str]:
+    """`--ray` may stand alone (a local cluster): give it the value 'local' unless an address follows
+    (host:port, ray://..., or 'auto'), which click cannot tell by itself."""
+    out = []
+    for i, arg in enumerate(argv):
+        out.append(arg)
+        following = argv[i + 1] if i + 1 < len(argv) else ""
+        if arg == "--ray" and not (":" in following or following in ("auto", "local")):
+            out.append("local")
+    return out
 
 
 def main() -> None:
@@ -27,7 +40,7 @@ def main() -> None:
     from nst.engine.errors import NstError
 
     try:
-        app()
+        app(args=optional_ray_address(sys.argv[1:]))
     except NstError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)

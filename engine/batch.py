@@ -43,6 +43,13 @@ class BatchReport:
     busy: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
 
+    def add(self, outcome: Outcome) -> None:
+        """Count one image's outcome."""
+        if outcome.status == "failed":
+            self.failed.append((outcome.content, outcome.error))
+        else:
+            {"written": self.written, "skipped": self.skipped, "busy": self.busy}[outcome.status].append(outcome.target)
+
     def summary(self) -> str:
         busy = f", {len(self.busy)} being made by another process" if self.busy else ""
         return (
@@ -182,7 +189,7 @@ def _prepare_folder(out: Path, contents: list[Path], first: str, bit_depth: int,
         raise
 
 
-def batch_transfer(
+def plan_batch(
     st,
     content_dir: str | Path,
     styles: list,
@@ -192,13 +199,10 @@ def batch_transfer(
     bit_depth: int = 8,
     quality: int = 95,
     overwrite: bool = False,
-    on_start: Callable[[Path, Path], object] | None = None,
-    on_done: Callable[[Path, str | None], object] | None = None,
-    callback=None,
     **overrides,
-) -> BatchReport:
-    """Stylise every image of `content_dir` into `out_dir/<name><suffix>` (a.jpg -> a.jpg.png); returns a
-    BatchReport. `overwrite`: redo results that were made with other settings or inputs."""
+) -> BatchJob:
+    """Check a batch and prepare its output folder before any image is made: format, options, styles,
+    folder, and results made otherwise (refused unless `overwrite`)."""
     suffix = image_suffix(suffix)
     contents = list_images(content_dir)
     check_format(suffix, bit_depth, quality)
@@ -217,56 +221,84 @@ def batch_transfer(
             f"{out}: {len(conflicts)} result(s) there were made otherwise ({examples}"
             f"{'; ...' if len(conflicts) > 3 else ''}); use another -o, or --overwrite to redo them"
         )
-    run = _Run(st, folder, opts, style_imgs, bit_depth, quality, overwrite, on_start, callback)
-    run.inputs = {Path(s).resolve() for s in style_list if isinstance(s, (str, os.PathLike))}
-    for content, target in targets:
-        error = run.one(content, target)
-        if error is not None:
-            run.report.failed.append((content, error))
-        if on_done and (error is not None or target in run.report.written):
-            on_done(content, error)
-    return run.report
+    inputs = {Path(s).resolve() for s in style_list if isinstance(s, (str, os.PathLike))}
+    return BatchJob(folder, opts, style_imgs, bit_depth, quality, overwrite, inputs, targets)
+
+
+def batch_transfer(
+    st,
+    content_dir: str | Path,
+    styles: list,
+    out_dir: str | Path,
+    suffix: str = ".png",
+    preset: str | None = None,
+    bit_depth: int = 8,
+    quality: int = 95,
+    overwrite: bool = False,
+    on_start: Callable[[Path, Path], object] | None = None,
+    on_done: Callable[[Path, str | None], object] | None = None,
+    callback=None,
+    **overrides,
+) -> BatchReport:
+    """Stylise every image of `content_dir` into `out_dir/<name><suffix>` (a.jpg -> a.jpg.png); returns a
+    BatchReport. `overwrite`: redo results that were made with other settings or inputs."""
+    job = plan_batch(st, content_dir, styles, out_dir, suffix, preset, bit_depth, quality, overwrite, **overrides)
+    report = BatchReport()
+    for content, target in job.targets:
+        outcome = job.one(st, content, target, on_start, callback)
+        report.add(outcome)
+        if on_done and outcome.status in ("written", "failed"):
+            on_done(content, outcome.error)
+    return report
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one image: written, skipped (made already), busy (another process has it) or failed."""
+
+    status: str
+    content: Path
+    target: Path
+    error: str | None = None
 
 
 @dataclass
-class _Run:
-    """One batch's shared state; `one` makes one result."""
+class BatchJob:
+    """A checked batch: its folder, resolved options and decoded styles. `one` makes one result with any
+    StyleTransfer, so other processes (Ray actors) can share the work; it pickles."""
 
-    st: object
     folder: Folder
     opts: Options
     style_imgs: list
     bit_depth: int
     quality: int
     overwrite: bool
-    on_start: Callable | None
-    callback: Callable | None
-    inputs: set = field(default_factory=set)
-    report: BatchReport = field(default_factory=BatchReport)
+    inputs: set
+    targets: list
 
-    def one(self, content: Path, target: Path) -> str | None:
-        """Make one result under its claim; the failure's one-line reason, or None."""
+    def one(self, st, content: Path, target: Path, on_start=None, callback=None) -> Outcome:
+        """Make one result under its claim."""
         if target.resolve() in self.inputs:
-            return f"{content.name}: its result {target} would replace a style image; move that style image"
+            error = f"{content.name}: its result {target} would replace a style image; move that style image"
+            return Outcome("failed", content, target, error)
         held = claim(self.folder.claim_path(target))
         if held is None:
-            self.report.busy.append(target)
-            return None
+            return Outcome("busy", content, target)
         with held:
             reason = self.folder.mismatch(target, content) if target.exists() else "absent"
             if reason is None:
-                self.report.skipped.append(target)
-                return None
+                return Outcome("skipped", content, target)
             if reason != "absent" and not self.overwrite:
-                return f"{content.name}: {target} was made meanwhile with {reason}; use --overwrite to redo it"
-            if self.on_start:
-                self.on_start(content, target)
+                error = f"{content.name}: {target} was made meanwhile with {reason}; use --overwrite to redo it"
+                return Outcome("failed", content, target, error)
+            if on_start:
+                on_start(content, target)
             try:
-                result = self.st.stylize(str(content), self.style_imgs, callback=self.callback, options=self.opts)
+                result = st.stylize(str(content), self.style_imgs, callback=callback, options=self.opts)
                 self.folder.save(target, content, result, self.bit_depth, self.quality)
             except NstError as exc:
-                return str(exc) if content.name in str(exc) else f"{content.name}: {exc}"
+                error = str(exc) if content.name in str(exc) else f"{content.name}: {exc}"
+                return Outcome("failed", content, target, error)
             except Exception as exc:  # MemoryError and the like: this image fails, the batch goes on
-                return f"{content.name}: {type(exc).__name__}: {exc}"
-        self.report.written.append(target)
-        return None
+                return Outcome("failed", content, target, f"{content.name}: {type(exc).__name__}: {exc}")
+        return Outcome("written", content, target)

@@ -197,7 +197,7 @@ def test_bad_output_folders_are_refused_in_one_line(st, folder):
     photos, style = folder / "photos", [str(folder / "style.png")]
     (folder / "file").write_text("a file")
     cases = [(folder / "file" / "sub", {}, "cannot create the folder")]
-    cases.append((folder / "new" / "out", {"suffix": ".xyz"}, "--suffix .xyz"))
+    cases.append((folder / "new" / "out", {"suffix": ".xyz"}, "unknown output format"))
     cases.append((folder / "new" / "out", {"bit_depth": 16, "suffix": ".jpg"}, "p0.png.jpg"))
     if os.geteuid() != 0:  # root writes anywhere
         (folder / "locked").mkdir(mode=0o555)

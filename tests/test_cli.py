@@ -202,7 +202,7 @@ def test_feature_flags_reach_the_engine(files):
     assert r.returncode == 2 and "16-bit" in r.stderr
 
 
-@pytest.mark.parametrize("args", [["--help"], ["transfer", "--help"], ["bench", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], ["transfer", "--help"], ["bench", "--help"], ["video", "--help"]])
 def test_help_imports_no_heavy_module(args):
     # `nst --help` must start fast (issue 4: under 0.5 s); time is measured by hand, not asserted here:
     # what is asserted is the cause, that help loads none of the heavy libraries.

@@ -1,0 +1,1 @@
+"""Scale-out on Ray (the `ray` extra): `nst batch --ray` and `nst video --ray`.  Only imported with --ray."""

@@ -1,0 +1,84 @@
+"""A Ray cluster (local or at an address) and a pool of actors that each load the model once.
+
+Actors are restarted when their process dies and their running task retried (Ray's max_restarts and
+max_task_retries); every task skips outputs already written and writes atomically, so a retry neither
+loses nor writes anything twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nst.engine.errors import NstError
+
+RETRIES = 3  # restarts of a dead actor, and retries of the task it was running
+
+
+@dataclass(frozen=True)
+class RayResources:
+    """How many actors, and what each holds: CPU threads, GPUs (a fraction shares one), the device."""
+
+    actors: int = 2
+    threads: int = 1
+    gpus: float = 0.0
+    device: str = "cpu"
+
+
+def connect(address: str | None, resources: RayResources):
+    """Join the cluster at `address`, or start a local one sized for the actors ('local' or None)."""
+    try:
+        import ray
+    except ImportError:
+        raise NstError("--ray needs Ray: pip install 'nst[ray]'") from None
+    if resources.actors < 1 or resources.threads < 1 or resources.gpus < 0:
+        raise NstError("--ray-actors and --ray-threads must be at least 1, --ray-gpus at least 0")
+    if ray.is_initialized():
+        return ray
+    if address in (None, "", "local"):
+        ray.init(
+            address="local",  # a new cluster of its own, never one some other process started
+            num_cpus=resources.actors * resources.threads,
+            num_gpus=resources.actors * resources.gpus if resources.gpus else None,
+            include_dashboard=False,
+            logging_level="warning",
+        )
+    else:
+        ray.init(address=address, logging_level="warning")
+    return ray
+
+
+class Worker:
+    """One model copy (a StyleTransfer) in an actor process; runs whatever task it is handed."""
+
+    def __init__(self, device: str, threads: int) -> None:
+        from nst.engine import StyleTransfer
+
+        self.st = StyleTransfer(device=device, threads=threads)
+
+    def pid(self) -> int:
+        import os
+
+        return os.getpid()
+
+    def call(self, task, *args):
+        """Run `task(st, *args)` with this actor's model."""
+        return task(self.st, *args)
+
+
+def start_actors(ray, resources: RayResources) -> list:
+    """The actors, each reserving its threads and GPUs, restarted (and their task retried) if they die."""
+    remote = ray.remote(max_restarts=RETRIES, max_task_retries=RETRIES)(Worker)
+    options = {"num_cpus": resources.threads, "num_gpus": resources.gpus}
+    return [remote.options(**options).remote(resources.device, resources.threads) for _ in range(resources.actors)]
+
+
+def run_all(ray, actors: list, task, items: list, on_result=None) -> list:
+    """`task(st, item)` for every item, spread over the actors as they come free; results in finishing order."""
+    from ray.util import ActorPool
+
+    results = []
+    for result in ActorPool(actors).map_unordered(lambda actor, item: actor.call.remote(task, item), items):
+        results.append(result)
+        if on_result:
+            on_result(result)
+    return results

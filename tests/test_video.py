@@ -1,0 +1,238 @@
+"""nst video: the flow warp and trust mask against numpy references, the temporal term's gradient, and
+`nst video` end to end on tiny frames (folder, .avi, .mp4, resume, --frames, errors)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from nst.engine.images import read_image, write_image
+from nst.engine.objective import Losses
+from nst.video.flow import FramePair, consistency_mask, warp
+from nst.video.temporal import TemporalObjective, temporal_loss_grad
+
+from .conftest import stripes, synthetic
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def reference_warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Bilinear sampling at p + flow(p), coordinates clamped to the border, one pixel at a time."""
+    h, w = flow.shape[:2]
+    out = np.zeros(flow.shape[:2] + image.shape[2:])
+    for y in range(h):
+        for x in range(w):
+            sx = min(max(x + flow[y, x, 0], 0.0), w - 1.0)
+            sy = min(max(y + flow[y, x, 1], 0.0), h - 1.0)
+            x0, y0 = int(np.floor(sx)), int(np.floor(sy))
+            x1, y1 = min(x0 + 1, w - 1), min(y0 + 1, h - 1)
+            fx, fy = sx - x0, sy - y0
+            top = (1 - fx) * image[y0, x0] + fx * image[y0, x1]
+            bottom = (1 - fx) * image[y1, x0] + fx * image[y1, x1]
+            out[y, x] = (1 - fy) * top + fy * bottom
+    return out
+
+
+def reference_mask(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
+    """Ruder et al.'s trust mask written out per pixel: round trip, motion boundary, inside the frame."""
+    h, w = backward.shape[:2]
+    there = reference_warp(forward, backward)
+    mask = np.ones((h, w))
+    for y in range(h):
+        for x in range(w):
+            b, f = backward[y, x], there[y, x]
+            if np.sum((f + b) ** 2) > 0.01 * (np.sum(f**2) + np.sum(b**2)) + 0.5:
+                mask[y, x] = 0
+            grad = 0.0
+            for c in range(2):  # central differences, one-sided at the edges (numpy.gradient's rule)
+                xl, xr, yu, yd = max(x - 1, 0), min(x + 1, w - 1), max(y - 1, 0), min(y + 1, h - 1)
+                grad += ((backward[y, xr, c] - backward[y, xl, c]) / (xr - xl)) ** 2
+                grad += ((backward[yd, x, c] - backward[yu, x, c]) / (yd - yu)) ** 2
+            if grad > 0.01 * np.sum(b**2) + 0.002:
+                mask[y, x] = 0
+            if not (0 <= x + b[0] <= w - 1 and 0 <= y + b[1] <= h - 1):
+                mask[y, x] = 0
+    return mask
+
+
+def test_warp_matches_numpy_reference():
+    rng = np.random.default_rng(0)
+    image = synthetic(20, 24).astype(np.float32)
+    flow = rng.uniform(-3, 3, (20, 24, 2)).astype(np.float32)
+    # OpenCV samples with 5-bit fractional weights (1/32 px), hence the tolerance.
+    assert np.abs(warp(image, flow) - reference_warp(image, flow)).max() < 255 / 32
+
+
+def test_consistency_mask_matches_numpy_reference():
+    rng = np.random.default_rng(1)
+    backward = np.zeros((20, 24, 2), np.float32)
+    backward[..., 0], backward[..., 1] = -2.0, 1.0
+    backward[8:12, 10:16] = (3.0, -1.0)  # a moving patch: its edges are motion boundaries
+    forward = -backward + rng.normal(0, 0.05, backward.shape).astype(np.float32)
+    forward[2:5, 2:5] = (4.0, 4.0)  # disagrees with the backward flow: occluded
+    mask = consistency_mask(forward, backward)
+    expected = reference_mask(forward, backward)
+    assert 0 < mask.mean() < 1
+    assert np.mean(mask != expected) < 0.01  # only knife-edge pixels (interpolation rounding) may differ
+
+
+def test_flow_of_a_shifted_image_lines_it_up():
+    frame = synthetic(64, 80, seed=3).astype(np.float32)
+    frame = np.asarray(
+        __import__("cv2").GaussianBlur(frame, (0, 0), 1.5), np.float32
+    )  # smooth texture: the flow is well posed
+    shifted = np.roll(frame, (2, 3), axis=(0, 1))  # content moves 3 right, 2 down
+    pair = FramePair(frame, shifted)
+    inner = (slice(12, -12), slice(12, -12))
+    assert np.abs(pair.backward[inner] - (-3.0, -2.0)).mean() < 0.3
+    assert pair.mask[inner].mean() > 0.9 and pair.mask[:, :3].mean() < 0.5  # the band that entered is dropped
+    assert np.abs(pair.warp(frame)[inner] - shifted[inner]).mean() < 2.0
+
+
+class _Quadratic:
+    """A stand-in engine objective: sum(image^2) / 2, recording its losses as the engine's do."""
+
+    runner = options = None
+    evaluations = 0
+
+    def loss_and_grad(self, image):
+        loss = 0.5 * float(np.sum(image.astype(np.float64) ** 2))
+        self.last = Losses(loss, loss, 0.0, 0.0)
+        return loss, image.copy()
+
+
+def test_temporal_term_gradient_by_finite_differences():
+    rng = np.random.default_rng(2)
+    x = rng.uniform(0, 255, (1, 3, 6, 7))
+    target = rng.uniform(0, 255, (1, 3, 6, 7))
+    mask = (rng.uniform(size=(6, 7)) > 0.3) * rng.uniform(0.5, 1, (6, 7))
+    loss, grad = temporal_loss_grad(x, target, mask, 1e3)
+    for index in [(0, 0, 0, 0), (0, 1, 3, 4), (0, 2, 5, 6), (0, 1, 2, 2)]:
+        step = np.zeros_like(x)
+        step[index] = 1e-3
+        numeric = (
+            temporal_loss_grad(x + step, target, mask, 1e3)[0] - temporal_loss_grad(x - step, target, mask, 1e3)[0]
+        ) / 2e-3
+        assert abs(numeric - grad[index]) <= 1e-5 * max(1.0, abs(numeric))
+    wrapped = TemporalObjective(_Quadratic(), target.astype(np.float32), mask, 1e3)
+    total, total_grad = wrapped.loss_and_grad(x.astype(np.float32))
+    assert wrapped.last.temporal == pytest.approx(loss, rel=1e-5)
+    assert total == pytest.approx(loss + 0.5 * np.sum(x.astype(np.float32).astype(np.float64) ** 2), rel=1e-5)
+    assert np.allclose(total_grad, grad + x, rtol=1e-4)
+
+
+def nst(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "nst", *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=600
+    )
+
+
+TINY = ("--size", 48, "--iterations", 2, "--scales", 1, "-q")
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """Three 40x48 frames of a picture moving right, and a style."""
+    root = tmp_path_factory.mktemp("clip")
+    (root / "frames").mkdir()
+    picture = synthetic(40, 60, seed=5)
+    for t in range(3):
+        write_image(root / "frames" / f"f{t}.png", picture[:, 2 * t : 2 * t + 48])
+    write_image(root / "style.png", stripes(40, 40))
+    return root
+
+
+def test_video_to_a_folder_resumes_and_takes_a_range(clip, tmp_path):
+    out = tmp_path / "out"
+    r = nst("video", clip / "frames", clip / "style.png", "-o", out, "--frames", "0:2", *TINY)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.glob("*.png")) == ["000000.png", "000001.png"]
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
+    r = nst("video", clip / "frames", clip / "style.png", "-o", out, *TINY)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.glob("*.png")) == ["000000.png", "000001.png", "000002.png"]
+    assert all(out.joinpath(name).stat().st_mtime_ns == t for name, t in before.items())  # kept, not redone
+    assert read_image(out / "000002.png").shape == (40, 48, 3)
+    assert not list(out.glob("*.part"))
+    other = tmp_path / "range"
+    r = nst("video", clip / "frames", clip / "style.png", "-o", other, "--frames", "1:", "--independent", *TINY)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in other.glob("*.png")) == ["000001.png", "000002.png"]
+    r = nst("video", clip / "frames", clip / "style.png", "-o", out, "--temporal-weight", 5, *TINY)
+    assert r.returncode == 2 and "other settings" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("suffix", [".avi", ".mp4"])
+def test_video_to_a_file(clip, tmp_path, suffix):
+    import cv2
+
+    out = tmp_path / f"out{suffix}"
+    r = nst("video", clip / "frames", clip / "style.png", "-o", out, *TINY)
+    assert r.returncode == 0, r.stderr
+    cap = cv2.VideoCapture(str(out))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    assert len(frames) == 3 and frames[0].shape == (40, 48, 3)
+    assert not (tmp_path / f"out{suffix}.frames").exists()  # the frames went into the file
+    r = nst("video", clip / "frames", clip / "style.png", "-o", out, *TINY)
+    assert r.returncode == 2 and "already exists" in r.stderr  # never overwritten
+
+
+def test_video_file_input_keeps_its_sound(tmp_path):
+    bunny = ROOT.parent / "shared" / "video" / "bigbuckbunny.mp4"
+    if not bunny.exists() and os.environ.get("CI") != "true":
+        pytest.skip("../shared/video/bigbuckbunny.mp4 is not beside this checkout")
+    if shutil.which("ffprobe") is None and os.environ.get("CI") != "true":
+        pytest.skip("ffmpeg is not installed")
+    write_image(tmp_path / "style.png", stripes(40, 40))
+    out = tmp_path / "bunny.mp4"
+    r = nst("video", bunny, tmp_path / "style.png", "-o", out, "--frames", "30:33", "--size", 64, *TINY[2:])
+    assert r.returncode == 0, r.stderr
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,nb_frames", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert "codec_type=video" in probe.stdout and "codec_type=audio" in probe.stdout and "nb_frames=3" in probe.stdout
+
+
+def test_video_without_ray_never_imports_ray(clip, tmp_path):
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom nst.cli.main import app\n"
+        "r = CliRunner().invoke(app, sys.argv[1:])\nassert r.exit_code == 0, r.output\nprint('ray' in sys.modules)"
+    )
+    args = ["video", clip / "frames", clip / "style.png", "-o", tmp_path / "o", "--frames", "0:2", *TINY]
+    r = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--frames", "5:9"], "--frames"),
+        (["--flow", "magic"], "--flow"),
+        (["--size", 16], "--size"),
+    ],
+)
+def test_video_errors_are_one_line(clip, tmp_path, args, message):
+    r = nst("video", clip / "frames", clip / "style.png", "-o", tmp_path / "o", *TINY, *args)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_ray_flag_takes_an_optional_address():
+    from nst.cli.main import optional_ray_address
+
+    assert optional_ray_address(["batch", "d", "s", "-o", "o", "--ray"])[-2:] == ["--ray", "local"]
+    assert optional_ray_address(["--ray", "--ray-actors", "2"]) == ["--ray", "local", "--ray-actors", "2"]
+    assert optional_ray_address(["--ray", "10.0.0.5:6379"]) == ["--ray", "10.0.0.5:6379"]
+    assert optional_ray_address(["--ray", "auto", "x"]) == ["--ray", "auto", "x"]

@@ -1,0 +1,133 @@
+"""A video job: input, frame range, output and settings checked up front, run (here or on Ray), encoded."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from nst.engine.errors import NstError
+
+from .encode import encode, frames_folder, is_video
+from .frames import FrameSource, parse_frames
+from .settings import DEFAULT_TEMPORAL_WEIGHT
+from .stylize import FrameRecord, VideoOptions, VideoStylizer, frame_path, stylize_frames
+
+SETTINGS = ".nst-video.json"  # in the frames folder: what made its frames, so a rerun cannot mix settings
+
+
+@dataclass
+class VideoJob:
+    """Everything a run needs, as plain data (so it can be shipped to Ray workers)."""
+
+    input: Path
+    styles: list[str]
+    output: Path
+    indices: range
+    video: VideoOptions
+    preset: str | None
+    options: dict
+    bit_depth: int
+    fps: float
+    audio: bool
+
+    @classmethod
+    def plan(
+        cls,
+        input: str | Path,
+        styles: list[str],
+        output: str | Path,
+        frames: str | None = None,
+        temporal_weight: float | None = None,
+        independent: bool = False,
+        flow: str = "dis",
+        warm_iterations: int | None = None,
+        fps: float | None = None,
+        preset: str | None = None,
+        options: dict | None = None,
+        bit_depth: int = 8,
+    ) -> VideoJob:
+        """Check the input, range and output before any work; the frames folder is created here."""
+        source = FrameSource(input)
+        video = VideoOptions(
+            DEFAULT_TEMPORAL_WEIGHT if temporal_weight is None else temporal_weight, flow, independent, warm_iterations
+        )
+        options = {k: v for k, v in (options or {}).items() if v is not None}
+        if fps is not None and fps <= 0:
+            raise NstError(f"--fps {fps}: give a positive frame rate")
+        job = cls(
+            Path(input),
+            list(styles),
+            Path(output),
+            parse_frames(frames, source.count),
+            video,
+            preset,
+            options,
+            bit_depth,
+            fps or source.fps,
+            source.audio,
+        )
+        job._check_output()
+        return job
+
+    @property
+    def folder(self) -> Path:
+        return frames_folder(self.output)
+
+    def _check_output(self) -> None:
+        out, folder = self.output, self.folder
+        if not (out.parent if str(out.parent) else Path(".")).is_dir():
+            raise NstError(f"{out}: the folder {out.parent} does not exist; create it first")
+        if is_video(out) and out.exists():
+            raise NstError(f"{out}: already exists; remove it or choose another output name")
+        if folder.exists() and not folder.is_dir():
+            raise NstError(f"{folder}: is a file; give a folder or a .mp4/.avi name as the output")
+        if self.bit_depth not in (8, 16) or (self.bit_depth == 16 and is_video(out)):
+            raise NstError(f"--bit-depth {self.bit_depth}: video files take 8; a folder of PNG frames 8 or 16")
+        folder.mkdir(exist_ok=True)
+        settings = {"styles": [str(Path(s).resolve()) for s in self.styles], "preset": self.preset}
+        settings |= {"options": self.options, "video": asdict(self.video)}
+        marker = folder / SETTINGS
+        if marker.exists():
+            if json.loads(marker.read_text()) != json.loads(json.dumps(settings)):
+                raise NstError(
+                    f"{folder}: holds frames made with other settings; give another output or delete that folder"
+                )
+        else:
+            from nst.engine.images import write_bytes
+
+            write_bytes(marker, json.dumps(settings, indent=1).encode())
+
+    def stylizer(self, st) -> VideoStylizer:
+        return VideoStylizer(st, self.styles, self.video, self.preset, **self.options)
+
+    def frames(self, indices: range | None = None):
+        """(index, frame) pairs of the job's range (or of `indices`), decoded one at a time."""
+        return FrameSource(self.input).frames(self.indices if indices is None else indices)
+
+    def done_count(self) -> int:
+        return sum(frame_path(self.folder, i).exists() for i in self.indices)
+
+    def run(
+        self,
+        st,
+        on_frame: Callable[[FrameRecord | None, int], object] | None = None,
+        callback: Callable | None = None,
+    ) -> list[FrameRecord]:
+        """Stylise every frame of the range not yet written, in order, in this process."""
+        return stylize_frames(self.stylizer(st), self.frames(), self.folder, on_frame, callback, self.bit_depth)
+
+    def finish(self) -> str | None:
+        """Encode a video output from the frames (then drop them); returns a warning to show, if any."""
+        if not is_video(self.output):
+            return None
+        missing = [i for i in self.indices if not frame_path(self.folder, i).exists()]
+        if missing:
+            raise NstError(f"{self.folder}: frame {missing[0]} is missing; rerun to finish it before encoding")
+        files = [frame_path(self.folder, i) for i in self.indices]
+        audio = (self.input, self.indices.start / self.fps) if self.audio else None
+        warning = encode(files, self.output, self.fps, audio)
+        shutil.rmtree(self.folder)
+        return warning
