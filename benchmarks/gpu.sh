@@ -14,21 +14,27 @@ mkdir -p "$OUT"
 export NUMBA_CACHE_DIR=/tmp/numba-cache
 log() { echo "== $*" | tee -a "$OUT/log.txt"; }
 
+# nst installs under one import name; where it is not installed (the device has no network), build it from
+# this tree without dependencies into a folder of its own.
+if ! python3 -c "import nst.engine" 2>/dev/null; then
+  python3 -m pip install -q --no-deps --no-build-isolation --target /tmp/nst-site . && export PYTHONPATH="/tmp/nst-site:${PYTHONPATH:-}"
+fi
+
 log "providers"
 python3 -c "import onnxruntime as o; o.preload_dlls(); print(o.__version__, o.get_available_providers())" 2>&1 | tee -a "$OUT/log.txt"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee -a "$OUT/log.txt"
 
 log "nst bench: cuda, both paths, default options (node placement in the JSON)"
-timeout 240 python3 -m cli.main bench --providers "$DEVICE" --sizes "$SIZES" --iterations 10 --warmup 3 \
+timeout 240 python3 -m nst bench --providers "$DEVICE" --sizes "$SIZES" --iterations 10 --warmup 3 \
   --json "$OUT/bench_cuda.json" --chart "$OUT/bench_cuda.png" 2>&1 | tee -a "$OUT/log.txt"
 
 log "nst bench: cuda fused with Adam on the device (image, gradient and moments never leave the GPU)"
-timeout 120 python3 -m cli.main bench --providers "$DEVICE" --paths fused --optimizer adam --sizes "$SIZES" \
+timeout 120 python3 -m nst bench --providers "$DEVICE" --paths fused --optimizer adam --sizes "$SIZES" \
   --iterations 10 --warmup 3 --json "$OUT/bench_cuda_adam.json" 2>&1 | tee -a "$OUT/log.txt"
 
 for variant in "use_tf32=0" "cudnn_conv_algo_search=EXHAUSTIVE"; do
   log "nst bench: cuda fused with $variant"
-  NST_CUDA_OPTIONS="$variant" timeout 90 python3 -m cli.main bench --providers "$DEVICE" --paths fused --sizes "$QUICK" \
+  NST_CUDA_OPTIONS="$variant" timeout 90 python3 -m nst bench --providers "$DEVICE" --paths fused --sizes "$QUICK" \
     --iterations 10 --warmup 3 --json "$OUT/bench_cuda_${variant%%=*}.json" 2>&1 | tee -a "$OUT/log.txt"
 done
 
@@ -41,8 +47,8 @@ done
 log "result difference, TF32 on and off (50 iterations, $QUICK px)"
 timeout 120 python3 - <<'PY' 2>&1 | tee -a "$OUT/log.txt"
 import json, os, subprocess, sys
-code = ("import sys, json, numpy as np; sys.path.insert(0, '.')\n"
-        "from engine import StyleTransfer\n"
+code = ("import sys, json, numpy as np\n"
+        "from nst import StyleTransfer\n"
         f"st = StyleTransfer(device={os.environ['DEVICE']!r}); seen = []\n"
         "x = st.stylize('examples/woman-with-hat-matisse.jpg', ['examples/starry_night.jpg'], preset='johnson', "
         f"size={os.environ['QUICK']},"

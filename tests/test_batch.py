@@ -198,7 +198,7 @@ def test_bad_output_folders_are_refused_in_one_line(st, folder):
     (folder / "file").write_text("a file")
     cases = [(folder / "file" / "sub", {}, "cannot create the folder")]
     cases.append((folder / "new" / "out", {"suffix": ".xyz"}, "unknown output format"))
-    cases.append((folder / "new" / "out", {"bit_depth": 16, "suffix": ".jpg"}, "p0.png.jpg"))
+    cases.append((folder / "new" / "out", {"bit_depth": 16, "suffix": ".jpg"}, "16-bit output needs a .png"))
     if os.geteuid() != 0:  # root writes anywhere
         (folder / "locked").mkdir(mode=0o555)
         cases.append((folder / "locked" / "out", {}, "cannot create the folder"))
