@@ -18,13 +18,15 @@ import time
 from pathlib import Path
 
 
-def objectives(size: int, path: str, threads: int) -> dict:
-    """{'old': objective, 'new': objective} for the same synthetic images, johnson preset."""
+def objectives(size: int, path: str, threads: int, first: str = "old") -> dict:
+    """{'old': prepared, 'new': prepared} for the same synthetic images, johnson preset; `first` builds its
+    sessions first (the order may favour one side: compare both orders)."""
     from nst.engine.bench import synthetic_pair
 
     content, style = synthetic_pair(size)
     made = {}
-    for side, module in (("old", "engine"), ("new", "nst.engine")):
+    sides = [("old", "engine"), ("new", "nst.engine")]
+    for side, module in sides if first == "old" else sides[::-1]:
         st = importlib.import_module(module).StyleTransfer(device="cpu", threads=threads)
         made[side] = st.prepare(content, [style], preset="johnson", size=size, path=path, iterations=1)
     return made
@@ -36,11 +38,18 @@ def main() -> None:
     parser.add_argument("--paths", default="split,fused")
     parser.add_argument("--evaluations", type=int, default=8, help="timed evaluations per version and path")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--first", choices=["old", "new"], default="old", help="which version builds first")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    result = {"size": args.size, "threads": args.threads, "paths": {}, "date": time.strftime("%Y-%m-%d")}
+    result = {
+        "size": args.size,
+        "threads": args.threads,
+        "built_first": args.first,
+        "paths": {},
+        "date": time.strftime("%Y-%m-%d"),
+    }
     for path in args.paths.split(","):
-        prepared = objectives(args.size, path, args.threads)
+        prepared = objectives(args.size, path, args.threads, args.first)
         seconds: dict[str, list[float]] = {"old": [], "new": []}
         losses = {}
         for k in range(args.evaluations + 1):  # the first of each is warm-up
