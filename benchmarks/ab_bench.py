@@ -1,6 +1,6 @@
-"""Two nst installs side by side: `nst bench` of each in alternating rounds, and per case (path, size) the
-ratio after / before of their median seconds per iteration.  The machine's load drifts between rounds; a
-ratio of runs made one right after the other (their order swapped each round) is what survives it.
+"""Two nst installs side by side: `nst bench` of each, one case (path, size) at a time, alternating, and
+per case the ratio after / before of their median seconds per iteration.  The machine's load drifts; a
+ratio of two runs made one right after the other (their order swapped each round) is what survives it.
 
     python -m benchmarks.ab_bench --before OLD_VENV/bin/nst --after .venv/bin/nst --sizes 256,512 \\
         --rounds 2 --out benchmarks/results/refactor_speed.json --keep-json benchmarks/results/bench_cpu.json
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -17,19 +18,28 @@ import time
 from pathlib import Path
 
 
-def bench(nst: str, args, extra: list[str]) -> dict:
-    """One `nst bench` run of the install whose command is `nst`; returns its JSON report."""
+def bench(nst: str, args, path: str, size: str) -> dict:
+    """One `nst bench` run of one case by the install whose command is `nst`; returns its JSON report."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "bench.json"
-        command = [nst, "bench", "--providers", "cpu", "--sizes", args.sizes, "--paths", args.paths]
-        command += ["--threads", str(args.threads), "--json", str(out), *extra]
-        subprocess.run(command, check=True)
+        program = str(Path(shutil.which(nst) or nst).absolute())
+        command = [program, "bench", "--providers", "cpu", "--sizes", size, "--paths", path, "--json", str(out)]
+        command += ["--threads", str(args.threads), "--iterations", str(args.iterations), "--warmup", str(args.warmup)]
+        subprocess.run(command, check=True, cwd=folder)  # not a checkout, whose modules would shadow the install
         return json.loads(out.read_text())
 
 
-def medians(report: dict) -> dict[str, float]:
-    """{'path size': median seconds per iteration} of a report's measured rows."""
-    return {f"{row['path']} {row['size']}": row["median_s"] for row in report["rows"] if "median_s" in row}
+def keep(reports: list[dict], json_path: Path, chart: Path | None) -> None:
+    """The `after` install's reports of one round as one `nst bench` report (and its chart)."""
+    from nst.engine.bench import faster_paths
+    from nst.engine.benchchart import bench_chart
+    from nst.engine.images import write_image
+
+    rows = [row for report in reports for row in report["rows"]]
+    merged = reports[0] | {"rows": rows, "faster_path": faster_paths(rows)}
+    json_path.write_text(json.dumps(merged, indent=2) + "\n")
+    if chart is not None:
+        write_image(chart, bench_chart(merged))
 
 
 def main() -> None:
@@ -40,34 +50,41 @@ def main() -> None:
     parser.add_argument("--sizes", default="256,512")
     parser.add_argument("--paths", default="split,fused")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--keep-json", type=Path, help="also write the last `after` report here")
-    parser.add_argument("--keep-chart", type=Path, help="and its chart here")
+    parser.add_argument("--keep-json", type=Path, help="also write the last round's `after` reports here")
+    parser.add_argument("--keep-chart", type=Path, help="and their chart here")
     args = parser.parse_args()
+    cases = [(path, size) for size in args.sizes.split(",") for path in args.paths.split(",")]
     rounds = []
     for r in range(args.rounds):
         order = ("before", "after") if r % 2 == 0 else ("after", "before")
-        reports = {}
-        for side in order:
-            last = side == "after" and r == args.rounds - 1
-            extra = ["--chart", str(args.keep_chart)] if last and args.keep_chart else []
-            reports[side] = bench(getattr(args, side), args, extra)
-            if last and args.keep_json:
-                args.keep_json.write_text(json.dumps(reports[side], indent=2) + "\n")
-        before, after = medians(reports["before"]), medians(reports["after"])
-        ratios = {case: after[case] / before[case] for case in before if case in after}
-        rounds.append({"order": list(order), "before_s": before, "after_s": after, "ratio": ratios})
-        print(f"round {r + 1}: " + ", ".join(f"{case} {ratio:.3f}" for case, ratio in ratios.items()), flush=True)
-    cases = rounds[0]["ratio"].keys()
+        seconds: dict = {"before": {}, "after": {}}
+        kept = []
+        for path, size in cases:
+            for side in order:
+                report = bench(getattr(args, side), args, path, size)
+                seconds[side][f"{path} {size}"] = report["rows"][0].get("median_s")
+                if side == "after":
+                    kept.append(report)
+            case = f"{path} {size}"
+            print(f"round {r + 1} {case}: {seconds['after'][case] / seconds['before'][case]:.3f}", flush=True)
+        ratios = {case: seconds["after"][case] / seconds["before"][case] for case in seconds["before"]}
+        rounds.append({"order": list(order), "ratio": ratios} | {f"{side}_s": seconds[side] for side in order})
+        if args.keep_json and r == args.rounds - 1:
+            keep(kept, args.keep_json, args.keep_chart)
+    labels = args.labels.split(",")
     result = {
-        "what": "seconds per iteration of `nst bench` (lbfgs, 2 warm-up + 5 timed evaluations per case), "
-        "ratio after / before, runs alternating in one session",
-        "before": args.labels.split(",")[0],
-        "after": args.labels.split(",")[-1],
+        "what": f"median seconds per iteration of `nst bench` (lbfgs, {args.warmup} warm-up + {args.iterations} timed "
+        "evaluations per case, each in a fresh process), ratio after / before; the two installs' runs of a case "
+        "back to back, their order swapped each round",
+        "before": labels[0],
+        "after": labels[-1],
         "threads": args.threads,
         "rounds": rounds,
-        "ratio_median": {case: statistics.median(r["ratio"][case] for r in rounds) for case in cases},
+        "ratio_median": {case: statistics.median(r["ratio"][case] for r in rounds) for case in rounds[0]["ratio"]},
         "date": time.strftime("%Y-%m-%d"),
     }
     args.out.write_text(json.dumps(result, indent=2) + "\n")
