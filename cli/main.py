@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from . import batch, bench, info, transfer
+from . import batch, bench, export, info, transfer
 
 app = typer.Typer(
     add_completion=False,
@@ -19,6 +19,7 @@ app.command("transfer")(transfer.transfer)
 app.command("batch")(batch.batch)
 app.command("info")(info.info)
 app.command("bench")(bench.bench)
+app.command("export")(export.export)
 
 
 def main() -> None:
