@@ -313,8 +313,7 @@ def _write(path: Path, data: bytes) -> None:
     write_bytes(path, data)
 
 
-WEB_SOURCE = Path(__file__).resolve().parents[1] / "hosts"
-WEB_PAGE = ("web/index.html", "web/app.mjs", "web/serve.py", "js/nst-bundle.mjs")
+WEB_SOURCE = Path(__file__).resolve().parents[1] / "hosts" / "web"
 
 
 def export_folder(
@@ -341,11 +340,12 @@ def export_folder(
     spec = load_spec()
     check_options(opts, spec.relu_names)
     target = folder / "bundle" if web else folder
-    _check_free(folder, [*FILES, "manifest.json", *(Path(p).name for p in WEB_PAGE if web)], force)
-    _check_free(target, [*FILES, "manifest.json"], force)
     web_files = _web_files() if web else {}  # checked before anything is written
+    _check_free(folder, [*FILES, "manifest.json", *web_files.values()], force)
+    _check_free(target, [*FILES, "manifest.json"], force)
     export_bundle(spec, opts, target)
     for source, name in web_files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
         _write(folder / name, source.read_bytes())
     sizes = {name: (target / name).stat().st_size for name in (*FILES, "manifest.json")}
     listing = ", ".join(f"{name} {size / 1e6:.1f} MB" for name, size in sizes.items())
@@ -360,18 +360,20 @@ def _check_free(folder: Path, names: list[str], force: bool) -> None:
         raise NstError(f"{folder} is a file; give a folder for the bundle")
     taken = [name for name in names if (folder / name).exists()]
     if taken and not force:
-        raise NstError(f"{folder} already holds {', '.join(taken)}; choose another folder or pass --force")
+        listed = ", ".join(taken[:3]) + (f" and {len(taken) - 3} more" if len(taken) > 3 else "")
+        raise NstError(f"{folder} already holds {listed}; choose another folder or pass --force")
 
 
 def _web_files() -> dict[Path, str]:
     """The page's files and the onnxruntime-web runtime files (from hosts/web/node_modules) -> names in the folder."""
-    runtime = WEB_SOURCE / "web" / "node_modules" / "onnxruntime-web" / "dist"
-    listing = WEB_SOURCE / "web" / "runtime-files.json"
+    listing = WEB_SOURCE / "files.json"
     if not listing.is_file():
         raise NstError("nst export --web needs a source checkout of nst (hosts/web); clone the repository")
-    files = {WEB_SOURCE / p: Path(p).name for p in WEB_PAGE}
-    files |= {runtime / name: f"ort/{name}" for name in json.loads(listing.read_text())}
+    names = json.loads(listing.read_text())  # the list `npm run build` copies too
+    runtime = WEB_SOURCE / "node_modules" / "onnxruntime-web" / "dist"
+    files = {WEB_SOURCE / p: Path(p).name for p in names["page"]}
+    files |= {runtime / name: f"ort/{name}" for name in names["runtime"]}
     missing = [str(p) for p in files if not p.is_file()]
     if missing:
-        raise NstError(f"{missing[0]} is missing; run `npm ci` in {WEB_SOURCE / 'web'} first")
+        raise NstError(f"{missing[0]} is missing; run `npm ci` in {WEB_SOURCE} first")
     return files
