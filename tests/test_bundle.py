@@ -129,13 +129,13 @@ def test_step_gradient_matches_finite_differences(bundle_dir):
     x_next, m_next, *_ = step.run(None, step_feeds(x, targets, Opts))
     grad = m_next / np.float32(0.1)
     for _ in range(3):
-        d = rng.normal(0, 1, x.shape).astype(np.float32)
-        # Small steps (ReLU and max-pool kinks bend longer differences); the float32 points themselves give
-        # the step taken, so rounding of x +- eps d does not count as error.
-        plus, minus = x + np.float32(0.002) * d, x - np.float32(0.002) * d
+        # Random directions leaning on the gradient's sign: a pure-noise direction is nearly orthogonal to
+        # the gradient, and the small change it makes drowns in float32 rounding and ReLU/max-pool kinks.
+        d = (np.sign(grad) + rng.normal(0, 1, x.shape)).astype(np.float32)
+        plus, minus = x + np.float32(0.002) * d, x - np.float32(0.002) * d  # the float32 points give the step
         change = float(step.run(["loss"], step_feeds(plus, targets, Opts))[0])
         change -= float(step.run(["loss"], step_feeds(minus, targets, Opts))[0])
         predicted = float(np.vdot(grad.astype(np.float64), plus.astype(np.float64) - minus))
-        assert change == pytest.approx(predicted, rel=1e-2)
+        assert change == pytest.approx(predicted, rel=2e-3)
     moved = np.abs(grad) > 1e-3  # there Adam's first step is lr times the gradient's sign
     np.testing.assert_allclose(x_next[moved], np.clip(x - 5.0 * np.sign(grad), 0, 255)[moved], atol=1e-2)
