@@ -1,0 +1,134 @@
+"""Seconds per Adam iteration of the bundle's hosts against nst's own engine, side by side at each size.
+
+For each size, rounds of: the Python engine (StyleTransfer, fused objective, Adam on the device), the Python
+host, the Node host and the page in headless Chromium (WebAssembly, 2 threads), each running the same pair
+on one scale; per-iteration time is the median step-to-step interval after the first steps. The machine is
+shared, so only ratios measured in the same round mean much: the file records every round.
+
+Targets (issue 12): Node host / Python engine at most 1.1; browser / Python engine at most 4.
+
+    python -m benchmarks.hosts_speed --sizes 256,512 --iterations 8 --rounds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PAIR = (ROOT / "examples" / "woman-with-hat-matisse.jpg", ROOT / "examples" / "starry_night.jpg")
+CHROMIUM = "/usr/bin/chromium"
+WARMUP = 2  # steps left out: the first runs of a session plan memory and pack weights
+
+
+def per_iteration(stamps: list[float]) -> float:
+    """Median interval between step stamps (seconds), leaving out the first WARMUP steps."""
+    return statistics.median(b - a for a, b in zip(stamps[WARMUP:], stamps[WARMUP + 1 :]))
+
+
+def serve(folder: Path) -> tuple[subprocess.Popen, str]:
+    """The exported page's own static server (COOP/COEP headers) on 127.0.0.1, a free port: (process, URL)."""
+    server = subprocess.Popen(
+        [sys.executable, str(folder / "serve.py"), "--port", "0"], stdout=subprocess.PIPE, text=True
+    )
+    return server, server.stdout.readline().rsplit(" at ", 1)[1].strip()
+
+
+def browse(folder: Path, query: str, until: str, timeout_s: float = 900, screenshot: Path | None = None) -> dict:
+    """Open the page (exported with --web into `folder`) in headless Debian Chromium with `query`, wait until
+    the JavaScript expression `until` holds or the page reports an error; returns window.nstRun."""
+    from playwright.sync_api import sync_playwright
+
+    server, url = serve(folder)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1000, "height": 720})
+            page.goto(f"{url}?{query}")
+            page.wait_for_function(f"window.nstRun && (window.nstRun.error || {until})", timeout=timeout_s * 1000)
+            if screenshot:
+                page.screenshot(path=str(screenshot))
+            run = page.evaluate("JSON.parse(JSON.stringify(window.nstRun))")
+            run["isolated"] = page.evaluate("crossOriginIsolated")
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return run
+
+
+def host_stamps(command: list[str]) -> list[float]:
+    done = subprocess.run(command, capture_output=True, text=True, timeout=3600, check=True)
+    return [json.loads(line)["seconds"] for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+def engine_stamps(st, size: int, iterations: int) -> list[float]:
+    stamps: list[float] = []
+    st.stylize(
+        str(PAIR[0]),
+        [str(PAIR[1])],
+        preset="nst",
+        size=size,
+        iterations=iterations,
+        scales=1,
+        optimizer="adam",
+        path="fused",
+        callback=lambda p: stamps.append(time.perf_counter()),
+    )
+    return stamps
+
+
+def one_round(st, web: Path, size: int, iterations: int, threads: int) -> dict:
+    args = [str(PAIR[0]), str(PAIR[1]), "--bundle", str(web / "bundle"), "--size", str(size)]
+    args += ["--iterations", str(iterations), "--scales", "1", "--threads", str(threads)]
+    python_host = [sys.executable, str(ROOT / "hosts" / "python" / "stylize_bundle.py"), *args, "-o"]
+    node_host = ["node", str(ROOT / "hosts" / "node" / "stylize.mjs"), *args, "-o"]
+    row = {"engine": per_iteration(engine_stamps(st, size, iterations))}
+    row["python_host"] = per_iteration(host_stamps(python_host + [str(web / "py.png")]))
+    row["node_host"] = per_iteration(host_stamps(node_host + [str(web / "node.png")]))
+    query = f"content={PAIR[0].name}&style={PAIR[1].name}&size={size}&iterations={iterations}&scales=1"
+    run = browse(web, f"{query}&threads={threads}&backend=wasm&autorun=1", "window.nstRun.done", 3600)
+    if run["error"] or not run["isolated"]:
+        raise SystemExit(f"browser run failed: {run['error'] or 'not cross-origin isolated'}")
+    row["browser_wasm"] = per_iteration([r["seconds"] for r in run["records"]])
+    row = {k: round(v, 4) for k, v in row.items()}
+    row |= {f"{k}_over_engine": round(row[k] / row["engine"], 3) for k in ("python_host", "node_host", "browser_wasm")}
+    print(json.dumps({"size": size, **row}), flush=True)
+    return row
+
+
+def main() -> None:
+    from nst.engine import StyleTransfer
+    from nst.engine.bundle import export_folder
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="256,512")
+    parser.add_argument("--iterations", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    st = StyleTransfer(threads=args.threads)
+    result: dict = {"threads": args.threads, "iterations": args.iterations, "warmup_steps": WARMUP, "sizes": {}}
+    with tempfile.TemporaryDirectory() as folder:
+        web = Path(folder)
+        export_folder(web, web=True, force=True)
+        for path in PAIR:
+            shutil.copy(path, web / path.name)
+        for size in (int(s) for s in args.sizes.split(",")):
+            rounds = [one_round(st, web, size, args.iterations, args.threads) for _ in range(args.rounds)]
+            keys = [k for k in rounds[0] if k.endswith("_over_engine")]
+            summary = {k: statistics.median(r[k] for r in rounds) for k in keys}
+            result["sizes"][str(size)] = {"median": summary, "rounds": rounds}
+    result["date"] = time.strftime("%Y-%m-%d")
+    (ROOT / "benchmarks" / "results" / "hosts_speed.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
