@@ -104,23 +104,44 @@ def one_round(st, web: Path, size: int, iterations: int, threads: int) -> dict:
     return row
 
 
+def exported_page(folder: Path) -> Path:
+    """`nst export --web` into `folder`, with the example pair beside the page."""
+    from nst.engine.bundle import export_folder
+
+    export_folder(folder, web=True, force=True)
+    for path in PAIR:
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+def screenshot(out: Path, size: int = 192) -> None:
+    """The page a few steps into the final scale of the bundle's default schedule (the README's picture)."""
+    with tempfile.TemporaryDirectory() as folder:
+        web = exported_page(Path(folder))
+        from nst.engine.bundle import SCHEDULE
+
+        steps = sum(SCHEDULE["iterations"][:-1]) + 5
+        query = f"content={PAIR[0].name}&style={PAIR[1].name}&size={size}&autorun=1"
+        run = browse(web, query, f"window.nstRun.records.length >= {steps}", 3600, out)
+    print(json.dumps({"screenshot": str(out), "steps": len(run["records"]), "backend": run["backend"]}))
+
+
 def main() -> None:
     from nst.engine import StyleTransfer
-    from nst.engine.bundle import export_folder
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="256,512")
     parser.add_argument("--iterations", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--screenshot", help="instead: save a picture of the page mid-transfer here (PNG)")
     args = parser.parse_args()
+    if args.screenshot:
+        return screenshot(Path(args.screenshot).resolve())
     st = StyleTransfer(threads=args.threads)
     result: dict = {"threads": args.threads, "iterations": args.iterations, "warmup_steps": WARMUP, "sizes": {}}
     with tempfile.TemporaryDirectory() as folder:
-        web = Path(folder)
-        export_folder(web, web=True, force=True)
-        for path in PAIR:
-            shutil.copy(path, web / path.name)
+        web = exported_page(Path(folder))
         for size in (int(s) for s in args.sizes.split(",")):
             rounds = [one_round(st, web, size, args.iterations, args.threads) for _ in range(args.rounds)]
             keys = [k for k in rounds[0] if k.endswith("_over_engine")]

@@ -61,15 +61,19 @@ def test_export_refuses_to_overwrite_and_bad_layers(tmp_path):
         export_folder(tmp_path / "new", style_layers="relu9_9")
 
 
-def engine_case(st, size=64):
+def engine_case(st, size=64, pooling="max"):
     """The engine's prepared fused objective (nst preset, Adam) for a synthetic pair."""
-    kwargs = dict(size=size, iterations=20, optimizer="adam", path="fused", scales=1, lr=5.0)
+    kwargs = dict(size=size, iterations=20, optimizer="adam", path="fused", scales=1, lr=5.0, pooling=pooling)
     content, style = synthetic(size * 3 // 4, size), stripes(size, size - 9)
     return st.prepare(content, [style], preset="nst", **kwargs), (content, style, kwargs)
 
 
-def test_features_and_first_step_match_the_engine(st, bundle_dir):
-    prepared, (content, style, _) = engine_case(st)
+@pytest.mark.parametrize("pooling", ["max", "avg"])
+def test_features_and_first_step_match_the_engine(st, bundle_dir, tmp_path, pooling):
+    if pooling != "max":
+        bundle_dir = tmp_path / "bundle"
+        export_folder(bundle_dir, pooling=pooling)
+    prepared, (content, style, _) = engine_case(st, 77, pooling)  # odd sizes: pooling rounds differently
     objective, x0 = prepared.objective, prepared.x0
     style_x = np.ascontiguousarray(style.astype(np.float32).transpose(2, 0, 1)[None])
     features = session(bundle_dir, "features.onnx")
@@ -139,3 +143,22 @@ def test_step_gradient_matches_finite_differences(bundle_dir):
         assert change == pytest.approx(predicted, rel=2e-3)
     moved = np.abs(grad) > 1e-3  # there Adam's first step is lr times the gradient's sign
     np.testing.assert_allclose(x_next[moved], np.clip(x - 5.0 * np.sign(grad), 0, 255)[moved], atol=1e-2)
+
+
+def test_cli_export_writes_a_bundle_and_errors_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    def nst(*args):
+        command = [sys.executable, "-m", "nst", "export", *map(str, args)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+    done = nst(tmp_path / "b", "--style-layers", "relu1_1,relu2_1:0.5", "--pooling", "avg")
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert manifest["style_layers"] == {"relu1_1": 1.0, "relu2_1": 0.5} and manifest["pooling"] == "avg"
+    # shallow layers only: the graphs hold just the weights up to relu4_2
+    assert sum((tmp_path / "b" / name).stat().st_size for name in manifest["files"]) < 30e6
+    for args in ([tmp_path / "b"], [tmp_path / "c", "--style-layers", "relu1_1:x"]):
+        done = nst(*args)
+        assert done.returncode == 2 and done.stderr.startswith("error: ") and len(done.stderr.splitlines()) == 1

@@ -76,7 +76,12 @@ async function main() {
     fail(`${args.bundle} is not a readable bundle (${err.code || err.message}); run nst export ${args.bundle}`);
   }
   const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
-  const options = { executionProviders: ['cpu'], graphOptimizationLevel: 'all', intraOpNumThreads: args.threads };
+  const options = {
+    executionProviders: ['cpu'],
+    graphOptimizationLevel: 'all',
+    intraOpNumThreads: args.threads,
+    extra: { session: { intra_op: { allow_spinning: '0' } } }, // idle threads sleep: fairer on a busy machine
+  };
   const bundle = await openBundle(ort, files, options, sha256);
   const [content, ...styles] = args.images.map(decode);
   const { defaults } = files.manifest;

@@ -67,6 +67,7 @@ class Bundle:
         self.manifest = json.loads((root / "manifest.json").read_text())
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the Node host
         self.sessions = {}
         for name, digest in self.manifest["files"].items():
             data = (root / name).read_bytes()
