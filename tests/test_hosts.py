@@ -131,3 +131,17 @@ def test_browser_matches_python(web_folder, pair, python_run):
     image = np.asarray(run["pixels"], np.float64).reshape(h, w, 4)[:, :, :3]
     assert_same((run["records"], image), python_run, 1e-3)
     assert time.perf_counter() - started < 900
+
+
+def test_node_and_python_resize_and_schedule_alike(bundle_dir, pair, tmp_path):
+    """Coarse to fine at 96 px (three scales, resized images, each finer start): the same losses."""
+    node_ready()
+    args = ["--size", "96", "--iterations", "2", "--threads", "2"]
+    common = [*map(str, pair), "--bundle", str(bundle_dir), *args, "-o"]
+    host = ROOT / "hosts" / "python" / "stylize_bundle.py"
+    python = run_host([sys.executable, str(host), *common, str(tmp_path / "p.png")], tmp_path / "p.png")
+    script = ROOT / "hosts" / "node" / "stylize.mjs"
+    node = run_host(["node", str(script), *common, str(tmp_path / "n.png")], tmp_path / "n.png")
+    assert [r["size"] for r in python[0]] == [32, 32, 48, 48, 96, 96] == [r["size"] for r in node[0]]
+    np.testing.assert_allclose([r["loss"] for r in node[0]], [r["loss"] for r in python[0]], rtol=1e-4)
+    assert np.abs(node[1] - python[1]).mean() <= 1.0
