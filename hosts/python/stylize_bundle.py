@@ -47,15 +47,24 @@ def half_up(value: float) -> int:
     return int(np.floor(value + 0.5))
 
 
+def fail(message: str) -> None:
+    """One line on stderr and exit status 2, as the Node host does."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def load(path: str) -> np.ndarray:
-    rgb = np.asarray(Image.open(path).convert("RGB"), np.float32)
+    try:
+        rgb = np.asarray(Image.open(path).convert("RGB"), np.float32)
+    except (OSError, ValueError) as exc:
+        fail(f"{path}: cannot be read as an image ({exc})")
     return rgb.transpose(2, 0, 1)[None].copy()
 
 
 def save(path: str, x: np.ndarray) -> None:
     pixels = np.clip(np.floor(x[0].transpose(1, 2, 0) + 0.5), 0, 255).astype(np.uint8)
     tmp = Path(path).with_name(".part-" + Path(path).name)
-    Image.fromarray(pixels).save(tmp, format=Image.registered_extensions().get(Path(path).suffix.lower(), "PNG"))
+    Image.fromarray(pixels).save(tmp, format=Image.registered_extensions()[Path(path).suffix.lower()])
     tmp.replace(path)  # a finished file or none
 
 
@@ -64,7 +73,10 @@ class Bundle:
 
     def __init__(self, folder: str, threads: int = 0) -> None:
         root = Path(folder)
-        self.manifest = json.loads((root / "manifest.json").read_text())
+        try:
+            self.manifest = json.loads((root / "manifest.json").read_text())
+        except (OSError, ValueError) as exc:
+            fail(f"{root} is not a readable bundle ({exc}); run nst export {root}")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the Node host
@@ -72,7 +84,7 @@ class Bundle:
         for name, digest in self.manifest["files"].items():
             data = (root / name).read_bytes()
             if hashlib.sha256(data).hexdigest() != digest:
-                sys.exit(f"error: {root / name} does not match manifest.json; export the bundle again")
+                fail(f"{root / name} does not match manifest.json; export the bundle again")
             self.sessions[name] = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
     def features(self, image: np.ndarray) -> dict[str, np.ndarray]:
@@ -128,6 +140,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--scales", type=int, help="run only the last N scales of the schedule (1: the final size)")
     p.add_argument("--threads", type=int, default=0)
     args = p.parse_args(argv)
+    if Path(args.output).suffix.lower() not in Image.registered_extensions():
+        fail(f"{args.output}: give an image file name such as out.png or out.jpg")
     bundle = Bundle(args.bundle, args.threads)
     defaults = bundle.manifest["defaults"]
     scales, iterations = defaults["scales"], defaults["iterations"]
