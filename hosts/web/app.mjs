@@ -60,7 +60,10 @@ async function transfer(bundle, contentBlob, styleBlobs, size, iterations, scale
       run.records.push(record);
       draw(image);
       $('caption').textContent = `step ${record.iteration + 1} at ${record.size} px, loss ${record.loss.toExponential(4)}`;
-      await new Promise((resolve) => setTimeout(resolve, 0)); // let the page paint
+      // A step holds the main thread: let the page paint a frame (and take clicks) between steps; a hidden
+      // tab gets no frames, so there it only yields.
+      const frame = document.hidden ? (f) => f() : requestAnimationFrame;
+      await new Promise((resolve) => frame(() => setTimeout(resolve, 0)));
       return stopRequested;
     },
   });
