@@ -122,9 +122,9 @@ def stylize(bundle, content, styles, size, iterations, scales, settings, on_step
                 k: np.array(settings[k], np.float32) for k in ("lr", "content_weight", "style_weight", "tv_weight")
             }
             x_next, m, v, loss, *terms = bundle.sessions["step.onnx"].run(None, feeds)
-            on_step({"iteration": step, "loss": float(loss), "seconds": round(time.perf_counter() - start, 4),
-                     "size": side, "content_loss": float(terms[0]), "style_loss": float(terms[1]),
-                     "tv_loss": float(terms[2])})  # fmt: skip
+            seconds = {"seconds": round(time.perf_counter() - start, 4), "cpu_seconds": time.process_time()}
+            terms = dict(zip(("content_loss", "style_loss", "tv_loss"), map(float, terms)))
+            on_step({"iteration": step, "loss": float(loss), **seconds, "size": side, **terms})
             x, step = x_next, step + 1
     return x
 
