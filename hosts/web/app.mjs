@@ -51,6 +51,7 @@ async function transfer(bundle, contentBlob, styleBlobs, size, iterations, scale
   const content = await decode(contentBlob);
   const styles = await Promise.all(styleBlobs.map(decode));
   const plan = schedule(bundle.manifest, scales, iterations);
+  const total = plan.iterations.reduce((a, b) => a + b, 0);
   stopRequested = false;
   const result = await stylize(bundle, content, styles, {
     size,
@@ -59,7 +60,9 @@ async function transfer(bundle, contentBlob, styleBlobs, size, iterations, scale
     onStep: async (record, image) => {
       run.records.push(record);
       draw(image);
-      $('caption').textContent = `step ${record.iteration + 1} at ${record.size} px, loss ${record.loss.toExponential(4)}`;
+      $('caption').textContent = `step ${record.iteration + 1} at ${record.size} px`;
+      say(`step ${record.iteration + 1} of ${total} at ${record.size} px: loss ${record.loss.toExponential(4)}, ` +
+        `${record.seconds} s (${run.backend})`);
       // A step holds the main thread: let the page paint a frame (and take clicks) between steps; a hidden
       // tab gets no frames, so there it only yields.
       const frame = document.hidden ? (f) => f() : requestAnimationFrame;
