@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from . import batch, bench, info, serve, transfer, video
+from . import batch, bench, export, info, serve, transfer, video
 
 app = typer.Typer(
     add_completion=False,
@@ -21,6 +21,7 @@ app.command("info")(info.info)
 app.command("bench")(bench.bench)
 app.command("serve")(serve.serve)
 app.command("video")(video.video)
+app.command("export")(export.export)
 
 
 def optional_ray_address(argv: list[str]) -> list[str]:

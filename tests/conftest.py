@@ -45,3 +45,24 @@ def shared_images():
     if not IMAGES.is_dir():
         pytest.skip("../shared/images is not beside this checkout")
     return IMAGES
+
+
+def need(available: bool, reason: str) -> None:
+    """Skip with `reason` when a tool is missing, except in CI (env CI=true), where that is a failure."""
+    import os
+
+    if available:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI must run this test)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def bundle_dir(tmp_path_factory):
+    """A bundle exported with the nst preset's layers and weights."""
+    from nst.engine.bundle import export_folder
+
+    folder = tmp_path_factory.mktemp("bundle")
+    export_folder(folder)
+    return folder

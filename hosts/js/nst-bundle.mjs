@@ -1,0 +1,173 @@
+// Style transfer with an nst bundle (docs/bundle.md) on any ONNX Runtime for JavaScript: onnxruntime-node
+// (hosts/node) and onnxruntime-web (hosts/web) pass their `ort` module in. Images are {data, h, w} with data a
+// Float32Array of 3*h*w RGB values in 0..255, channel after channel (the graphs' NCHW layout).
+
+const SCALARS = ['lr', 'content_weight', 'style_weight', 'tv_weight'];
+
+// (nOut, nIn) weights of a triangle filter widened when shrinking: the Python host computes the same.
+function resizeMatrix(nIn, nOut) {
+  const scale = nIn / nOut;
+  const support = Math.max(scale, 1);
+  const weights = new Float64Array(nOut * nIn);
+  for (let i = 0; i < nOut; i++) {
+    const centre = (i + 0.5) * scale - 0.5;
+    let total = 0;
+    for (let j = 0; j < nIn; j++) {
+      const tap = Math.max(0, 1 - Math.abs(j - centre) / support);
+      weights[i * nIn + j] = tap;
+      total += tap;
+    }
+    for (let j = 0; j < nIn; j++) weights[i * nIn + j] /= total;
+  }
+  return weights;
+}
+
+export function resize(img, h, w) {
+  const rows = resizeMatrix(img.h, h);
+  const cols = resizeMatrix(img.w, w);
+  const out = new Float32Array(3 * h * w);
+  const tmp = new Float64Array(h * img.w);
+  for (let c = 0; c < 3; c++) {
+    const src = img.data.subarray(c * img.h * img.w, (c + 1) * img.h * img.w);
+    tmp.fill(0);
+    for (let i = 0; i < h; i++) {
+      for (let j = 0; j < img.h; j++) {
+        const weight = rows[i * img.h + j];
+        if (weight === 0) continue;
+        for (let k = 0; k < img.w; k++) tmp[i * img.w + k] += weight * src[j * img.w + k];
+      }
+    }
+    for (let i = 0; i < h; i++) {
+      for (let l = 0; l < w; l++) {
+        let sum = 0;
+        for (let k = 0; k < img.w; k++) sum += tmp[i * img.w + k] * cols[l * img.w + k];
+        out[c * h * w + i * w + l] = sum;
+      }
+    }
+  }
+  return { data: out, h, w };
+}
+
+// Python's round differs at .5 (to even): both hosts use floor(x + 0.5).
+const roundHalfUp = (x) => Math.floor(x + 0.5);
+
+export function fit(img, longest) {
+  const scale = longest / Math.max(img.h, img.w);
+  return resize(img, Math.max(1, roundHalfUp(img.h * scale)), Math.max(1, roundHalfUp(img.w * scale)));
+}
+
+// Two sessions and the manifest; `files` holds the manifest object and the two graphs' bytes, `sha256(bytes)`
+// returns a hex digest (each host has its own), checked against the manifest.
+export async function openBundle(ort, files, sessionOptions, sha256) {
+  const manifest = files.manifest;
+  if (manifest.format !== 'nst-bundle' || manifest.version !== 1) throw new Error('not an nst bundle (version 1)');
+  const sessions = {};
+  for (const name of ['features.onnx', 'step.onnx']) {
+    if (sha256 && (await sha256(files[name])) !== manifest.files[name]) {
+      throw new Error(`${name} does not match manifest.json; export the bundle again`);
+    }
+    sessions[name] = await ort.InferenceSession.create(files[name], sessionOptions);
+  }
+  return { ort, manifest, features: sessions['features.onnx'], step: sessions['step.onnx'] };
+}
+
+const imageTensor = (ort, img) => new ort.Tensor('float32', img.data, [1, 3, img.h, img.w]);
+const scalar = (ort, value) => new ort.Tensor('float32', new Float32Array([value]), []);
+
+// content.* of the content image; gram.* of the styles averaged with the blend weights.
+export async function targets(bundle, content, styles, blend) {
+  const feeds = {};
+  const out = await bundle.features.run({ image: imageTensor(bundle.ort, content) });
+  for (const [name, t] of Object.entries(out)) if (name.startsWith('content.')) feeds[name] = t;
+  for (let s = 0; s < styles.length; s++) {
+    const grams = await bundle.features.run({ image: imageTensor(bundle.ort, styles[s]) });
+    for (const [name, t] of Object.entries(grams)) {
+      if (!name.startsWith('gram.')) continue;
+      const sum = feeds[name] ? feeds[name].data : new Float32Array(t.data.length);
+      for (let i = 0; i < sum.length; i++) sum[i] += Math.fround(blend[s]) * t.data[i];
+      feeds[name] = new bundle.ort.Tensor('float32', sum, t.dims);
+    }
+  }
+  return feeds;
+}
+
+// Process CPU time where the platform tells it (Node): a busy machine stretches wall time, not this.
+function cpuSeconds() {
+  if (typeof process === 'undefined' || !process.cpuUsage) return {};
+  const { user, system } = process.cpuUsage();
+  return { cpu_seconds: (user + system) / 1e6 };
+}
+
+// A finer scale's start: the coarser result enlarged, plus the content's detail it could not hold.
+function nextStart(x, c) {
+  const up = resize(x, c.h, c.w);
+  const low = resize(resize(c, x.h, x.w), c.h, c.w);
+  const data = new Float32Array(up.data.length);
+  for (let i = 0; i < data.length; i++) data[i] = Math.min(255, Math.max(0, up.data[i] + c.data[i] - low.data[i]));
+  return { data, h: c.h, w: c.w };
+}
+
+// Adam from the content image, coarse to fine. `onStep(record, image)` runs after every step (record: iteration,
+// loss, seconds, size and the three terms; image: the image the losses belong to); returning true stops.
+export async function stylize(bundle, content, styles, { size, iterations, scales, settings, onStep }) {
+  const { ort } = bundle;
+  const blend = styles.map(() => 1 / styles.length);
+  const start = performance.now();
+  let x = null;
+  let step = 0;
+  for (let s = 0; s < scales.length; s++) {
+    const side = Math.max(32, roundHalfUp(size * scales[s]));
+    const c = fit(content, side);
+    const feeds = await targets(bundle, c, styles.map((img) => fit(img, side)), blend);
+    for (const name of SCALARS) feeds[name] = scalar(ort, settings[name]);
+    x = x === null ? c : nextStart(x, c);
+    let image = imageTensor(ort, x);
+    let m = new ort.Tensor('float32', new Float32Array(x.data.length), image.dims);
+    let v = new ort.Tensor('float32', new Float32Array(x.data.length), image.dims);
+    for (let t = 1; t <= iterations[s]; t++) {
+      const out = await bundle.step.run({ ...feeds, image, m, v, t: scalar(ort, t) });
+      const record = {
+        iteration: step++,
+        loss: Number(out.loss.data[0]),
+        seconds: Math.round(performance.now() - start) / 1000,
+        ...cpuSeconds(),
+        size: side,
+        content_loss: Number(out.content_loss.data[0]),
+        style_loss: Number(out.style_loss.data[0]),
+        tv_loss: Number(out.tv_loss.data[0]),
+      };
+      const stop = await onStep(record, { data: image.data, h: c.h, w: c.w });
+      [image, m, v] = [out.image_next, out.m_next, out.v_next];
+      x = { data: image.data, h: c.h, w: c.w };
+      if (stop) return x;
+    }
+  }
+  return x;
+}
+
+// (1, 3, H, W) float -> RGBA bytes, rounded as the Python host rounds.
+export function toRGBA(img) {
+  const n = img.h * img.w;
+  const rgba = new Uint8ClampedArray(4 * n);
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < 3; c++) rgba[4 * i + c] = Math.min(255, Math.max(0, Math.floor(img.data[c * n + i] + 0.5)));
+    rgba[4 * i + 3] = 255;
+  }
+  return rgba;
+}
+
+// RGBA (or RGB with channels=3) bytes -> image.
+export function fromPixels(pixels, h, w, channels = 4) {
+  const n = h * w;
+  const data = new Float32Array(3 * n);
+  for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) data[c * n + i] = pixels[channels * i + c];
+  return { data, h, w };
+}
+
+// The schedule: the manifest's, only its last `lastScales` scales when given, `iterations` at each when given.
+export function schedule(manifest, lastScales, iterations) {
+  let { scales, iterations: counts } = manifest.defaults;
+  if (lastScales) [scales, counts] = [scales.slice(-lastScales), counts.slice(-lastScales)];
+  if (iterations) counts = scales.map(() => iterations);
+  return { scales, iterations: counts };
+}

@@ -1,0 +1,127 @@
+// The page's logic: load the runtime and the bundle, run a transfer with the shared JS core, draw every step.
+// URL parameters drive it without clicks (tests, demos): ?content=URL&style=URL[,URL]&size=N&iterations=N
+// &scales=N&threads=N&backend=wasm&autorun=1. Results land in window.nstRun for whoever drives the page.
+import { fromPixels, openBundle, schedule, stylize, toRGBA } from './nst-bundle.mjs';
+
+const params = new URLSearchParams(location.search);
+const $ = (id) => document.getElementById(id);
+const run = (window.nstRun = { records: [], done: false, error: null });
+let stopRequested = false;
+
+function say(text) {
+  $('status').textContent = text;
+}
+
+async function loadRuntime() {
+  const gpu = 'gpu' in navigator && params.get('backend') !== 'wasm' && (await navigator.gpu.requestAdapter());
+  const ort = await import(gpu ? './ort/ort.min.mjs' : './ort/ort.wasm.min.mjs');
+  ort.env.wasm.wasmPaths = new URL('./ort/', location.href).href;
+  // Threads need cross-origin isolation (COOP/COEP headers: serve.py sends them).
+  const threads = Number(params.get('threads')) || Math.min(4, navigator.hardwareConcurrency || 1);
+  ort.env.wasm.numThreads = crossOriginIsolated ? threads : 1;
+  return { ort, providers: gpu ? ['webgpu', 'wasm'] : ['wasm'], threads: ort.env.wasm.numThreads };
+}
+
+async function fetchBytes(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: ${response.status} ${response.statusText}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+async function sha256(bytes) {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+async function decode(blob) {
+  const bitmap = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+  const context = canvas.getContext('2d');
+  context.drawImage(bitmap, 0, 0);
+  return fromPixels(context.getImageData(0, 0, bitmap.width, bitmap.height).data, bitmap.height, bitmap.width);
+}
+
+function draw(img) {
+  const canvas = $('canvas');
+  [canvas.width, canvas.height] = [img.w, img.h];
+  canvas.getContext('2d').putImageData(new ImageData(toRGBA(img), img.w, img.h), 0, 0);
+}
+
+async function transfer(bundle, contentBlob, styleBlobs, size, iterations, scales) {
+  const content = await decode(contentBlob);
+  const styles = await Promise.all(styleBlobs.map(decode));
+  const plan = schedule(bundle.manifest, scales, iterations);
+  const total = plan.iterations.reduce((a, b) => a + b, 0);
+  stopRequested = false;
+  const result = await stylize(bundle, content, styles, {
+    size,
+    ...plan,
+    settings: bundle.manifest.defaults,
+    onStep: async (record, image) => {
+      run.records.push(record);
+      draw(image);
+      $('caption').textContent = `step ${record.iteration + 1} at ${record.size} px`;
+      say(`step ${record.iteration + 1} of ${total} at ${record.size} px: loss ${record.loss.toExponential(4)}, ` +
+        `${record.seconds} s (${run.backend})`);
+      // A step holds the main thread: let the page paint a frame (and take clicks) between steps; a hidden
+      // tab gets no frames, so there it only yields.
+      const frame = document.hidden ? (f) => f() : requestAnimationFrame;
+      await new Promise((resolve) => frame(() => setTimeout(resolve, 0)));
+      return stopRequested;
+    },
+  });
+  draw(result);
+  run.pixels = Array.from(toRGBA(result));
+  run.size = [result.h, result.w];
+  const link = $('download');
+  link.href = URL.createObjectURL(await $('canvas').convertToBlob?.() ?? (await new Promise((r) => $('canvas').toBlob(r))));
+  link.hidden = false;
+}
+
+async function main() {
+  const { ort, providers, threads } = await loadRuntime();
+  const files = { manifest: await (await fetch('bundle/manifest.json')).json() };
+  for (const name of ['features.onnx', 'step.onnx']) files[name] = await fetchBytes(`bundle/${name}`);
+  say('preparing the graphs…');
+  const bundle = await openBundle(ort, files, { executionProviders: providers, graphOptimizationLevel: 'all' }, sha256);
+  run.backend = `${providers[0]}, ${threads} thread(s)`;
+  say(`ready: ${run.backend}${crossOriginIsolated ? '' : ' (not cross-origin isolated: one thread)'}`);
+  $('size').value = params.get('size') || bundle.manifest.defaults.size;
+  const go = async (content, styles) => {
+    $('start').disabled = true;
+    $('stop').disabled = false;
+    const iterations = Number($('iterations').value) || Number(params.get('iterations')) || 0;
+    try {
+      await transfer(bundle, content, styles, Number($('size').value), iterations, Number(params.get('scales')) || 0);
+      say(`done: ${run.records.length} steps in ${run.records.at(-1).seconds} s (${run.backend})`);
+    } finally {
+      run.done = true;
+      $('start').disabled = false;
+      $('stop').disabled = true;
+    }
+  };
+  for (const id of ['content', 'style']) {
+    $(id).onchange = () => {
+      $(`${id}-preview`).src = URL.createObjectURL($(id).files[0]);
+      $('start').disabled = !($('content').files.length && $('style').files.length);
+    };
+  }
+  $('start').onclick = () => go($('content').files[0], Array.from($('style').files)).catch(report);
+  $('stop').onclick = () => (stopRequested = true);
+  if (params.get('autorun')) {
+    const blobs = async (urls) => Promise.all(urls.map(async (u) => (await fetch(u)).blob()));
+    const [content] = await blobs([params.get('content')]);
+    const styles = await blobs(params.get('style').split(','));
+    $('content-preview').src = params.get('content');
+    $('style-preview').src = params.get('style').split(',')[0];
+    await go(content, styles);
+  }
+}
+
+function report(err) {
+  run.error = String(err && err.message ? err.message : err);
+  run.done = true;
+  say(`error: ${run.error}`);
+}
+
+main().catch(report);

@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""Serve this folder on 127.0.0.1 with the headers WebAssembly threads need (cross-origin isolation).
+
+    python3 serve.py [--port 8000] [--folder DIR]
+
+Any static server works if it sends `Cross-Origin-Opener-Policy: same-origin` and
+`Cross-Origin-Embedder-Policy: require-corp`; without them the page runs on one thread.
+"""
+
+import argparse
+import functools
+import http.server
+from pathlib import Path
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript",
+                      ".wasm": "application/wasm", ".onnx": "application/octet-stream"}  # fmt: skip
+
+    def end_headers(self) -> None:
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        self.send_header("Cache-Control", "no-cache")
+        super().end_headers()
+
+    def log_message(self, *args) -> None:  # quiet: one line at start is enough
+        pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    parser.add_argument("--folder", default=str(Path(__file__).resolve().parent))
+    args = parser.parse_args()
+    handler = functools.partial(Handler, directory=args.folder)
+    with http.server.ThreadingHTTPServer(("127.0.0.1", args.port), handler) as server:
+        print(f"serving {args.folder} at http://127.0.0.1:{server.server_address[1]}/", flush=True)
+        server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
