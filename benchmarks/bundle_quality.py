@@ -15,7 +15,8 @@ import json
 import tempfile
 import time
 
-from benchmarks.nst_vs_johnson import IMAGES, PAIRS, ROOT, score
+from benchmarks.images import add_images_option, image
+from benchmarks.nst_vs_johnson import PAIRS, ROOT, score
 
 HOST = ROOT / "hosts" / "python" / "stylize_bundle.py"
 
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--pairs", type=int, default=len(PAIRS))
+    add_images_option(parser)
     args = parser.parse_args()
     st = StyleTransfer(threads=args.threads)
     host = python_host()
@@ -61,7 +63,7 @@ def main() -> None:
         export_folder(folder)
         bundle = host.Bundle(folder, args.threads)
         for content_name, style_name in PAIRS[: args.pairs]:
-            content, style = str(IMAGES / f"{content_name}.jpg"), str(IMAGES / f"{style_name}.jpg")
+            content, style = (str(image(args.images, f"{name}.jpg")) for name in (content_name, style_name))
             image, seconds = bundle_run(host, bundle, content, style, args.size)
             start = time.perf_counter()
             nst = st.transfer(content, [style], preset="nst", size=args.size)

@@ -1,6 +1,6 @@
 """nst video: flicker and cost of independent frames, warm start only, and warm start + temporal term.
 
-For each clip (frames of Big Buck Bunny, (c) Blender Foundation, CC BY 3.0, from ../shared/video; and a
+For each clip (frames of Big Buck Bunny, (c) Blender Foundation, CC BY 3.0, from benchmarks/data; and a
 synthetic pan across Turner's The Shipwreck from examples/) every mode stylises the same frames at --size
 with the same iterations per frame, one scale.  Measured per mode:
 - E_warp (Lai et al. 2018) with a flow of its own (DIS at 4x the output size), and its
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNNY = ROOT.parent / "shared" / "video" / "bigbuckbunny.mp4"
+BUNNY = ROOT / "benchmarks" / "data" / "bigbuckbunny.mp4"
 STYLE = ROOT / "examples" / "starry_night.jpg"
 PAN_SOURCE = ROOT / "examples" / "shipwreck.jpg"
 

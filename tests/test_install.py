@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ("pyproject.toml", "README.md", "LICENSE", "nst", "engine", "kernels", "cli", "models")
+FILES = ("pyproject.toml", "README.md", "LICENSE")
+
+
+def _sources() -> list[str]:
+    """The files a build reads: the project files and every folder pyproject maps into the package."""
+    tomllib = pytest.importorskip("tomllib")
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return [*FILES, *config["tool"]["setuptools"]["package-dir"].values()]
 
 
 def _pypi_reachable() -> bool:
@@ -42,7 +49,7 @@ def _source_copy(tmp_path: Path) -> Path:
     """The project's installable files in a scratch folder, so a build leaves nothing in the checkout."""
     copy = tmp_path / "src"
     copy.mkdir()
-    for name in SOURCES:
+    for name in _sources():
         source = ROOT / name
         if source.is_dir():
             shutil.copytree(source, copy / name, ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc"))

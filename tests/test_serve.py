@@ -133,7 +133,7 @@ def test_upload_over_limit_is_413(client):
         ({"style_weight": "heavy"}, "is not a number"),
         ({"size": 256}, "above this server's limit of 128"),
         ({"size": 64, "iterations": 500}, "above this server's limit of 400"),
-        ({"optimizer": "sgd"}, "unknown optimizer 'sgd'; use one of: lbfgs, lbfgsb, adam"),
+        ({"optimizer": "sgd"}, "unknown optimizer 'sgd'"),
         ({"size": 64, "style_blend": [1, 2]}, "--style-blend has 2 weight(s) for 1 style image(s)"),
         ({"format": "tiff"}, "options.format 'tiff'"),
         ({"preset": "fast"}, "unknown preset 'fast'"),
