@@ -35,7 +35,7 @@ def batch_on_ray(
     """`nst.engine.batch.batch_transfer`, with the images spread over Ray actors."""
     from nst.engine import StyleTransfer
 
-    planner = StyleTransfer(device="cpu", threads=1)  # options and style checks only: no session is built
+    planner = StyleTransfer()  # options and style checks only: no session is built, no thread setting changed
     job = plan_batch(planner, content_dir, styles, out_dir, suffix, preset, bit_depth, quality, overwrite, **overrides)
     report = BatchReport()
     done = [(c, t) for c, t in job.targets if t.exists() and job.folder.mismatch(t, c) is None]
