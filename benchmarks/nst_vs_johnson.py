@@ -40,8 +40,8 @@ PAIRS = [
 ]
 
 
-def score(st, content: str, style: str, image: np.ndarray, size: int) -> float:
-    """The johnson loss (content + style, no tv) of an HxWx3 image at its own size."""
+def score(st, content: str | np.ndarray, style: str | np.ndarray, image: np.ndarray, size: int) -> float:
+    """The johnson loss (content + style, no tv) of an HxWx3 image at its own size (inputs: paths or arrays)."""
     from nst.kernels import hwc_to_nchw
 
     objective = st.objective(content, [style], preset="johnson", size=size, tv_weight=0.0, path="split")

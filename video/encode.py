@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from nst.engine.errors import NstError
-from nst.engine.images import _umask
+from nst.engine.images import move_into_place
 
 # Video containers by extension: the ffmpeg video and audio codecs, and OpenCV's fourcc without ffmpeg.
 CONTAINERS = {".mp4": ("libx264", "aac", "mp4v"), ".avi": ("mjpeg", "pcm_s16le", "MJPG")}
@@ -41,11 +41,10 @@ def encode(frames: list[Path], output: str | Path, fps: float, audio: tuple[Path
         else:
             _opencv(frames, Path(tmp), fps)
             warning = "ffmpeg is not on PATH: the video was written without the input's sound" if audio else None
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    move_into_place(tmp, out)
     return warning
 
 
