@@ -93,6 +93,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--pairs", type=int, default=len(PAIRS))
+    parser.add_argument("--only", default="", help="pairs to run, as CONTENT:STYLE[,CONTENT:STYLE]")
     parser.add_argument("--cache", default=str(ROOT / "benchmarks" / "cache"), help="where nst runs are kept")
     parser.add_argument("--only-nst", action="store_true", help="make the nst references only (into --cache)")
     add_images_option(parser)
@@ -103,7 +104,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         export_folder(folder)
         bundle = host.Bundle(folder, args.threads)
-        for content_name, style_name in PAIRS[: args.pairs]:
+        pairs = [p for p in PAIRS[: args.pairs] if not args.only or ":".join(p) in args.only.split(",")]
+        for content_name, style_name in pairs:
             names = (content_name, style_name)
             content, style = (sized(str(image(args.images, f"{name}.jpg")), args.size) for name in names)
             nst = nst_run(st, names, (content, style), args.size, args.threads, Path(args.cache))
