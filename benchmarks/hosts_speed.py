@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PAIR = (ROOT / "examples" / "woman-with-hat-matisse.jpg", ROOT / "examples" / "starry_night.jpg")
 CHROMIUM = "/usr/bin/chromium"
+WEBGPU_FLAGS = ["--enable-unsafe-webgpu"]  # headless Chromium offers no WebGPU adapter without it
 WARMUP = 1  # intervals left out after the first step (whose run planned memory and packed weights)
 
 
@@ -41,15 +42,20 @@ def serve(folder: Path) -> tuple[subprocess.Popen, str]:
     return server, server.stdout.readline().rsplit(" at ", 1)[1].strip()
 
 
-def browse(folder: Path, query: str, until: str, timeout_s: float = 900, screenshot: Path | None = None) -> dict:
+def browse(
+    folder: Path, query: str, until: str, timeout_s: float = 900, screenshot: Path | None = None, webgpu: bool = False
+) -> dict:
     """Open the page (exported with --web into `folder`) in headless Debian Chromium with `query`, wait until
-    the JavaScript expression `until` holds or the page reports an error; returns window.nstRun."""
+    the JavaScript expression `until` holds or the page reports an error; returns window.nstRun. `webgpu`
+    lets headless Chromium offer WebGPU (without a GPU, SwiftShader's software adapter)."""
     from playwright.sync_api import sync_playwright
 
     server, url = serve(folder)
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            browser = p.chromium.launch(
+                executable_path=CHROMIUM, args=["--no-sandbox", *(WEBGPU_FLAGS if webgpu else [])]
+            )
             page = browser.new_page(viewport={"width": 1000, "height": 720})
             page.goto(f"{url}?{query}")
             page.wait_for_function(f"window.nstRun && (window.nstRun.error || {until})", timeout=timeout_s * 1000)

@@ -1,6 +1,6 @@
 // The page's logic: load the runtime and the bundle, run a transfer with the shared JS core, draw every step.
 // URL parameters drive it without clicks (tests, demos): ?content=URL&style=URL[,URL]&size=N&iterations=N
-// &scales=N&threads=N&backend=wasm&autorun=1. Results land in window.nstRun for whoever drives the page.
+// &scales=N&threads=N&backend=wasm|webgpu&autorun=1. Results land in window.nstRun for whoever drives the page.
 import { fromPixels, openBundle, schedule, stylize, toRGBA } from './nst-bundle.mjs';
 
 const params = new URLSearchParams(location.search);
@@ -13,7 +13,12 @@ function say(text) {
 }
 
 async function loadRuntime() {
-  const gpu = 'gpu' in navigator && params.get('backend') !== 'wasm' && (await navigator.gpu.requestAdapter());
+  // backend=wasm never asks for WebGPU; backend=webgpu insists on it; neither takes WebGPU when offered.
+  const wanted = params.get('backend');
+  const adapter = wanted !== 'wasm' && 'gpu' in navigator && (await navigator.gpu.requestAdapter());
+  if (wanted === 'webgpu' && !adapter) throw new Error('backend=webgpu, but this browser offers no WebGPU adapter');
+  const gpu = Boolean(adapter);
+  run.adapter = gpu ? { vendor: adapter.info?.vendor, architecture: adapter.info?.architecture } : null;
   const ort = await import(gpu ? './ort/ort.min.mjs' : './ort/ort.wasm.min.mjs');
   ort.env.wasm.wasmPaths = new URL('./ort/', location.href).href;
   // Threads need cross-origin isolation (COOP/COEP headers: serve.py sends them).
