@@ -19,6 +19,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from .choices import MAX_SIDE, MIN_SIDE
 from .errors import NstError
 from .fused import build_fused, content_inputs, style_inputs
 from .graphs import emit_forward
@@ -31,7 +32,7 @@ FORMAT, VERSION = "nst-bundle", 1
 FILES = ("features.onnx", "step.onnx")
 MAX_BYTES = 60 * 1024 * 1024
 # The bundle's own schedule: Adam, coarse to fine (fractions of the final size and steps at each).
-SCHEDULE = {"scales": [0.25, 0.5, 1.0], "iterations": [200, 150, 150], "lr": 5.0}
+SCHEDULE = {"scales": [0.25, 0.5, 1.0], "iterations": [200, 150, 200], "lr": 5.0}
 
 
 @dataclass(frozen=True)
@@ -284,6 +285,7 @@ def manifest(spec: VggSpec, bs: BundleSpec, hashes: dict[str, str]) -> dict:
         "pooling": bs.pooling,
         "convention": bs.convention,
         "defaults": bs.defaults,
+        "limits": {"min_side": MIN_SIDE, "max_side": MAX_SIDE},  # the sizes a host may ask for
         "licence": {
             "weights": meta.get("license", "see attribution"),
             "attribution": meta.get("attribution", ""),
@@ -292,25 +294,19 @@ def manifest(spec: VggSpec, bs: BundleSpec, hashes: dict[str, str]) -> dict:
     }
 
 
-def export_bundle(spec: VggSpec, opts: Options, folder: Path) -> dict:
-    """Write features.onnx, step.onnx and manifest.json into `folder` (each through a temp file, then
-    renamed); returns the manifest."""
+def bundle_files(spec: VggSpec, opts: Options) -> tuple[dict, dict[str, bytes]]:
+    """The bundle's manifest and its files' bytes by name: features.onnx, step.onnx and manifest.json."""
     bs = bundle_spec(opts)
-    folder.mkdir(parents=True, exist_ok=True)
-    hashes = {}
-    for name, build in (("features.onnx", build_features), ("step.onnx", build_step)):
-        data = build(spec, bs).SerializeToString()
-        hashes[name] = hashlib.sha256(data).hexdigest()
-        _write(folder / name, data)
-    result = manifest(spec, bs, hashes)
-    _write(folder / "manifest.json", (json.dumps(result, indent=2) + "\n").encode())
-    return result
+    files = {name: build(spec, bs).SerializeToString() for name, build in zip(FILES, (build_features, build_step))}
+    result = manifest(spec, bs, {name: hashlib.sha256(data).hexdigest() for name, data in files.items()})
+    return result, files | {"manifest.json": (json.dumps(result, indent=2) + "\n").encode()}
 
 
-def _write(path: Path, data: bytes) -> None:
-    from .images import write_bytes
-
-    write_bytes(path, data)
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NstError(f"{folder}: cannot create this folder ({exc.strerror or exc}); give one you can write") from None
 
 
 WEB_SOURCE = Path(__file__).resolve().parents[1] / "hosts" / "web"
@@ -327,13 +323,14 @@ def export_folder(
 ) -> str:
     """`nst export`: check the options, write the bundle (and with `web` the page around it); returns a summary."""
     from .checks import check_options
-    from .presets import parse_layers, resolve_options
+    from .images import write_files
+    from .presets import resolve_options
     from .vgg import load_spec
 
     folder = Path(folder)
     overrides = {
-        "content_layers": parse_layers(content_layers, "content-layers") if content_layers else None,
-        "style_layers": parse_layers(style_layers, "style-layers") if style_layers else None,
+        "content_layers": _layers(content_layers, "content-layers"),
+        "style_layers": _layers(style_layers, "style-layers"),
         "pooling": pooling,
     }
     opts = resolve_options(preset, **overrides)
@@ -343,16 +340,29 @@ def export_folder(
     web_files = _web_files() if web else {}  # checked before anything is written
     _check_free(folder, [*FILES, "manifest.json", *web_files.values()], force)
     _check_free(target, [*FILES, "manifest.json"], force)
-    export_bundle(spec, opts, target)
-    for source, name in web_files.items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        _write(folder / name, source.read_bytes())
+    _, files = bundle_files(spec, opts)
+    pages = {folder / name: source.read_bytes() for source, name in web_files.items()}
+    for path in {target, *(p.parent for p in pages)}:
+        _make_folder(path)
+    write_files({target / name: data for name, data in files.items()} | pages)
     sizes = {name: (target / name).stat().st_size for name in (*FILES, "manifest.json")}
     listing = ", ".join(f"{name} {size / 1e6:.1f} MB" for name, size in sizes.items())
     summary = f"wrote {target}: {listing} ({sum(sizes.values()) / 1e6:.1f} MB in all)"
     if web:
         summary += f"\nwrote the page to {folder}: serve it with COOP/COEP headers, e.g. python3 {folder / 'serve.py'}"
     return summary
+
+
+def _layers(text: str | None, flag: str) -> dict[str, float] | None:
+    """A layer option: None keeps the preset's; a bundle needs at least one content and one style layer."""
+    from .presets import parse_layers
+
+    if text is None:
+        return None
+    layers = parse_layers(text, flag)
+    if not layers:
+        raise NstError(f"--{flag} {text!r}: a bundle needs at least one layer, e.g. relu4_2 or relu1_1,relu2_1")
+    return layers
 
 
 def _check_free(folder: Path, names: list[str], force: bool) -> None:

@@ -15,6 +15,8 @@ from .kinds import host_only, tiled
 from .presets import Options
 from .schedule import scale_schedule
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 def style_blend(blend: Sequence[float] | str | None, count: int) -> list[float]:
     """Blend weights for `count` styles, normalised to sum to 1 (equal when not given)."""
@@ -186,14 +188,14 @@ def check_options(opts: Options, relu_names: list[str]) -> None:
         ("tv-weight", opts.tv_weight),
         ("lr", opts.lr),
     ):
-        if not np.isfinite(value) or value < 0:
-            raise NstError(f"--{name} {value} must be a non-negative number")
+        if not 0 <= value <= FLOAT32_MAX:
+            raise NstError(f"--{name} {value} must be a non-negative number a float32 can hold")
     for flag, layers in (("content-layers", opts.content_layers), ("style-layers", opts.style_layers)):
         for layer, weight in layers.items():
             if layer not in relu_names:
                 raise NstError(f"--{flag}: unknown layer {layer!r}; choose from {', '.join(relu_names)}")
-            if not np.isfinite(weight) or weight < 0:
-                raise NstError(f"--{flag}: weight {weight} of {layer} must be a non-negative number")
+            if not 0 <= weight <= FLOAT32_MAX:  # the graphs compute in float32: a larger weight is infinite there
+                raise NstError(f"--{flag}: weight {weight} of {layer} must be a non-negative number a float32 can hold")
     if not opts.content_layers and not opts.style_layers:
         raise NstError("no content or style layers: give at least one layer")
     check_seed(opts.seed)

@@ -236,6 +236,27 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return move_into_place(tmp, p)
 
 
+def write_files(files: dict[Path, bytes]) -> None:
+    """Write several files all or none: each to a temporary file beside it, renamed into place only when every
+    one is complete, so a full disk or an interrupt leaves no half-written set behind."""
+    staged: list[tuple[str, Path]] = []
+    path = None
+    try:
+        for path, data in files.items():
+            p, fd, tmp = temporary_beside(path)
+            staged.append((tmp, p))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+    except BaseException as exc:
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise NstError(f"{path}: could not be written ({exc.strerror or exc}); nothing was changed") from None
+        raise
+    for tmp, p in staged:
+        move_into_place(tmp, p)
+
+
 def temporary_beside(path: str | os.PathLike) -> tuple[Path, int, str]:
     """(path, fd, temporary name): an open temporary file in `path`'s folder, to be moved into place."""
     p = check_folder(path, probe=False)  # the temporary file is the probe

@@ -59,6 +59,26 @@ def test_export_refuses_to_overwrite_and_bad_layers(tmp_path):
     assert (tmp_path / "manifest.json").read_text() == "mine"
     with pytest.raises(NstError):
         export_folder(tmp_path / "new", style_layers="relu9_9")
+    with pytest.raises(NstError, match="at least one layer"):
+        export_folder(tmp_path / "new", style_layers="")  # not silently the preset's
+    with pytest.raises(NstError, match="float32 can hold"):
+        export_folder(tmp_path / "new", style_layers="relu1_1:1e40")
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(NstError, match="cannot create this folder"):
+        export_folder(tmp_path / "afile" / "sub")
+    assert not (tmp_path / "new").exists()
+
+
+def test_files_are_written_all_or_none(tmp_path):
+    """A later file that cannot be written leaves none of the earlier ones behind (nor temporary files)."""
+    from nst.engine.images import write_files
+
+    (tmp_path / "b").write_bytes(b"mine")
+    with pytest.raises(NstError, match="does not exist"):
+        write_files({tmp_path / "a": b"1", tmp_path / "b": b"2", tmp_path / "missing" / "c": b"3"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"] and (tmp_path / "b").read_bytes() == b"mine"
+    write_files({tmp_path / "a": b"1", tmp_path / "b": b"2"})
+    assert (tmp_path / "a").read_bytes() == b"1" and (tmp_path / "b").read_bytes() == b"2"
 
 
 def engine_case(st, size=64, pooling="max"):

@@ -79,7 +79,8 @@ def test_python_host_refuses_a_changed_bundle(bundle_dir, pair, tmp_path):
 
 def node_ready() -> None:
     need(shutil.which("node") is not None, "node is not on PATH")
-    need((ROOT / "hosts" / "node" / "node_modules" / "onnxruntime-node").is_dir(), "run npm ci in hosts/node")
+    modules = ROOT / "hosts" / "node" / "node_modules"
+    need(all((modules / name).is_dir() for name in ("onnxruntime-node", "sharp")), "run npm ci in hosts/node")
 
 
 def test_node_host_matches_python(bundle_dir, pair, python_run, tmp_path):
@@ -136,12 +137,12 @@ def test_browser_matches_python(web_folder, pair, python_run):
 def test_browser_webgpu_matches_python(web_folder, pair, tmp_path):
     """WebGPU (without a GPU, Chromium's SwiftShader adapter, which emulates every kernel: so small and short)."""
     browser_ready()
-    args = ["--size", "32", "--iterations", "3", "--scales", "1"]
+    args = ["--size", "42", "--iterations", "3", "--scales", "1"]
     host = ROOT / "hosts" / "python" / "stylize_bundle.py"
     bundle = web_folder / "bundle"
     want = run_host([sys.executable, str(host), *map(str, pair), "--bundle", str(bundle), *args, "-o",
                      str(tmp_path / "p.png")], tmp_path / "p.png")  # fmt: skip
-    query = "content=content.png&style=style.png&size=32&iterations=3&scales=1&backend=webgpu&autorun=1"
+    query = "content=content.png&style=style.png&size=42&iterations=3&scales=1&backend=webgpu&autorun=1"
     run = browse(web_folder, query, "window.nstRun.done", webgpu=True)
     assert run["error"] is None, run["error"]
     assert run["backend"].startswith("webgpu") and run["adapter"]["vendor"], run.get("adapter")
@@ -165,6 +166,107 @@ def test_node_and_python_resize_and_schedule_alike(bundle_dir, pair, tmp_path):
     python = run_host([sys.executable, str(host), *common, str(tmp_path / "p.png")], tmp_path / "p.png")
     script = ROOT / "hosts" / "node" / "stylize.mjs"
     node = run_host(["node", str(script), *common, str(tmp_path / "n.png")], tmp_path / "n.png")
-    assert [r["size"] for r in python[0]] == [32, 32, 48, 48, 96, 96] == [r["size"] for r in node[0]]
+    # at 1/4 a 96x128 content would be 24 px on its short side: that scale is raised to keep 32 px
+    assert [r["size"] for r in python[0]] == [42, 42, 48, 48, 96, 96] == [r["size"] for r in node[0]]
     np.testing.assert_allclose([r["loss"] for r in node[0]], [r["loss"] for r in python[0]], rtol=1e-4)
     assert np.abs(node[1] - python[1]).mean() <= 1.0
+
+
+PYTHON_HOST = [sys.executable, str(ROOT / "hosts" / "python" / "stylize_bundle.py")]
+NODE_HOST = ["node", str(ROOT / "hosts" / "node" / "stylize.mjs")]
+
+
+def hosts(name: str) -> list[str]:
+    if name == "node":
+        node_ready()
+    return PYTHON_HOST if name == "python" else NODE_HOST
+
+
+@pytest.fixture(scope="module")
+def odd_images(tmp_path_factory) -> dict[str, Path]:
+    """A thin PNG, a file that is no image, a JPEG turned by its EXIF tag, a 16-bit grey PNG."""
+    folder = tmp_path_factory.mktemp("odd")
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((6, 200, 3)) * 255).astype(np.uint8)).save(folder / "thin.png")
+    (folder / "text.png").write_text("not an image")
+    turned = Image.open(EXAMPLES / "woman-with-hat-matisse.jpg").convert("RGB").resize((64, 48))
+    exif = turned.getexif()
+    exif[0x0112] = 6  # shown turned a quarter clockwise
+    turned.save(folder / "turned.jpg", exif=exif, quality=90)
+    Image.fromarray((rng.random((40, 50)) * 65535).astype(np.uint16)).save(folder / "grey16.png")
+    return {path.stem: path for path in folder.iterdir()}
+
+
+@pytest.mark.parametrize("host", ["python", "node"])
+def test_hosts_refuse_bad_requests_in_one_line(host, bundle_dir, pair, odd_images, tmp_path):
+    """Each refused before any step, one line, status 2, nothing written; inputs untouched."""
+    content, style = map(str, pair)
+    out = str(tmp_path / "o.png")
+    cases = {
+        "size 0": [content, style, "-o", out, "--size", "0"],
+        "size 100000": [content, style, "-o", out, "--size", "100000"],
+        "iterations 0": [content, style, "-o", out, "--iterations", "0"],
+        "scales 9": [content, style, "-o", out, "--scales", "9"],
+        "give a size of 1050 or more": [str(odd_images["thin"]), style, "-o", out, "--size", "64"],
+        "cannot be read as an image": [str(odd_images["text"]), style, "-o", out],
+        "does not exist": [content, style, "-o", str(tmp_path / "none" / "o.png")],
+        "one of the inputs": [content, style, "-o", content],
+    }
+    before = Path(content).read_bytes()
+    for expected, args in cases.items():
+        done = subprocess.run([*hosts(host), *args, "--bundle", str(bundle_dir)], capture_output=True, text=True,
+                              timeout=300)  # fmt: skip
+        assert done.returncode == 2 and done.stderr.startswith("error: "), (expected, done.stderr[-500:])
+        assert expected in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr
+        assert not done.stdout and list(tmp_path.iterdir()) == []
+    assert Path(content).read_bytes() == before
+
+
+def test_hosts_decode_alike(bundle_dir, odd_images, tmp_path):
+    """A JPEG with an EXIF turn and a 16-bit grey PNG: Python (Pillow) and Node (sharp) see the same pixels."""
+    node_ready()
+    args = [str(odd_images["turned"]), str(odd_images["grey16"]), "--bundle", str(bundle_dir)]
+    args += ["--size", "64", "--iterations", "2", "--scales", "1", "-o"]
+    python = run_host([*PYTHON_HOST, *args, str(tmp_path / "p.png")], tmp_path / "p.png")
+    node = run_host([*NODE_HOST, *args, str(tmp_path / "n.png")], tmp_path / "n.png")
+    assert python[1].shape == node[1].shape == (64, 48, 3)  # turned upright
+    np.testing.assert_allclose([r["loss"] for r in node[0]], [r["loss"] for r in python[0]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("host", ["python", "node"])
+def test_interrupted_host_writes_nothing(host, bundle_dir, pair, tmp_path):
+    """Ctrl-C mid-run: status 130, one line, no output and no temporary file."""
+    import signal
+
+    command = [*hosts(host), *map(str, pair), "-o", str(tmp_path / "o.png"), "--bundle", str(bundle_dir)]
+    run = subprocess.Popen([*command, "--size", "128", "--iterations", "500", "--scales", "1"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert run.stdout.readline().startswith("{")  # a step has run
+        run.send_signal(signal.SIGINT)
+        _, stderr = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 130 and stderr.strip() == "error: interrupted; nothing was written"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_browser_says_what_is_wrong(web_folder):
+    browser_ready()
+    run = browse(web_folder, "content=content.png&style=style.png&size=0&autorun=1", "window.nstRun.done")
+    assert run["error"].startswith("size 0: give a whole number of pixels")
+    run = browse(web_folder, "content=content.png&style=missing.png&size=64&autorun=1", "window.nstRun.done")
+    assert "missing.png: 404" in run["error"]
+
+
+def test_page_server_refuses_a_taken_port_in_one_line(web_folder):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, str(web_folder / "serve.py"), "--port", str(port)],
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 1 and done.stderr.startswith("error: cannot listen")
+    assert len(done.stderr.splitlines()) == 1

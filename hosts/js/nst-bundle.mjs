@@ -51,9 +51,14 @@ export function resize(img, h, w) {
 // Python's round differs at .5 (to even): both hosts use floor(x + 0.5).
 const roundHalfUp = (x) => Math.floor(x + 0.5);
 
-export function fit(img, longest) {
+// [h, w] with the longest side `longest`, aspect ratio kept.
+function fitSize(img, longest) {
   const scale = longest / Math.max(img.h, img.w);
-  return resize(img, Math.max(1, roundHalfUp(img.h * scale)), Math.max(1, roundHalfUp(img.w * scale)));
+  return [Math.max(1, roundHalfUp(img.h * scale)), Math.max(1, roundHalfUp(img.w * scale))];
+}
+
+export function fit(img, longest) {
+  return resize(img, ...fitSize(img, longest));
 }
 
 // Two sessions and the manifest; `files` holds the manifest object and the two graphs' bytes, `sha256(bytes)`
@@ -111,12 +116,14 @@ function nextStart(x, c) {
 // loss, seconds, size and the three terms; image: the image the losses belong to); returning true stops.
 export async function stylize(bundle, content, styles, { size, iterations, scales, settings, onStep }) {
   const { ort } = bundle;
+  const named = styles.length === 1 ? { style: styles[0] } : Object.fromEntries(styles.map((s, i) => [`style ${i + 1}`, s]));
+  checkSides(bundle.manifest, { content, ...named }, size);
   const blend = styles.map(() => 1 / styles.length);
   const start = performance.now();
   let x = null;
   let step = 0;
   for (let s = 0; s < scales.length; s++) {
-    const side = Math.max(32, roundHalfUp(size * scales[s]));
+    const side = scaleSide(bundle.manifest, [content, ...styles], size, scales[s]);
     const c = fit(content, side);
     const feeds = await targets(bundle, c, styles.map((img) => fit(img, side)), blend);
     for (const name of SCALARS) feeds[name] = scalar(ort, settings[name]);
@@ -164,10 +171,51 @@ export function fromPixels(pixels, h, w, channels = 4) {
   return { data, h, w };
 }
 
-// The schedule: the manifest's, only its last `lastScales` scales when given, `iterations` at each when given.
-export function schedule(manifest, lastScales, iterations) {
-  let { scales, iterations: counts } = manifest.defaults;
-  if (lastScales) [scales, counts] = [scales.slice(-lastScales), counts.slice(-lastScales)];
-  if (iterations) counts = scales.map(() => iterations);
-  return { scales, iterations: counts };
+// What a host was asked for, checked against the bundle before any work: {size, scales, iterations}. `size`,
+// `lastScales` (run only the last N scales) and `iterations` (steps at every scale) are optional; given, each
+// must be a whole number in range, or this throws a one-line error that says what to give instead.
+export function plan(manifest, { size, lastScales, iterations } = {}) {
+  const { min_side: lo, max_side: hi } = limits(manifest);
+  const whole = (value, min, max) => Number.isInteger(value) && value >= min && value <= max;
+  let { scales, iterations: counts, size: fallback } = manifest.defaults;
+  if (size === undefined) size = fallback;
+  else if (!whole(size, lo, hi)) throw new Error(`size ${size}: give a whole number of pixels in ${lo}..${hi}`);
+  if (lastScales !== undefined) {
+    if (!whole(lastScales, 1, scales.length)) throw new Error(`scales ${lastScales}: give 1..${scales.length}`);
+    [scales, counts] = [scales.slice(-lastScales), counts.slice(-lastScales)];
+  }
+  if (iterations !== undefined) {
+    if (!whole(iterations, 1, 1e6)) throw new Error(`iterations ${iterations}: give a whole number from 1`);
+    counts = scales.map(() => iterations);
+  }
+  return { size, scales, iterations: counts };
+}
+
+// The longest side at one scale: size * fraction, raised where a coarse scale would leave an image under
+// min_side px on its short side (the network's poolings need them), up to the final size.
+function scaleSide(manifest, images, size, fraction) {
+  const lo = limits(manifest).min_side;
+  let side = Math.max(lo, roundHalfUp(size * fraction));
+  while (side < size && images.some((img) => Math.min(...fitSize(img, side)) < lo)) side++;
+  return side;
+}
+
+function limits(manifest) {
+  if (!manifest.limits) throw new Error('the bundle has no limits in manifest.json: export it again with nst export');
+  return manifest.limits;
+}
+
+// Every image must keep min_side px on its short side at the final size: throws naming the image and a size
+// that would do.
+export function checkSides(manifest, images, size) {
+  const { min_side: lo, max_side: hi } = limits(manifest);
+  for (const [what, img] of Object.entries(images)) {
+    const [h, w] = fitSize(img, size);
+    if (Math.min(h, w) >= lo) continue;
+    let need = size + 1;
+    while (need <= hi && Math.min(...fitSize(img, need)) < lo) need++;
+    const fix = need <= hi ? `give a size of ${need} or more` : `crop it to at most ${Math.floor(hi / lo)}:1`;
+    throw new Error(`the ${what} image is ${img.w}x${img.h}: at size ${size} it would be ${w}x${h}, under the ${lo} px ` +
+      `the network needs on each side; ${fix}`);
+  }
 }

@@ -1,33 +1,36 @@
 #!/usr/bin/env node
 // Style transfer from an nst bundle on onnxruntime-node, nothing of nst:
 //   node stylize.mjs CONTENT STYLE [STYLE...] -o OUT --bundle DIR [--size N] [--iterations N] [--scales N] [--threads N]
-// Prints one JSON line per iteration ({"iteration", "loss", "seconds", ...}); PNG and JPEG in and out.
+// Prints one JSON line per iteration ({"iteration", "loss", "seconds", ...}). Images are read and written with
+// sharp (libvips): JPEG, PNG, WebP, TIFF, ...; decoded as Pillow and browsers decode them, EXIF orientation applied.
 import { createHash } from 'node:crypto';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
-import jpeg from 'jpeg-js';
 import * as ort from 'onnxruntime-node';
-import pngjs from 'pngjs';
-import { fromPixels, openBundle, schedule, stylize, toRGBA } from '../js/nst-bundle.mjs';
+import sharp from 'sharp';
+import { fromPixels, openBundle, plan, stylize, toRGBA } from '../js/nst-bundle.mjs';
 
 const USAGE = 'usage: node stylize.mjs CONTENT STYLE [STYLE...] -o OUT --bundle DIR [--size N] [--iterations N]';
+const FORMATS = { '.png': 'png', '.jpg': 'jpeg', '.jpeg': 'jpeg', '.webp': 'webp', '.tif': 'tiff', '.tiff': 'tiff' };
 
-function fail(message) {
+function fail(message, status = 2) {
   console.error(`error: ${message}`);
-  process.exit(2);
+  process.exit(status);
 }
 
 function parseArgs(argv) {
   const args = { images: [], threads: 0 };
-  const numbers = new Set(['--size', '--iterations', '--scales', '--threads']);
+  const numbers = { '--size': 'size', '--iterations': 'iterations', '--scales': 'lastScales', '--threads': 'threads' };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
+    const needsValue = flag in numbers || ['-o', '--output', '--bundle'].includes(flag);
+    if (needsValue && i + 1 >= argv.length) fail(`${flag} needs a value\n${USAGE}`);
     if (flag === '-o' || flag === '--output') args.output = argv[++i];
     else if (flag === '--bundle') args.bundle = argv[++i];
-    else if (numbers.has(flag)) {
-      const value = Number(argv[++i]);
-      if (!Number.isInteger(value) || value < 0) fail(`${flag} needs a whole number, not ${argv[i]}`);
-      args[flag.slice(2)] = value;
+    else if (flag in numbers) {
+      const text = argv[++i];
+      if (!/^\d+$/.test(text)) fail(`${flag} needs a whole number, not ${JSON.stringify(text)}`);
+      args[numbers[flag]] = Number(text);
     } else if (flag.startsWith('-')) fail(`unknown option ${flag}\n${USAGE}`);
     else args.images.push(flag);
   }
@@ -35,46 +38,67 @@ function parseArgs(argv) {
   return args;
 }
 
-function decode(path) {
-  let bytes;
+// Before any work: the output's format is known, its folder takes files, and it is none of the inputs.
+function checkOutput(output, inputs) {
+  if (!(extname(output).toLowerCase() in FORMATS)) {
+    fail(`${output}: give an output name ending in ${Object.keys(FORMATS).join(', ')}`);
+  }
+  const folder = dirname(output);
   try {
-    bytes = readFileSync(path);
-  } catch (err) {
-    fail(`${path}: cannot be read (${err.code})`);
+    if (!statSync(folder).isDirectory()) throw new Error();
+    accessSync(folder, constants.W_OK);
+  } catch {
+    fail(`${output}: the folder ${folder} does not exist or is not writable; choose another output path`);
   }
-  if (bytes[0] === 0x89 && bytes[1] === 0x50) {
-    const png = pngjs.PNG.sync.read(bytes);
-    return fromPixels(png.data, png.height, png.width);
-  }
-  if (bytes[0] === 0xff && bytes[1] === 0xd8) {
-    const jpg = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true });
-    return fromPixels(jpg.data, jpg.height, jpg.width);
-  }
-  fail(`${path}: not a PNG or JPEG image`);
+  const id = (path) => {
+    try {
+      const { dev, ino } = statSync(path);
+      return `${dev}:${ino}`;
+    } catch {
+      return null;
+    }
+  };
+  const out = id(output);
+  if (out && inputs.some((path) => id(path) === out)) fail(`${output} is one of the inputs; write the result elsewhere`);
 }
 
-function encode(path, img) {
-  const rgba = Buffer.from(toRGBA(img).buffer);
-  const ext = extname(path).toLowerCase();
-  if (ext === '.png') {
-    const png = new pngjs.PNG({ width: img.w, height: img.h });
-    rgba.copy(png.data);
-    return pngjs.PNG.sync.write(png);
+async function decode(path) {
+  try {
+    const { data, info } = await sharp(path, { failOn: 'error' })
+      .autoOrient()
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    return fromPixels(data, info.height, info.width, info.channels);
+  } catch (err) {
+    fail(`${path}: cannot be read as an image (${err.message.split('\n')[0]})`);
   }
-  if (ext === '.jpg' || ext === '.jpeg') return jpeg.encode({ data: rgba, width: img.w, height: img.h }, 95).data;
-  fail(`${path}: write .png, .jpg or .jpeg`);
+}
+
+async function encode(path, img) {
+  const rgba = Buffer.from(toRGBA(img).buffer);
+  const format = FORMATS[extname(path).toLowerCase()];
+  const image = sharp(rgba, { raw: { width: img.w, height: img.h, channels: 4 } }).removeAlpha();
+  return image.toFormat(format, format === 'jpeg' || format === 'webp' ? { quality: 95 } : {}).toBuffer();
+}
+
+function readBundle(folder) {
+  const files = {};
+  try {
+    files.manifest = JSON.parse(readFileSync(join(folder, 'manifest.json'), 'utf8'));
+    for (const name of ['features.onnx', 'step.onnx']) files[name] = readFileSync(join(folder, name));
+  } catch (err) {
+    fail(`${folder} is not a readable bundle (${err.code || err.message}); run nst export ${folder}`);
+  }
+  return files;
 }
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
-  encode(args.output, { data: new Float32Array(3), h: 1, w: 1 }); // an unwritable format fails before the run
-  const files = {};
-  try {
-    files.manifest = JSON.parse(readFileSync(join(args.bundle, 'manifest.json'), 'utf8'));
-    for (const name of ['features.onnx', 'step.onnx']) files[name] = readFileSync(join(args.bundle, name));
-  } catch (err) {
-    fail(`${args.bundle} is not a readable bundle (${err.code || err.message}); run nst export ${args.bundle}`);
-  }
+  checkOutput(args.output, args.images);
+  const files = readBundle(args.bundle);
+  const todo = plan(files.manifest, args);
   const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
   const options = {
     executionProviders: ['cpu'],
@@ -83,17 +107,24 @@ async function main() {
     extra: { session: { intra_op: { allow_spinning: '0' } } }, // idle threads sleep: fairer on a busy machine
   };
   const bundle = await openBundle(ort, files, options, sha256);
-  const [content, ...styles] = args.images.map(decode);
-  const { defaults } = files.manifest;
+  const [content, ...styles] = await Promise.all(args.images.map(decode));
+  let printing = true; // a reader that goes away (| head) stops the printing, not the transfer
+  process.stdout.on('error', () => (printing = false));
   const result = await stylize(bundle, content, styles, {
-    size: args.size || defaults.size,
-    ...schedule(files.manifest, args.scales, args.iterations),
-    settings: defaults,
-    onStep: (record) => console.log(JSON.stringify(record)),
+    ...todo,
+    settings: files.manifest.defaults,
+    onStep: (record) => printing && console.log(JSON.stringify(record)),
   });
-  const temp = join(dirname(args.output), `.part-${basename(args.output)}`);
-  writeFileSync(temp, encode(args.output, result));
-  renameSync(temp, args.output); // a finished file or none
+  partial = join(dirname(args.output), `.part-${basename(args.output)}`);
+  writeFileSync(partial, await encode(args.output, result));
+  renameSync(partial, args.output); // a finished file or none
 }
 
+let partial = null;
+process.on('SIGINT', () => {
+  try {
+    if (partial) unlinkSync(partial);
+  } catch {}
+  fail('interrupted; nothing was written', 130);
+});
 main().catch((err) => fail(err.message.split('\n')[0]));

@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from PIL import Image
+from PIL import Image, ImageOps
 
 
 def resize_matrix(n_in: int, n_out: int) -> np.ndarray:
@@ -30,16 +31,18 @@ def resize_matrix(n_in: int, n_out: int) -> np.ndarray:
 
 
 def resize(x: np.ndarray, h: int, w: int) -> np.ndarray:
-    """(1, 3, H, W) -> (1, 3, h, w), float32."""
+    """(1, 3, H, W) -> (1, 3, h, w), float32; columns first, a band of rows at a time, to bound memory."""
     rows, cols = resize_matrix(x.shape[2], h), resize_matrix(x.shape[3], w)
-    return np.einsum("ij,cjk,lk->cil", rows, x[0].astype(np.float64), cols)[None].astype(np.float32)
+    band = 1024
+    narrow = np.empty((3, x.shape[2], w))
+    for top in range(0, x.shape[2], band):
+        narrow[:, top : top + band] = x[0, :, top : top + band].astype(np.float64) @ cols.T
+    return (rows @ narrow)[None].astype(np.float32)
 
 
 def fit(x: np.ndarray, longest: int) -> np.ndarray:
     """Resized so its longest side is `longest`, aspect ratio kept."""
-    h, w = x.shape[2:]
-    scale = longest / max(h, w)
-    return resize(x, max(1, half_up(h * scale)), max(1, half_up(w * scale)))
+    return resize(x, *fit_size(*x.shape[2:], longest))
 
 
 def half_up(value: float) -> int:
@@ -47,25 +50,44 @@ def half_up(value: float) -> int:
     return int(np.floor(value + 0.5))
 
 
-def fail(message: str) -> None:
-    """One line on stderr and exit status 2, as the Node host does."""
+def fail(message: str, status: int = 2) -> None:
+    """One line on stderr and exit status 2 (130 when interrupted), as the Node host does."""
     print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(status)
 
 
 def load(path: str) -> np.ndarray:
+    """(1, 3, H, W) float32 RGB, EXIF orientation applied; 16-bit greys keep their high byte, as 16-bit RGB does."""
     try:
-        rgb = np.asarray(Image.open(path).convert("RGB"), np.float32)
-    except (OSError, ValueError) as exc:
+        image = ImageOps.exif_transpose(Image.open(path))
+        if image.mode.startswith("I"):  # Pillow's RGB conversion would saturate 16-bit grey to white
+            image = Image.fromarray((np.asarray(image, np.int64) >> 8).clip(0, 255).astype(np.uint8))
+        rgb = np.asarray(image.convert("RGB"), np.float32)
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
         fail(f"{path}: cannot be read as an image ({exc})")
     return rgb.transpose(2, 0, 1)[None].copy()
+
+
+def check_output(path: str, inputs: list[str]) -> None:
+    """Before any work: the output's format is known, its folder takes files, and it is none of the inputs."""
+    out = Path(path)
+    if out.suffix.lower() not in Image.registered_extensions():
+        fail(f"{path}: give an image file name such as out.png or out.jpg")
+    folder = out.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        fail(f"{path}: the folder {folder} does not exist or is not writable; choose another output path")
+    if out.exists() and any(Path(i).exists() and out.samefile(i) for i in inputs):
+        fail(f"{path} is one of the inputs; write the result elsewhere")
 
 
 def save(path: str, x: np.ndarray) -> None:
     pixels = np.clip(np.floor(x[0].transpose(1, 2, 0) + 0.5), 0, 255).astype(np.uint8)
     tmp = Path(path).with_name(".part-" + Path(path).name)
-    Image.fromarray(pixels).save(tmp, format=Image.registered_extensions()[Path(path).suffix.lower()])
-    tmp.replace(path)  # a finished file or none
+    try:
+        Image.fromarray(pixels).save(tmp, format=Image.registered_extensions()[Path(path).suffix.lower()], quality=95)
+        tmp.replace(path)  # a finished file or none
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class Bundle:
@@ -75,15 +97,19 @@ class Bundle:
         root = Path(folder)
         try:
             self.manifest = json.loads((root / "manifest.json").read_text())
+            files = {name: (root / name).read_bytes() for name in ("features.onnx", "step.onnx")}
         except (OSError, ValueError) as exc:
             fail(f"{root} is not a readable bundle ({exc}); run nst export {root}")
+        if (self.manifest.get("format"), self.manifest.get("version")) != ("nst-bundle", 1):
+            fail(f"{root} is not an nst bundle (version 1); run nst export {root}")
+        if "limits" not in self.manifest:
+            fail(f"{root}: the bundle has no limits in manifest.json; export it again with nst export")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the Node host
         self.sessions = {}
-        for name, digest in self.manifest["files"].items():
-            data = (root / name).read_bytes()
-            if hashlib.sha256(data).hexdigest() != digest:
+        for name, data in files.items():
+            if hashlib.sha256(data).hexdigest() != self.manifest["files"].get(name):
                 fail(f"{root / name} does not match manifest.json; export the bundle again")
             self.sessions[name] = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
@@ -102,12 +128,65 @@ class Bundle:
         return feeds
 
 
+def plan(manifest: dict, size: int | None, last_scales: int | None, iterations: int | None) -> tuple:
+    """(size, scales, iterations) asked for, checked against the bundle before any work (as the JS hosts)."""
+    lo, hi = manifest["limits"]["min_side"], manifest["limits"]["max_side"]
+    defaults = manifest["defaults"]
+    scales, counts = defaults["scales"], defaults["iterations"]
+    if size is None:
+        size = defaults["size"]
+    elif not lo <= size <= hi:
+        fail(f"size {size}: give a whole number of pixels in {lo}..{hi}")
+    if last_scales is not None:
+        if not 1 <= last_scales <= len(scales):
+            fail(f"scales {last_scales}: give 1..{len(scales)}")
+        scales, counts = scales[-last_scales:], counts[-last_scales:]
+    if iterations is not None:
+        if not 1 <= iterations <= 10**6:
+            fail(f"iterations {iterations}: give a whole number from 1")
+        counts = [iterations] * len(scales)
+    return size, scales, counts
+
+
+def scale_side(manifest: dict, images: list[np.ndarray], size: int, fraction: float) -> int:
+    """The longest side at one scale: size * fraction, raised where a coarse scale would leave an image under
+    min_side px on its short side (the network's poolings need them), up to the final size."""
+    lo = manifest["limits"]["min_side"]
+    side = max(lo, half_up(size * fraction))
+    while side < size and any(min(fit_size(*x.shape[2:], side)) < lo for x in images):
+        side += 1
+    return side
+
+
+def fit_size(h: int, w: int, longest: int) -> tuple[int, int]:
+    scale = longest / max(h, w)
+    return max(1, half_up(h * scale)), max(1, half_up(w * scale))
+
+
+def check_sides(manifest: dict, images: dict[str, np.ndarray], size: int) -> None:
+    """Every image keeps min_side px on its short side at the final size; else say which size would do."""
+    lo, hi = manifest["limits"]["min_side"], manifest["limits"]["max_side"]
+    for what, img in images.items():
+        h, w = fit_size(*img.shape[2:], size)
+        if min(h, w) >= lo:
+            continue
+        need = next((s for s in range(size + 1, hi + 1) if min(fit_size(*img.shape[2:], s)) >= lo), None)
+        fix = f"give a size of {need} or more" if need else f"crop it to at most {hi // lo}:1"
+        ih, iw = img.shape[2:]
+        raise ValueError(
+            f"the {what} image is {iw}x{ih}: at size {size} it would be {w}x{h}, under the {lo} px the network "
+            f"needs on each side; {fix}"
+        )
+
+
 def stylize(bundle, content, styles, size, iterations, scales, settings, on_step=print) -> np.ndarray:
     """Adam from the content image, coarse to fine; returns (1, 3, H, W) float32 in 0..255."""
+    named = {"style": styles[0]} if len(styles) == 1 else {f"style {i + 1}": s for i, s in enumerate(styles)}
+    check_sides(bundle.manifest, {"content": content, **named}, size)
     blend = [1.0 / len(styles)] * len(styles)
     x, step, start = None, 0, time.perf_counter()
     for fraction, count in zip(scales, iterations):
-        side = max(32, half_up(size * fraction))
+        side = scale_side(bundle.manifest, [content, *styles], size, fraction)
         c = fit(content, side)
         targets = bundle.targets(c, [fit(s, side) for s in styles], blend)
         if x is None:
@@ -140,20 +219,27 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--scales", type=int, help="run only the last N scales of the schedule (1: the final size)")
     p.add_argument("--threads", type=int, default=0)
     args = p.parse_args(argv)
-    if Path(args.output).suffix.lower() not in Image.registered_extensions():
-        fail(f"{args.output}: give an image file name such as out.png or out.jpg")
+    check_output(args.output, [args.content, *args.styles])
     bundle = Bundle(args.bundle, args.threads)
-    defaults = bundle.manifest["defaults"]
-    scales, iterations = defaults["scales"], defaults["iterations"]
-    if args.scales:
-        scales, iterations = scales[-args.scales :], iterations[-args.scales :]
-    if args.iterations:
-        iterations = [args.iterations] * len(scales)
+    size, scales, iterations = plan(bundle.manifest, args.size, args.scales, args.iterations)
     content, styles = load(args.content), [load(s) for s in args.styles]
-    size = args.size or defaults["size"]
-    result = stylize(bundle, content, styles, size, iterations, scales, defaults, lambda r: print(json.dumps(r)))
+    try:
+        result = stylize(bundle, content, styles, size, iterations, scales, bundle.manifest["defaults"], report)
+    except ValueError as exc:
+        fail(str(exc))
     save(args.output, result)
 
 
+def report(record: dict) -> None:
+    """One JSON line per step; a reader that goes away (| head) stops the printing, not the transfer."""
+    try:
+        print(json.dumps(record), flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        fail("interrupted; nothing was written", 130)

@@ -1,7 +1,7 @@
 // The page's logic: load the runtime and the bundle, run a transfer with the shared JS core, draw every step.
 // URL parameters drive it without clicks (tests, demos): ?content=URL&style=URL[,URL]&size=N&iterations=N
 // &scales=N&threads=N&backend=wasm|webgpu&autorun=1. Results land in window.nstRun for whoever drives the page.
-import { fromPixels, openBundle, schedule, stylize, toRGBA } from './nst-bundle.mjs';
+import { fromPixels, openBundle, plan, stylize, toRGBA } from './nst-bundle.mjs';
 
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
@@ -27,10 +27,27 @@ async function loadRuntime() {
   return { ort, providers: gpu ? ['webgpu', 'wasm'] : ['wasm'], threads: ort.env.wasm.numThreads };
 }
 
-async function fetchBytes(url) {
+async function fetchOk(url) {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`${url}: ${response.status} ${response.statusText}`);
-  return new Uint8Array(await response.arrayBuffer());
+  return response;
+}
+
+const fetchBytes = async (url) => new Uint8Array(await (await fetchOk(url)).arrayBuffer());
+
+async function fetchManifest() {
+  const hint = 'serve the folder nst export --web wrote (its bundle/ holds the graphs)';
+  try {
+    return await (await fetchOk('bundle/manifest.json')).json();
+  } catch (err) {
+    throw new Error(`no bundle here (${err.message}): ${hint}`);
+  }
+}
+
+// A number field or URL parameter: undefined when empty, else the number (plan() says what is out of range).
+function asked(fieldValue, param) {
+  const text = String(fieldValue ?? '').trim() || (params.get(param) ?? '').trim();
+  return text === '' ? undefined : Number(text);
 }
 
 async function sha256(bytes) {
@@ -39,7 +56,10 @@ async function sha256(bytes) {
 }
 
 async function decode(blob) {
-  const bitmap = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+  const options = { colorSpaceConversion: 'none', premultiplyAlpha: 'none' };
+  const bitmap = await createImageBitmap(blob, options).catch((err) => {
+    throw new Error(`${blob.name || 'an image'} cannot be read as an image (${err.message})`);
+  });
   const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
   const context = canvas.getContext('2d');
   context.drawImage(bitmap, 0, 0);
@@ -52,15 +72,15 @@ function draw(img) {
   canvas.getContext('2d').putImageData(new ImageData(toRGBA(img), img.w, img.h), 0, 0);
 }
 
-async function transfer(bundle, contentBlob, styleBlobs, size, iterations, scales) {
+async function transfer(bundle, contentBlob, styleBlobs, asks) {
+  const todo = plan(bundle.manifest, asks);
   const content = await decode(contentBlob);
   const styles = await Promise.all(styleBlobs.map(decode));
-  const plan = schedule(bundle.manifest, scales, iterations);
-  const total = plan.iterations.reduce((a, b) => a + b, 0);
+  const total = todo.iterations.reduce((a, b) => a + b, 0);
   stopRequested = false;
+  run.records = [];
   const result = await stylize(bundle, content, styles, {
-    size,
-    ...plan,
+    ...todo,
     settings: bundle.manifest.defaults,
     onStep: async (record, image) => {
       run.records.push(record);
@@ -85,7 +105,7 @@ async function transfer(bundle, contentBlob, styleBlobs, size, iterations, scale
 
 async function main() {
   const { ort, providers, threads } = await loadRuntime();
-  const files = { manifest: await (await fetch('bundle/manifest.json')).json() };
+  const files = { manifest: await fetchManifest() };
   for (const name of ['features.onnx', 'step.onnx']) files[name] = await fetchBytes(`bundle/${name}`);
   say('preparing the graphs…');
   const bundle = await openBundle(ort, files, { executionProviders: providers, graphOptimizationLevel: 'all' }, sha256);
@@ -95,9 +115,15 @@ async function main() {
   const go = async (content, styles) => {
     $('start').disabled = true;
     $('stop').disabled = false;
-    const iterations = Number($('iterations').value) || Number(params.get('iterations')) || 0;
+    const asks = {
+      size: asked($('size').value, 'size'),
+      iterations: asked($('iterations').value, 'iterations'),
+      lastScales: asked('', 'scales'),
+    };
     try {
-      await transfer(bundle, content, styles, Number($('size').value), iterations, Number(params.get('scales')) || 0);
+      run.done = false;
+      $('download').hidden = true;
+      await transfer(bundle, content, styles, asks);
       say(`done: ${run.records.length} steps in ${run.records.at(-1).seconds} s (${run.backend})`);
     } finally {
       run.done = true;
@@ -114,7 +140,7 @@ async function main() {
   $('start').onclick = () => go($('content').files[0], Array.from($('style').files)).catch(report);
   $('stop').onclick = () => (stopRequested = true);
   if (params.get('autorun')) {
-    const blobs = async (urls) => Promise.all(urls.map(async (u) => (await fetch(u)).blob()));
+    const blobs = async (urls) => Promise.all(urls.map(async (u) => (await fetchOk(u)).blob()));
     const [content] = await blobs([params.get('content')]);
     const styles = await blobs(params.get('style').split(','));
     $('content-preview').src = params.get('content');

@@ -10,6 +10,7 @@ Any static server works if it sends `Cross-Origin-Opener-Policy: same-origin` an
 import argparse
 import functools
 import http.server
+import sys
 from pathlib import Path
 
 
@@ -32,10 +33,19 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     parser.add_argument("--folder", default=str(Path(__file__).resolve().parent))
     args = parser.parse_args()
+    if not (Path(args.folder) / "index.html").is_file():
+        sys.exit(f"error: {args.folder} holds no index.html; give the folder nst export --web wrote")
     handler = functools.partial(Handler, directory=args.folder)
-    with http.server.ThreadingHTTPServer(("127.0.0.1", args.port), handler) as server:
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), handler)
+    except OSError as exc:
+        sys.exit(f"error: cannot listen on 127.0.0.1:{args.port} ({exc.strerror}); choose another --port")
+    with server:
         print(f"serving {args.folder} at http://127.0.0.1:{server.server_address[1]}/", flush=True)
-        server.serve_forever()
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass  # Ctrl-C is how one stops it
 
 
 if __name__ == "__main__":
