@@ -23,6 +23,7 @@ from .choices import MAX_SIDE, MIN_SIDE
 from .errors import NstError
 from .fused import build_fused, content_inputs, style_inputs
 from .graphs import emit_forward
+from .images import MAX_PIXELS
 from .onnxbuild import Builder, make_model
 from .presets import CONVENTIONS, Options
 from .stepgraph import build_adam_step
@@ -285,7 +286,8 @@ def manifest(spec: VggSpec, bs: BundleSpec, hashes: dict[str, str]) -> dict:
         "pooling": bs.pooling,
         "convention": bs.convention,
         "defaults": bs.defaults,
-        "limits": {"min_side": MIN_SIDE, "max_side": MAX_SIDE},  # the sizes a host may ask for
+        # the sizes a host may ask for, and the largest image it should decode
+        "limits": {"min_side": MIN_SIDE, "max_side": MAX_SIDE, "max_pixels": MAX_PIXELS},
         "licence": {
             "weights": meta.get("license", "see attribution"),
             "attribution": meta.get("attribution", ""),

@@ -3,11 +3,14 @@ bundle and images, 20 Adam steps at 128 px, the same losses at every step and fi
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -184,7 +187,8 @@ def hosts(name: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def odd_images(tmp_path_factory) -> dict[str, Path]:
-    """A thin PNG, a file that is no image, a JPEG turned by its EXIF tag, a 16-bit grey PNG."""
+    """A thin PNG, a file that is no image, a JPEG turned by its EXIF tag, a 16-bit grey PNG, a PNG with alpha,
+    a GIF with a transparent colour, a CMYK JPEG, a PNG whose header claims 400 megapixels."""
     folder = tmp_path_factory.mktemp("odd")
     rng = np.random.default_rng(0)
     Image.fromarray((rng.random((6, 200, 3)) * 255).astype(np.uint8)).save(folder / "thin.png")
@@ -194,7 +198,29 @@ def odd_images(tmp_path_factory) -> dict[str, Path]:
     exif[0x0112] = 6  # shown turned a quarter clockwise
     turned.save(folder / "turned.jpg", exif=exif, quality=90)
     Image.fromarray((rng.random((40, 50)) * 65535).astype(np.uint16)).save(folder / "grey16.png")
+    noise = (rng.random((48, 64, 4)) * 255).astype(np.uint8)
+    Image.fromarray(noise, "RGBA").save(folder / "alpha.png")  # every level of transparency
+    gif = Image.fromarray(noise[:, :, :3]).quantize(16)
+    gif.save(folder / "clear.gif", transparency=3)  # one palette colour transparent
+    Image.fromarray(noise).convert("RGB").convert("CMYK").save(folder / "cmyk.jpg", quality=95)
+    huge = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(huge, "PNG")
+    ihdr = b"IHDR" + struct.pack(">II", 20000, 20000) + huge.getvalue()[24:29]
+    patched = huge.getvalue()[:12] + ihdr + struct.pack(">I", zlib.crc32(ihdr)) + huge.getvalue()[33:]
+    (folder / "huge.png").write_bytes(patched)  # a header claiming 400 megapixels
     return {path.stem: path for path in folder.iterdir()}
+
+
+def display_p3_png(path: Path) -> Path:
+    """An RGB PNG tagged with a Display P3 profile (written by sharp: Pillow has none to embed)."""
+    script = (
+        "const sharp = require('module').createRequire(process.argv[1] + '/')('sharp');"
+        "const px = Buffer.from(Array.from({length: 48 * 64 * 3}, (_, i) => (i * 37) % 256));"
+        "sharp(px, {raw: {width: 64, height: 48, channels: 3}}).withIccProfile('p3').png().toFile(process.argv[2])"
+        ".catch((e) => { console.error(e.message); process.exit(1); });"
+    )
+    subprocess.run(["node", "-e", script, str(ROOT / "hosts" / "node"), str(path)], check=True, timeout=60)
+    return path
 
 
 @pytest.mark.parametrize("host", ["python", "node"])
@@ -211,6 +237,12 @@ def test_hosts_refuse_bad_requests_in_one_line(host, bundle_dir, pair, odd_image
         "cannot be read as an image": [str(odd_images["text"]), style, "-o", out],
         "does not exist": [content, style, "-o", str(tmp_path / "none" / "o.png")],
         "one of the inputs": [content, style, "-o", content],
+        "is a folder": [content, style, "-o", str(tmp_path)],
+        "not a folder": [content, style, "-o", out + "/"],
+        "ending in .png": [content, style, "-o", str(tmp_path / "o.psd")],
+        "--bogus": [content, style, "-o", out, "--bogus"],
+        "--threads 100000": [content, style, "-o", out, "--threads", "100000"],
+        "over 134 megapixels": [str(odd_images["huge"]), style, "-o", out],
     }
     before = Path(content).read_bytes()
     for expected, args in cases.items():
@@ -222,15 +254,61 @@ def test_hosts_refuse_bad_requests_in_one_line(host, bundle_dir, pair, odd_image
     assert Path(content).read_bytes() == before
 
 
-def test_hosts_decode_alike(bundle_dir, odd_images, tmp_path):
-    """A JPEG with an EXIF turn and a 16-bit grey PNG: Python (Pillow) and Node (sharp) see the same pixels."""
+@pytest.mark.parametrize(
+    "images",
+    [("turned", "grey16"), ("alpha", "clear"), ("cmyk", "p3")],
+    ids=["exif-turn,16-bit-grey", "alpha,gif-transparency", "cmyk,display-p3"],
+)
+def test_hosts_decode_alike(images, bundle_dir, odd_images, tmp_path):
+    """Python (Pillow) and Node (sharp) see the same pixels: EXIF turns applied, 16-bit grey to its high byte,
+    transparency composited on white, CMYK inverted plainly, ICC profiles not applied (as Chromium is asked)."""
     node_ready()
-    args = [str(odd_images["turned"]), str(odd_images["grey16"]), "--bundle", str(bundle_dir)]
+    files = {**odd_images, "p3": display_p3_png(tmp_path / "p3.png")}
+    args = [str(files[name]) for name in images] + ["--bundle", str(bundle_dir)]
     args += ["--size", "64", "--iterations", "2", "--scales", "1", "-o"]
     python = run_host([*PYTHON_HOST, *args, str(tmp_path / "p.png")], tmp_path / "p.png")
     node = run_host([*NODE_HOST, *args, str(tmp_path / "n.png")], tmp_path / "n.png")
-    assert python[1].shape == node[1].shape == (64, 48, 3)  # turned upright
+    assert python[1].shape == node[1].shape == ((64, 48, 3) if images[0] == "turned" else (48, 64, 3))
     np.testing.assert_allclose([r["loss"] for r in node[0]], [r["loss"] for r in python[0]], rtol=1e-6)
+
+
+def test_python_host_composites_on_white_and_inverts_cmyk(odd_images):
+    """What the hosts agree on is what nst reads: transparency over white, CMYK by plain inversion."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("stylize_bundle", PYTHON_HOST[1])
+    host = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(host)
+    rgba = np.asarray(Image.open(odd_images["alpha"]), np.float64)
+    a = rgba[..., 3:] / 255
+    want = rgba[..., :3] * a + 255 * (1 - a)
+    np.testing.assert_allclose(host.load(str(odd_images["alpha"]), 10**6)[0].transpose(1, 2, 0), want, atol=1e-3)
+    cmyk = np.asarray(Image.open(odd_images["cmyk"]), np.float64) / 255
+    want = 255 * (1 - cmyk[..., :3]) * (1 - cmyk[..., 3:])
+    np.testing.assert_allclose(host.load(str(odd_images["cmyk"]), 10**6)[0].transpose(1, 2, 0), want, atol=1e-3)
+
+
+DAMAGE = {
+    "no defaults": lambda m: {k: v for k, v in m.items() if k != "defaults"},
+    "uneven schedule": lambda m: {**m, "defaults": {**m["defaults"], "scales": [1.0]}},
+    "no limits": lambda m: {k: v for k, v in m.items() if k != "limits"},
+}
+
+
+@pytest.mark.parametrize("host", ["python", "node"])
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_hosts_refuse_a_damaged_manifest_in_one_line(host, damage, bundle_dir, pair, tmp_path):
+    broken = tmp_path / "bundle"
+    broken.mkdir()
+    for name in ("features.onnx", "step.onnx"):
+        (broken / name).symlink_to(bundle_dir / name)
+    manifest = DAMAGE[damage](json.loads((bundle_dir / "manifest.json").read_text()))
+    (broken / "manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "out.png"
+    done = subprocess.run([*hosts(host), *map(str, pair), "-o", str(out), "--bundle", str(broken)],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert "export the bundle again" in done.stderr and not out.exists()
 
 
 @pytest.mark.parametrize("host", ["python", "node"])
@@ -257,6 +335,33 @@ def test_browser_says_what_is_wrong(web_folder):
     assert run["error"].startswith("size 0: give a whole number of pixels")
     run = browse(web_folder, "content=content.png&style=missing.png&size=64&autorun=1", "window.nstRun.done")
     assert "missing.png: 404" in run["error"]
+    run = browse(web_folder, "content=content.png&style=style.png&size=abc&autorun=1", "window.nstRun.done")
+    assert run["error"].startswith('size "abc": give a whole number of pixels'), run["error"]
+
+
+@pytest.mark.parametrize(
+    "images, rel",
+    [(("cmyk", "p3"), 1e-3), (("alpha", "clear"), 5e-3)],  # the canvas composites in 8 bits, not in floats
+    ids=["cmyk,p3", "alpha,gif-transparency"],
+)
+def test_browser_decodes_as_the_hosts_do(images, rel, web_folder, odd_images, tmp_path):
+    """Chromium, asked for no colour conversion, sees what Pillow sees; it composites transparency on white
+    in its canvas's 8 bits, which may move such a pixel by a level (this noise has every level of alpha)."""
+    browser_ready()
+    node_ready()  # sharp writes the Display P3 PNG
+    files = {**odd_images, "p3": display_p3_png(tmp_path / "p3.png")}
+    for name in images:
+        shutil.copy(files[name], web_folder / files[name].name)
+    args = [str(files[name]) for name in images] + ["--bundle", str(web_folder / "bundle")]
+    args += ["--size", "64", "--iterations", "2", "--scales", "1", "-o"]
+    want = run_host([*PYTHON_HOST, *args, str(tmp_path / "p.png")], tmp_path / "p.png")
+    content, style = (files[name].name for name in images)
+    query = f"content={content}&style={style}&size=64&iterations=2&scales=1&backend=wasm&autorun=1"
+    run = browse(web_folder, query, "window.nstRun.done")
+    assert run["error"] is None, run["error"]
+    h, w = run["size"]
+    image = np.asarray(run["pixels"], np.float64).reshape(h, w, 4)[:, :, :3]
+    assert_same((run["records"], image), want, rel)
 
 
 def test_page_server_refuses_a_taken_port_in_one_line(web_folder):

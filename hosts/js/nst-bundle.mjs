@@ -61,11 +61,24 @@ export function fit(img, longest) {
   return resize(img, ...fitSize(img, longest));
 }
 
+// The parts of manifest.json a host relies on, checked once, so that a damaged file is named rather than
+// failing later as a TypeError.
+function checkManifest(m) {
+  if (m?.format !== 'nst-bundle' || m.version !== 1) throw new Error('not an nst bundle (version 1)');
+  const d = m.defaults ?? {};
+  const weights = ['lr', 'content_weight', 'style_weight', 'tv_weight'].every((k) => Number.isFinite(d[k]));
+  const steps = Array.isArray(d.scales) && Array.isArray(d.iterations) && d.scales.length === d.iterations.length;
+  if (!weights || !steps || !d.scales.length || !Number.isInteger(d.size) || !(m.files instanceof Object)) {
+    throw new Error('manifest.json is damaged (its defaults or files): export the bundle again with nst export');
+  }
+  limits(m);
+}
+
 // Two sessions and the manifest; `files` holds the manifest object and the two graphs' bytes, `sha256(bytes)`
 // returns a hex digest (each host has its own), checked against the manifest.
 export async function openBundle(ort, files, sessionOptions, sha256) {
   const manifest = files.manifest;
-  if (manifest.format !== 'nst-bundle' || manifest.version !== 1) throw new Error('not an nst bundle (version 1)');
+  checkManifest(manifest);
   const sessions = {};
   for (const name of ['features.onnx', 'step.onnx']) {
     if (sha256 && (await sha256(files[name])) !== manifest.files[name]) {
@@ -163,11 +176,26 @@ export function toRGBA(img) {
   return rgba;
 }
 
-// RGBA (or RGB with channels=3) bytes -> image.
+// RGBA (or RGB with channels=3) bytes -> image; transparency composited on white, as nst reads images. The
+// Python host computes the same doubles in the same order, so both give the same float32 pixels.
 export function fromPixels(pixels, h, w, channels = 4) {
   const n = h * w;
   const data = new Float32Array(3 * n);
-  for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) data[c * n + i] = pixels[channels * i + c];
+  for (let i = 0; i < n; i++) {
+    const a = channels === 4 ? pixels[4 * i + 3] : 255;
+    for (let c = 0; c < 3; c++) data[c * n + i] = (pixels[channels * i + c] * a + 255 * (255 - a)) / 255;
+  }
+  return { data, h, w };
+}
+
+// CMYK bytes (as stored, 0 = no ink) -> image by the plain inversion that Chromium, OpenCV and the Python host
+// use; colour management would need the print profile, which few files carry.
+export function fromCMYK(pixels, h, w) {
+  const n = h * w;
+  const data = new Float32Array(3 * n);
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < 3; c++) data[c * n + i] = ((255 - pixels[4 * i + c]) * (255 - pixels[4 * i + 3])) / 255;
+  }
   return { data, h, w };
 }
 
@@ -175,6 +203,7 @@ export function fromPixels(pixels, h, w, channels = 4) {
 // `lastScales` (run only the last N scales) and `iterations` (steps at every scale) are optional; given, each
 // must be a whole number in range, or this throws a one-line error that says what to give instead.
 export function plan(manifest, { size, lastScales, iterations } = {}) {
+  checkManifest(manifest);
   const { min_side: lo, max_side: hi } = limits(manifest);
   const whole = (value, min, max) => Number.isInteger(value) && value >= min && value <= max;
   let { scales, iterations: counts, size: fallback } = manifest.defaults;
@@ -201,8 +230,19 @@ function scaleSide(manifest, images, size, fraction) {
 }
 
 function limits(manifest) {
-  if (!manifest.limits) throw new Error('the bundle has no limits in manifest.json: export it again with nst export');
+  const { min_side: lo, max_side: hi, max_pixels: pixels } = manifest.limits ?? {};
+  if (![lo, hi, pixels].every(Number.isInteger)) {
+    throw new Error('manifest.json has no limits this host knows: export the bundle again with nst export');
+  }
   return manifest.limits;
+}
+
+// An image of w x h pixels may be read: throws a one-line error naming it when it exceeds the bundle's limit.
+export function checkPixels(manifest, what, w, h) {
+  const { max_pixels: most } = limits(manifest);
+  if (w * h > most) {
+    throw new Error(`${what}: the image is ${w}x${h}, over ${Math.floor(most / 1e6)} megapixels; shrink it first`);
+  }
 }
 
 // Every image must keep min_side px on its short side at the final size: throws naming the image and a size

@@ -8,9 +8,12 @@ import { accessSync, constants, readFileSync, renameSync, statSync, unlinkSync, 
 import { basename, dirname, extname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
-import { fromPixels, openBundle, plan, stylize, toRGBA } from '../js/nst-bundle.mjs';
+import { checkPixels, fromCMYK, fromPixels, openBundle, plan, stylize, toRGBA } from '../js/nst-bundle.mjs';
 
-const USAGE = 'usage: node stylize.mjs CONTENT STYLE [STYLE...] -o OUT --bundle DIR [--size N] [--iterations N]';
+const USAGE =
+  'usage: node stylize.mjs CONTENT STYLE [STYLE...] -o OUT --bundle DIR [--size N] [--iterations N] [--scales N] ' +
+  '[--threads N]';
+const MAX_THREADS = 256;
 const FORMATS = { '.png': 'png', '.jpg': 'jpeg', '.jpeg': 'jpeg', '.webp': 'webp', '.tif': 'tiff', '.tiff': 'tiff' };
 
 function fail(message, status = 2) {
@@ -23,23 +26,32 @@ function parseArgs(argv) {
   const numbers = { '--size': 'size', '--iterations': 'iterations', '--scales': 'lastScales', '--threads': 'threads' };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
+    if (flag === '-h' || flag === '--help') {
+      console.log(USAGE);
+      process.exit(0);
+    }
     const needsValue = flag in numbers || ['-o', '--output', '--bundle'].includes(flag);
-    if (needsValue && i + 1 >= argv.length) fail(`${flag} needs a value\n${USAGE}`);
+    if (needsValue && i + 1 >= argv.length) fail(`${flag} needs a value (--help shows the usage)`);
     if (flag === '-o' || flag === '--output') args.output = argv[++i];
     else if (flag === '--bundle') args.bundle = argv[++i];
     else if (flag in numbers) {
       const text = argv[++i];
       if (!/^\d+$/.test(text)) fail(`${flag} needs a whole number, not ${JSON.stringify(text)}`);
       args[numbers[flag]] = Number(text);
-    } else if (flag.startsWith('-')) fail(`unknown option ${flag}\n${USAGE}`);
+    } else if (flag.startsWith('-')) fail(`unknown option ${flag} (--help shows the usage)`);
     else args.images.push(flag);
   }
-  if (args.images.length < 2 || !args.output || !args.bundle) fail(`give a content, a style, -o and --bundle\n${USAGE}`);
+  if (args.images.length < 2 || !args.output || !args.bundle) {
+    fail('give a content, a style, -o OUT and --bundle DIR (--help shows the usage)');
+  }
+  if (args.threads > MAX_THREADS) fail(`--threads ${args.threads}: give 0 (all cores) to ${MAX_THREADS}`);
   return args;
 }
 
 // Before any work: the output's format is known, its folder takes files, and it is none of the inputs.
 function checkOutput(output, inputs) {
+  if (/[\\/]$/.test(output)) fail(`${output}: give a file name, not a folder`);
+  if (isFolder(output)) fail(`${output} is a folder; give a file name such as ${join(output, 'out.png')}`);
   if (!(extname(output).toLowerCase() in FORMATS)) {
     fail(`${output}: give an output name ending in ${Object.keys(FORMATS).join(', ')}`);
   }
@@ -62,16 +74,31 @@ function checkOutput(output, inputs) {
   if (out && inputs.some((path) => id(path) === out)) fail(`${output} is one of the inputs; write the result elsewhere`);
 }
 
-async function decode(path) {
+const isFolder = (path) => {
   try {
-    const { data, info } = await sharp(path, { failOn: 'error' })
-      .autoOrient()
-      .removeAlpha()
-      .toColourspace('srgb')
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+};
+
+// As Pillow, OpenCV and Chromium (colorSpaceConversion none) read files: the stored values, no ICC transform;
+// CMYK by plain inversion; transparency composited on white (in fromPixels).
+async function decode(path, manifest) {
+  try {
+    const open = () => sharp(path, { failOn: 'error', limitInputPixels: false }).autoOrient();
+    const { width, height, space } = await open().metadata();
+    checkPixels(manifest, path, width, height);
+    if (space === 'cmyk') {
+      const cmyk = open().pipelineColourspace('cmyk').toColourspace('cmyk');
+      const { data, info } = await cmyk.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+      return fromCMYK(data, info.height, info.width);
+    }
+    const rgba = open().keepIccProfile().toColourspace('srgb').ensureAlpha();
+    const { data, info } = await rgba.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     return fromPixels(data, info.height, info.width, info.channels);
   } catch (err) {
+    if (err.message.startsWith(`${path}: `)) fail(err.message);
     fail(`${path}: cannot be read as an image (${err.message.split('\n')[0]})`);
   }
 }
@@ -107,7 +134,7 @@ async function main() {
     extra: { session: { intra_op: { allow_spinning: '0' } } }, // idle threads sleep: fairer on a busy machine
   };
   const bundle = await openBundle(ort, files, options, sha256);
-  const [content, ...styles] = await Promise.all(args.images.map(decode));
+  const [content, ...styles] = await Promise.all(args.images.map((path) => decode(path, files.manifest)));
   let printing = true; // a reader that goes away (| head) stops the printing, not the transfer
   process.stdout.on('error', () => (printing = false));
   const result = await stylize(bundle, content, styles, {

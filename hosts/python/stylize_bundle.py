@@ -20,6 +20,10 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image, ImageOps
 
+Image.MAX_IMAGE_PIXELS = None  # load() checks the bundle's limit itself, with a message that says what to do
+FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
+MAX_THREADS = 256
+
 
 def resize_matrix(n_in: int, n_out: int) -> np.ndarray:
     """(n_out, n_in) weights of a triangle filter widened when shrinking (the JS hosts compute the same)."""
@@ -56,23 +60,38 @@ def fail(message: str, status: int = 2) -> None:
     sys.exit(status)
 
 
-def load(path: str) -> np.ndarray:
-    """(1, 3, H, W) float32 RGB, EXIF orientation applied; 16-bit greys keep their high byte, as 16-bit RGB does."""
+def load(path: str, max_pixels: int) -> np.ndarray:
+    """(1, 3, H, W) float32 RGB as the JS hosts read files: EXIF orientation applied, stored values (no ICC
+    transform), transparency composited on white, CMYK by plain inversion, 16-bit kept to its high byte."""
     try:
-        image = ImageOps.exif_transpose(Image.open(path))
+        image = Image.open(path)
+        w, h = image.size
+        if w * h > max_pixels:  # checked from the header, before decoding
+            fail(f"{path}: the image is {w}x{h}, over {max_pixels // 10**6} megapixels; shrink it first")
+        image = ImageOps.exif_transpose(image)
         if image.mode.startswith("I"):  # Pillow's RGB conversion would saturate 16-bit grey to white
             image = Image.fromarray((np.asarray(image, np.int64) >> 8).clip(0, 255).astype(np.uint8))
-        rgb = np.asarray(image.convert("RGB"), np.float32)
+        if image.mode == "CMYK":
+            cmyk = np.asarray(image, np.float64)
+            rgb = (255 - cmyk[..., :3]) * (255 - cmyk[..., 3:]) / 255
+        else:  # the same doubles, in the same order, as the JS hosts' fromPixels
+            rgba = np.asarray(image.convert("RGBA"), np.float64)
+            a = rgba[..., 3:]
+            rgb = (rgba[..., :3] * a + 255 * (255 - a)) / 255
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         fail(f"{path}: cannot be read as an image ({exc})")
-    return rgb.transpose(2, 0, 1)[None].copy()
+    return rgb.astype(np.float32).transpose(2, 0, 1)[None].copy()
 
 
 def check_output(path: str, inputs: list[str]) -> None:
     """Before any work: the output's format is known, its folder takes files, and it is none of the inputs."""
     out = Path(path)
-    if out.suffix.lower() not in Image.registered_extensions():
-        fail(f"{path}: give an image file name such as out.png or out.jpg")
+    if path.endswith(("/", os.sep)):
+        fail(f"{path}: give a file name, not a folder")
+    if out.is_dir():
+        fail(f"{path} is a folder; give a file name such as {out / 'out.png'}")
+    if out.suffix.lower() not in FORMATS:
+        fail(f"{path}: give an output name ending in {', '.join(FORMATS)}")
     folder = out.parent
     if not folder.is_dir() or not os.access(folder, os.W_OK):
         fail(f"{path}: the folder {folder} does not exist or is not writable; choose another output path")
@@ -84,10 +103,30 @@ def save(path: str, x: np.ndarray) -> None:
     pixels = np.clip(np.floor(x[0].transpose(1, 2, 0) + 0.5), 0, 255).astype(np.uint8)
     tmp = Path(path).with_name(".part-" + Path(path).name)
     try:
-        Image.fromarray(pixels).save(tmp, format=Image.registered_extensions()[Path(path).suffix.lower()], quality=95)
+        Image.fromarray(pixels).save(tmp, format=FORMATS[Path(path).suffix.lower()], quality=95)
         tmp.replace(path)  # a finished file or none
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def check_manifest(m: object, root: Path) -> None:
+    """The parts of manifest.json the host relies on (as the JS hosts check them), so that a damaged file is
+    named rather than failing later."""
+    if not isinstance(m, dict) or (m.get("format"), m.get("version")) != ("nst-bundle", 1):
+        fail(f"{root} is not an nst bundle (version 1); run nst export {root}")
+    d, limits = m.get("defaults"), m.get("limits")
+    number = (int, float)
+    ok = isinstance(d, dict) and all(
+        isinstance(d.get(k), number) for k in ("lr", "content_weight", "style_weight", "tv_weight")
+    )
+    ok = ok and isinstance(d.get("scales"), list) and isinstance(d.get("iterations"), list)
+    ok = ok and 0 < len(d["scales"]) == len(d["iterations"]) and isinstance(d.get("size"), int)
+    if not ok or not isinstance(m.get("files"), dict):
+        fail(f"{root / 'manifest.json'} is damaged (its defaults or files): export the bundle again with nst export")
+    if not isinstance(limits, dict) or not all(
+        isinstance(limits.get(k), int) for k in ("min_side", "max_side", "max_pixels")
+    ):
+        fail(f"{root / 'manifest.json'} has no limits this host knows: export the bundle again with nst export")
 
 
 class Bundle:
@@ -100,10 +139,7 @@ class Bundle:
             files = {name: (root / name).read_bytes() for name in ("features.onnx", "step.onnx")}
         except (OSError, ValueError) as exc:
             fail(f"{root} is not a readable bundle ({exc}); run nst export {root}")
-        if (self.manifest.get("format"), self.manifest.get("version")) != ("nst-bundle", 1):
-            fail(f"{root} is not an nst bundle (version 1); run nst export {root}")
-        if "limits" not in self.manifest:
-            fail(f"{root}: the bundle has no limits in manifest.json; export it again with nst export")
+        check_manifest(self.manifest, root)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the Node host
@@ -208,8 +244,13 @@ def stylize(bundle, content, styles, size, iterations, scales, settings, on_step
     return x
 
 
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, as every other refusal (argparse prints the usage too)
+        fail(f"{message} (--help shows the usage)")
+
+
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("content")
     p.add_argument("styles", nargs="+")
     p.add_argument("-o", "--output", required=True)
@@ -217,12 +258,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--size", type=int)
     p.add_argument("--iterations", type=int, help="steps at every scale (default: the bundle's schedule)")
     p.add_argument("--scales", type=int, help="run only the last N scales of the schedule (1: the final size)")
-    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help=f"0 (all cores) to {MAX_THREADS}")
     args = p.parse_args(argv)
+    if not 0 <= args.threads <= MAX_THREADS:
+        fail(f"--threads {args.threads}: give 0 (all cores) to {MAX_THREADS}")
     check_output(args.output, [args.content, *args.styles])
     bundle = Bundle(args.bundle, args.threads)
     size, scales, iterations = plan(bundle.manifest, args.size, args.scales, args.iterations)
-    content, styles = load(args.content), [load(s) for s in args.styles]
+    most = bundle.manifest["limits"]["max_pixels"]
+    content, styles = load(args.content, most), [load(s, most) for s in args.styles]
     try:
         result = stylize(bundle, content, styles, size, iterations, scales, bundle.manifest["defaults"], report)
     except ValueError as exc:
@@ -234,7 +278,7 @@ def report(record: dict) -> None:
     """One JSON line per step; a reader that goes away (| head) stops the printing, not the transfer."""
     try:
         print(json.dumps(record), flush=True)
-    except BrokenPipeError:
+    except OSError:  # a closed pipe, a full disk
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 

@@ -1,7 +1,7 @@
 // The page's logic: load the runtime and the bundle, run a transfer with the shared JS core, draw every step.
 // URL parameters drive it without clicks (tests, demos): ?content=URL&style=URL[,URL]&size=N&iterations=N
 // &scales=N&threads=N&backend=wasm|webgpu&autorun=1. Results land in window.nstRun for whoever drives the page.
-import { fromPixels, openBundle, plan, stylize, toRGBA } from './nst-bundle.mjs';
+import { checkPixels, fromPixels, openBundle, plan, stylize, toRGBA } from './nst-bundle.mjs';
 
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
@@ -44,10 +44,12 @@ async function fetchManifest() {
   }
 }
 
-// A number field or URL parameter: undefined when empty, else the number (plan() says what is out of range).
+// A number field or URL parameter: undefined when empty, else the number, or the text when it is none (plan()
+// says what is out of range, quoting what was given).
 function asked(fieldValue, param) {
   const text = String(fieldValue ?? '').trim() || (params.get(param) ?? '').trim();
-  return text === '' ? undefined : Number(text);
+  if (text === '') return undefined;
+  return /^[+-]?\d+(\.\d+)?$/.test(text) ? Number(text) : JSON.stringify(text);
 }
 
 async function sha256(bytes) {
@@ -55,13 +57,19 @@ async function sha256(bytes) {
   return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-async function decode(blob) {
+// The stored values (no colour management), as the other hosts read files; fromPixels composites transparency
+// on white.
+async function decode(blob, manifest) {
   const options = { colorSpaceConversion: 'none', premultiplyAlpha: 'none' };
+  const name = blob.name || 'an image';
   const bitmap = await createImageBitmap(blob, options).catch((err) => {
-    throw new Error(`${blob.name || 'an image'} cannot be read as an image (${err.message})`);
+    throw new Error(`${name} cannot be read as an image (${err.message})`);
   });
+  checkPixels(manifest, name, bitmap.width, bitmap.height);
   const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
   const context = canvas.getContext('2d');
+  context.fillStyle = '#fff'; // composited here: the canvas keeps premultiplied pixels, so reading them back
+  context.fillRect(0, 0, bitmap.width, bitmap.height); // unpremultiplied would lose more at low alpha
   context.drawImage(bitmap, 0, 0);
   return fromPixels(context.getImageData(0, 0, bitmap.width, bitmap.height).data, bitmap.height, bitmap.width);
 }
@@ -74,11 +82,9 @@ function draw(img) {
 
 async function transfer(bundle, contentBlob, styleBlobs, asks) {
   const todo = plan(bundle.manifest, asks);
-  const content = await decode(contentBlob);
-  const styles = await Promise.all(styleBlobs.map(decode));
+  const content = await decode(contentBlob, bundle.manifest);
+  const styles = await Promise.all(styleBlobs.map((blob) => decode(blob, bundle.manifest)));
   const total = todo.iterations.reduce((a, b) => a + b, 0);
-  stopRequested = false;
-  run.records = [];
   const result = await stylize(bundle, content, styles, {
     ...todo,
     settings: bundle.manifest.defaults,
@@ -121,13 +127,13 @@ async function main() {
       lastScales: asked('', 'scales'),
     };
     try {
-      run.done = false;
+      [run.done, run.error, run.records, stopRequested] = [false, null, [], false];
       $('download').hidden = true;
       await transfer(bundle, content, styles, asks);
       say(`done: ${run.records.length} steps in ${run.records.at(-1).seconds} s (${run.backend})`);
     } finally {
       run.done = true;
-      $('start').disabled = false;
+      $('start').disabled = !($('content').files.length && $('style').files.length);
       $('stop').disabled = true;
     }
   };
@@ -140,7 +146,8 @@ async function main() {
   $('start').onclick = () => go($('content').files[0], Array.from($('style').files)).catch(report);
   $('stop').onclick = () => (stopRequested = true);
   if (params.get('autorun')) {
-    const blobs = async (urls) => Promise.all(urls.map(async (u) => (await fetchOk(u)).blob()));
+    const file = async (url) => new File([await (await fetchOk(url)).blob()], url); // named in messages
+    const blobs = async (urls) => Promise.all(urls.map(file));
     const [content] = await blobs([params.get('content')]);
     const styles = await blobs(params.get('style').split(','));
     $('content-preview').src = params.get('content');
