@@ -37,18 +37,26 @@ def optional_ray_address(argv: list[str]) -> list[str]:
 
 
 def main() -> None:
-    """Run the app; any NstError becomes `error: ...` on stderr and exit status 2."""
+    """Run the app; a usage error or an NstError becomes `error: ...` on stderr and exit status 2."""
     from nst.engine.errors import NstError
 
+    args = optional_ray_address(sys.argv[1:]) or ["--help"]
     try:
-        app(args=optional_ray_address(sys.argv[1:]))
+        code = app(args=args, standalone_mode=False)
+    except typer.TyperException as exc:  # click's usage block and message, in one line
+        ctx = getattr(exc, "ctx", None)
+        hint = f" ({ctx.command_path} --help shows the options)" if ctx else ""
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        typer.echo(f"error: {message}{hint}", err=True)
+        sys.exit(getattr(exc, "exit_code", 2))
     except NstError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         # Every file is written whole and renamed into place, so what exists was completed before the stop.
         typer.echo("interrupted; files written before the interruption are kept, none is half-written", err=True)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

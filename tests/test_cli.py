@@ -157,9 +157,27 @@ def test_errors_are_one_line_and_leave_files_alone(files, case):
     assert not list(files.glob("*.part"))
 
 
-def test_bad_enum_value_is_a_usage_error(files):
-    r = nst("transfer", files / "content.png", files / "style.jpg", "-o", files / "o.png", "--optimizer", "sgd")
-    assert r.returncode == 2 and "Traceback" not in r.stderr
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["transfer", "c.png", "s.png", "-o", "o.png", "--optimizer", "sgd"], ["'--optimizer'", "'sgd'"]),
+        (["export", "DIR", "--pooling", "foo"], ["'--pooling'", "nst export --help"]),
+        (["transfer", "c.png"], ["STYLE", "nst transfer --help"]),
+        (["--bogus"], ["--bogus", "nst --help"]),
+        (["bogus"], ["'bogus'"]),
+    ],
+)
+def test_usage_errors_are_one_line(args, words, tmp_path):
+    r = nst(*args, cwd=tmp_path)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    assert all(word in lines[0] for word in words), lines[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_arguments_show_the_help():
+    r = nst()
+    assert r.returncode == 0 and "Usage:" in r.stdout and "export" in r.stdout
 
 
 def test_feature_flags_reach_the_engine(files):
