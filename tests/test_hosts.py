@@ -339,6 +339,19 @@ def test_browser_says_what_is_wrong(web_folder):
     assert run["error"].startswith('size "abc": give a whole number of pixels'), run["error"]
 
 
+def test_browser_says_when_its_memory_is_full(web_folder):
+    """WebAssembly's 4 GB cannot hold a step at 1600 px: the page says so and what to do, not bad_alloc."""
+    browser_ready()
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((1600, 1600, 3)) * 255).astype(np.uint8)).save(web_folder / "large.png")
+    query = "content=large.png&style=style.png&size=1600&iterations=1&scales=1&threads=2&backend=wasm&autorun=1"
+    run = browse(web_folder, query, "window.nstRun.done")
+    assert run["error"] == (
+        "1600 px is more than the browser's WebAssembly memory (4 GB) holds: give a smaller size, or use the Node "
+        "or Python host"
+    ), run["error"]
+
+
 @pytest.mark.parametrize(
     "images, rel",
     [(("cmyk", "p3"), 1e-3), (("alpha", "clear"), 5e-3)],  # the canvas composites in 8 bits, not in floats

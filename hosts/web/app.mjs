@@ -80,6 +80,14 @@ function draw(img) {
   canvas.getContext('2d').putImageData(new ImageData(toRGBA(img), img.w, img.h), 0, 0);
 }
 
+// WebAssembly memory ends at 4 GB, which a step's activations fill at large sizes: say so, and what to do.
+function outOfMemory(err, size) {
+  if (!/bad_alloc|out of memory|Array buffer allocation/i.test(String(err?.message ?? err))) return null;
+  const wasm = run.backend?.startsWith('wasm');
+  const where = wasm ? "the browser's WebAssembly memory (4 GB)" : 'the memory the browser gives this page';
+  return new Error(`${size} px is more than ${where} holds: give a smaller size, or use the Node or Python host`);
+}
+
 async function transfer(bundle, contentBlob, styleBlobs, asks) {
   const todo = plan(bundle.manifest, asks);
   const content = await decode(contentBlob, bundle.manifest);
@@ -100,6 +108,8 @@ async function transfer(bundle, contentBlob, styleBlobs, asks) {
       await new Promise((resolve) => frame(() => setTimeout(resolve, 0)));
       return stopRequested;
     },
+  }).catch((err) => {
+    throw outOfMemory(err, todo.size) ?? err;
   });
   draw(result);
   run.pixels = Array.from(toRGBA(result));
