@@ -61,17 +61,40 @@ export function fit(img, longest) {
   return resize(img, ...fitSize(img, longest));
 }
 
-// The parts of manifest.json a host relies on, checked once, so that a damaged file is named rather than
-// failing later as a TypeError.
-function checkManifest(m) {
-  if (m?.format !== 'nst-bundle' || m.version !== 1) throw new Error('not an nst bundle (version 1)');
-  const d = m.defaults ?? {};
-  const weights = ['lr', 'content_weight', 'style_weight', 'tv_weight'].every((k) => Number.isFinite(d[k]));
-  const steps = Array.isArray(d.scales) && Array.isArray(d.iterations) && d.scales.length === d.iterations.length;
-  if (!weights || !steps || !d.scales.length || !Number.isInteger(d.size) || !(m.files instanceof Object)) {
-    throw new Error('manifest.json is damaged (its defaults or files): export the bundle again with nst export');
+const MAX_ITERATIONS = 1e6; // per scale: a bound that no schedule reaches, against typing mistakes
+const whole = (x, lo, hi) => Number.isInteger(x) && x >= lo && x <= hi;
+const finite = (x) => typeof x === 'number' && Number.isFinite(x);
+
+// What is wrong with the parts of manifest.json a host relies on, or null: checked once, before any work, so
+// that a damaged file is named rather than failing later. The Python host checks the same.
+export function manifestProblem(m) {
+  if (m?.format !== 'nst-bundle' || m.version !== 1) return 'it is not an nst bundle of version 1';
+  if (!(m.files instanceof Object) || Array.isArray(m.files)) return 'files is not a table of hashes';
+  const { min_side: lo, max_side: hi, max_pixels: most } = m.limits ?? {};
+  if (!whole(lo, 32, 65536) || !whole(hi, lo, 65536) || !whole(most, hi * hi, 2 ** 50)) {
+    return 'limits lack min_side, max_side or max_pixels, or they are out of order';
   }
-  limits(m);
+  const d = m.defaults ?? {};
+  const weights = ['lr', 'content_weight', 'style_weight', 'tv_weight'];
+  if (!weights.every((k) => finite(d[k]) && d[k] >= 0) || !(d.lr > 0)) {
+    return 'defaults lack lr or a weight, or one is negative';
+  }
+  if (!Array.isArray(d.scales) || !d.scales.length || !d.scales.every((f) => finite(f) && f > 0 && f <= 1)) {
+    return 'defaults.scales are not fractions of the size in (0, 1]';
+  }
+  if (!Array.isArray(d.iterations) || d.iterations.length !== d.scales.length) {
+    return 'defaults.iterations do not give one count per scale';
+  }
+  if (!d.iterations.every((n) => whole(n, 1, MAX_ITERATIONS))) {
+    return `defaults.iterations are not in 1..${MAX_ITERATIONS}`;
+  }
+  if (!whole(d.size, lo, hi)) return `defaults.size is not in ${lo}..${hi}`;
+  return null;
+}
+
+function checkManifest(m) {
+  const problem = manifestProblem(m);
+  if (problem) throw new Error(`manifest.json is damaged (${problem}): export the bundle again with nst export`);
 }
 
 // Two sessions and the manifest; `files` holds the manifest object and the two graphs' bytes, `sha256(bytes)`
@@ -165,6 +188,12 @@ export async function stylize(bundle, content, styles, { size, iterations, scale
   return x;
 }
 
+// An error that means the runtime or JavaScript ran out of memory (hosts say so, and to choose a smaller size).
+export const outOfMemory = (err) =>
+  /bad_alloc|out of memory|allocation failed|failed to allocate|invalid typed array length/i.test(
+    String(err?.message ?? err),
+  );
+
 // (1, 3, H, W) float -> RGBA bytes, rounded as the Python host rounds.
 export function toRGBA(img) {
   const n = img.h * img.w;
@@ -203,9 +232,7 @@ export function fromCMYK(pixels, h, w) {
 // `lastScales` (run only the last N scales) and `iterations` (steps at every scale) are optional; given, each
 // must be a whole number in range, or this throws a one-line error that says what to give instead.
 export function plan(manifest, { size, lastScales, iterations } = {}) {
-  checkManifest(manifest);
   const { min_side: lo, max_side: hi } = limits(manifest);
-  const whole = (value, min, max) => Number.isInteger(value) && value >= min && value <= max;
   let { scales, iterations: counts, size: fallback } = manifest.defaults;
   if (size === undefined) size = fallback;
   else if (!whole(size, lo, hi)) throw new Error(`size ${size}: give a whole number of pixels in ${lo}..${hi}`);
@@ -214,7 +241,7 @@ export function plan(manifest, { size, lastScales, iterations } = {}) {
     [scales, counts] = [scales.slice(-lastScales), counts.slice(-lastScales)];
   }
   if (iterations !== undefined) {
-    if (!whole(iterations, 1, 1e6)) throw new Error(`iterations ${iterations}: give a whole number from 1`);
+    if (!whole(iterations, 1, MAX_ITERATIONS)) throw new Error(`iterations ${iterations}: give 1..${MAX_ITERATIONS}`);
     counts = scales.map(() => iterations);
   }
   return { size, scales, iterations: counts };
@@ -230,10 +257,7 @@ function scaleSide(manifest, images, size, fraction) {
 }
 
 function limits(manifest) {
-  const { min_side: lo, max_side: hi, max_pixels: pixels } = manifest.limits ?? {};
-  if (![lo, hi, pixels].every(Number.isInteger)) {
-    throw new Error('manifest.json has no limits this host knows: export the bundle again with nst export');
-  }
+  checkManifest(manifest);
   return manifest.limits;
 }
 

@@ -3,17 +3,28 @@
 //   node stylize.mjs CONTENT STYLE [STYLE...] -o OUT --bundle DIR [--size N] [--iterations N] [--scales N] [--threads N]
 // Prints one JSON line per iteration ({"iteration", "loss", "seconds", ...}). Images are read and written with
 // sharp (libvips): JPEG, PNG, WebP, TIFF, ...; decoded as Pillow and browsers decode them, EXIF orientation applied.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { accessSync, constants, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { basename, dirname, extname, join } from 'node:path';
+import { dirname, extname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
-import { checkPixels, fromCMYK, fromPixels, openBundle, plan, stylize, toRGBA } from '../js/nst-bundle.mjs';
+import {
+  checkPixels,
+  fromCMYK,
+  fromPixels,
+  manifestProblem,
+  openBundle,
+  outOfMemory,
+  plan,
+  stylize,
+  toRGBA,
+} from '../js/nst-bundle.mjs';
 
 const USAGE =
   'usage: node stylize.mjs CONTENT STYLE [STYLE...] -o OUT --bundle DIR [--size N] [--iterations N] [--scales N] ' +
   '[--threads N]';
 const MAX_THREADS = 256;
+const READABLE = ['png', 'jpeg', 'webp', 'gif', 'tiff'];
 const FORMATS = { '.png': 'png', '.jpg': 'jpeg', '.jpeg': 'jpeg', '.webp': 'webp', '.tif': 'tiff', '.tiff': 'tiff' };
 
 function fail(message, status = 2) {
@@ -24,23 +35,28 @@ function fail(message, status = 2) {
 function parseArgs(argv) {
   const args = { images: [], threads: 0 };
   const numbers = { '--size': 'size', '--iterations': 'iterations', '--scales': 'lastScales', '--threads': 'threads' };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
+  // --flag=value as --flag value; after --, only file names (even those that start with -).
+  const end = argv.includes('--') ? argv.indexOf('--') : argv.length;
+  const split = (a) => (/^--[a-z]+=/.test(a) ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a]);
+  const words = argv.slice(0, end).flatMap(split);
+  for (let i = 0; i < words.length; i++) {
+    const flag = words[i];
     if (flag === '-h' || flag === '--help') {
       console.log(USAGE);
       process.exit(0);
     }
     const needsValue = flag in numbers || ['-o', '--output', '--bundle'].includes(flag);
-    if (needsValue && i + 1 >= argv.length) fail(`${flag} needs a value (--help shows the usage)`);
-    if (flag === '-o' || flag === '--output') args.output = argv[++i];
-    else if (flag === '--bundle') args.bundle = argv[++i];
+    if (needsValue && i + 1 >= words.length) fail(`${flag} needs a value (--help shows the usage)`);
+    if (flag === '-o' || flag === '--output') args.output = words[++i];
+    else if (flag === '--bundle') args.bundle = words[++i];
     else if (flag in numbers) {
-      const text = argv[++i];
+      const text = words[++i];
       if (!/^\d+$/.test(text)) fail(`${flag} needs a whole number, not ${JSON.stringify(text)}`);
       args[numbers[flag]] = Number(text);
     } else if (flag.startsWith('-')) fail(`unknown option ${flag} (--help shows the usage)`);
     else args.images.push(flag);
   }
+  args.images.push(...argv.slice(end + 1));
   if (args.images.length < 2 || !args.output || !args.bundle) {
     fail('give a content, a style, -o OUT and --bundle DIR (--help shows the usage)');
   }
@@ -87,8 +103,11 @@ const isFolder = (path) => {
 async function decode(path, manifest) {
   try {
     const open = () => sharp(path, { failOn: 'error', limitInputPixels: false }).autoOrient();
-    const { width, height, space } = await open().metadata();
+    const { width, height, space, format, depth } = await open().metadata();
     checkPixels(manifest, path, width, height);
+    if (!READABLE.includes(format) || !['uchar', 'char', 'ushort', 'short'].includes(depth)) {
+      throw new Error(`${path}: give an 8- or 16-bit PNG, JPEG, WebP, GIF or TIFF image`);
+    }
     if (space === 'cmyk') {
       const cmyk = open().pipelineColourspace('cmyk').toColourspace('cmyk');
       const { data, info } = await cmyk.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
@@ -118,7 +137,25 @@ function readBundle(folder) {
   } catch (err) {
     fail(`${folder} is not a readable bundle (${err.code || err.message}); run nst export ${folder}`);
   }
+  const problem = manifestProblem(files.manifest);
+  const again = 'export the bundle again with nst export';
+  if (problem) fail(`${join(folder, 'manifest.json')} is damaged (${problem}): ${again}`);
   return files;
+}
+
+// Written under a new temporary name, then renamed: a finished file or none, and nothing else touched.
+function write(output, bytes) {
+  partial = join(dirname(output), `.part-${randomBytes(6).toString('hex')}${extname(output)}`);
+  try {
+    writeFileSync(partial, bytes, { flag: 'wx' });
+    renameSync(partial, output);
+    partial = null;
+  } catch (err) {
+    try {
+      if (err.code !== 'EEXIST') unlinkSync(partial);
+    } catch {}
+    fail(`${output}: cannot be written (${err.code || err.message}); nothing was written`, 1);
+  }
 }
 
 async function main() {
@@ -126,6 +163,8 @@ async function main() {
   checkOutput(args.output, args.images);
   const files = readBundle(args.bundle);
   const todo = plan(files.manifest, args);
+  // Recent onnxruntime builds otherwise keep a device id under ~/.cache and send usage events; 0 allows them.
+  process.env.ORT_DISABLE_TELEMETRY ??= '1'; // read when the first session is made
   const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
   const options = {
     executionProviders: ['cpu'],
@@ -134,17 +173,20 @@ async function main() {
     extra: { session: { intra_op: { allow_spinning: '0' } } }, // idle threads sleep: fairer on a busy machine
   };
   const bundle = await openBundle(ort, files, options, sha256);
-  const [content, ...styles] = await Promise.all(args.images.map((path) => decode(path, files.manifest)));
+  const images = [];
+  for (const path of args.images) images.push(await decode(path, files.manifest)); // the first bad one named
+  const [content, ...styles] = images;
   let printing = true; // a reader that goes away (| head) stops the printing, not the transfer
   process.stdout.on('error', () => (printing = false));
   const result = await stylize(bundle, content, styles, {
     ...todo,
     settings: files.manifest.defaults,
     onStep: (record) => printing && console.log(JSON.stringify(record)),
+  }).catch((err) => {
+    if (outOfMemory(err)) fail(`out of memory at size ${todo.size}: give a smaller --size`, 1);
+    throw err;
   });
-  partial = join(dirname(args.output), `.part-${basename(args.output)}`);
-  writeFileSync(partial, await encode(args.output, result));
-  renameSync(partial, args.output); // a finished file or none
+  write(args.output, await encode(args.output, result));
 }
 
 let partial = null;

@@ -11,18 +11,23 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from PIL import Image, ImageOps
 
+# Recent onnxruntime builds otherwise keep a device id under ~/.cache and send usage events; 0 allows them.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # read when onnxruntime is imported, in Bundle
 Image.MAX_IMAGE_PIXELS = None  # load() checks the bundle's limit itself, with a message that says what to do
+READABLE = ("PNG", "JPEG", "MPO", "WEBP", "GIF", "TIFF")  # MPO: a camera's JPEG with a preview inside
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
 MAX_THREADS = 256
+MAX_ITERATIONS = 10**6  # per scale: a bound that no schedule reaches, against typing mistakes
 
 
 def resize_matrix(n_in: int, n_out: int) -> np.ndarray:
@@ -68,24 +73,43 @@ def load(path: str, max_pixels: int) -> np.ndarray:
         w, h = image.size
         if w * h > max_pixels:  # checked from the header, before decoding
             fail(f"{path}: the image is {w}x{h}, over {max_pixels // 10**6} megapixels; shrink it first")
-        image = ImageOps.exif_transpose(image)
-        if image.mode.startswith("I"):  # Pillow's RGB conversion would saturate 16-bit grey to white
+        if image.format not in READABLE or image.mode in ("I", "F"):
+            fail(f"{path}: give an 8- or 16-bit PNG, JPEG, WebP, GIF or TIFF image")
+        try:
+            image = ImageOps.exif_transpose(image)
+        except Exception:  # damaged EXIF: the pixels as stored, as sharp reads them
+            pass
+        if image.mode.startswith("I;16"):  # Pillow's RGB conversion would saturate 16-bit grey to white
             image = Image.fromarray((np.asarray(image, np.int64) >> 8).clip(0, 255).astype(np.uint8))
-        if image.mode == "CMYK":
-            cmyk = np.asarray(image, np.float64)
-            rgb = (255 - cmyk[..., :3]) * (255 - cmyk[..., 3:]) / 255
-        else:  # the same doubles, in the same order, as the JS hosts' fromPixels
-            rgba = np.asarray(image.convert("RGBA"), np.float64)
-            a = rgba[..., 3:]
-            rgb = (rgba[..., :3] * a + 255 * (255 - a)) / 255
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        fail(f"{path}: cannot be read as an image ({exc})")
-    return rgb.astype(np.float32).transpose(2, 0, 1)[None].copy()
+        return planes(image)
+    except SystemExit:
+        raise
+    except Exception as exc:  # Pillow raises many kinds for damaged files
+        fail(f"{path}: cannot be read as an image ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})")
+
+
+def planes(image: Image.Image) -> np.ndarray:
+    """(1, 3, H, W) float32, computed a band of rows at a time in the same doubles, in the same order, as the JS
+    hosts' fromPixels and fromCMYK (so both give the same floats), without a float64 copy of a large image."""
+    cmyk = image.mode == "CMYK"
+    pixels = np.asarray(image if cmyk else image.convert("RGBA"))
+    out = np.empty((1, 3, *pixels.shape[:2]), np.float32)
+    for top in range(0, pixels.shape[0], 256):
+        band = pixels[top : top + 256].astype(np.float64)
+        if cmyk:
+            rgb = (255 - band[..., :3]) * (255 - band[..., 3:]) / 255
+        else:
+            a = band[..., 3:]
+            rgb = (band[..., :3] * a + 255 * (255 - a)) / 255
+        out[0, :, top : top + 256] = rgb.transpose(2, 0, 1)
+    return out
 
 
 def check_output(path: str, inputs: list[str]) -> None:
     """Before any work: the output's format is known, its folder takes files, and it is none of the inputs."""
     out = Path(path)
+    if not path:
+        fail("give -o a file name such as out.png")
     if path.endswith(("/", os.sep)):
         fail(f"{path}: give a file name, not a folder")
     if out.is_dir():
@@ -100,46 +124,74 @@ def check_output(path: str, inputs: list[str]) -> None:
 
 
 def save(path: str, x: np.ndarray) -> None:
+    """Written under a new temporary name, then renamed: a finished file or none, and nothing else touched."""
     pixels = np.clip(np.floor(x[0].transpose(1, 2, 0) + 0.5), 0, 255).astype(np.uint8)
-    tmp = Path(path).with_name(".part-" + Path(path).name)
+    out, tmp = Path(path), None
     try:
-        Image.fromarray(pixels).save(tmp, format=FORMATS[Path(path).suffix.lower()], quality=95)
-        tmp.replace(path)  # a finished file or none
+        fd, tmp = tempfile.mkstemp(prefix=".part-", suffix=out.suffix, dir=out.parent)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # as a plain new file, not mkstemp's owner-only mode
+        with os.fdopen(fd, "wb") as f:
+            Image.fromarray(pixels).save(f, format=FORMATS[out.suffix.lower()], quality=95)
+        os.replace(tmp, out)
+    except OSError as exc:
+        fail(f"{path}: cannot be written ({exc.strerror or exc}); nothing was written", 1)
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
 
 
-def check_manifest(m: object, root: Path) -> None:
-    """The parts of manifest.json the host relies on (as the JS hosts check them), so that a damaged file is
-    named rather than failing later."""
-    if not isinstance(m, dict) or (m.get("format"), m.get("version")) != ("nst-bundle", 1):
-        fail(f"{root} is not an nst bundle (version 1); run nst export {root}")
-    d, limits = m.get("defaults"), m.get("limits")
-    number = (int, float)
-    ok = isinstance(d, dict) and all(
-        isinstance(d.get(k), number) for k in ("lr", "content_weight", "style_weight", "tv_weight")
-    )
-    ok = ok and isinstance(d.get("scales"), list) and isinstance(d.get("iterations"), list)
-    ok = ok and 0 < len(d["scales"]) == len(d["iterations"]) and isinstance(d.get("size"), int)
-    if not ok or not isinstance(m.get("files"), dict):
-        fail(f"{root / 'manifest.json'} is damaged (its defaults or files): export the bundle again with nst export")
-    if not isinstance(limits, dict) or not all(
-        isinstance(limits.get(k), int) for k in ("min_side", "max_side", "max_pixels")
-    ):
-        fail(f"{root / 'manifest.json'} has no limits this host knows: export the bundle again with nst export")
+def whole(x: object, lo: float, hi: float) -> bool:
+    """A number with no fraction in lo..hi, as JavaScript's Number.isInteger sees JSON (512.0 is 512)."""
+    return finite(x) and float(x).is_integer() and lo <= x <= hi
+
+
+def finite(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def manifest_problem(m: object) -> str | None:
+    """What is wrong with the parts of manifest.json the host relies on, or None (the JS hosts check the same)."""
+    if not isinstance(m, dict) or m.get("format") != "nst-bundle" or not whole(m.get("version"), 1, 1):
+        return "it is not an nst bundle of version 1"
+    if not isinstance(m.get("files"), dict):
+        return "files is not a table of hashes"
+    limits = m.get("limits") if isinstance(m.get("limits"), dict) else {}
+    lo, hi, most = (limits.get(k) for k in ("min_side", "max_side", "max_pixels"))
+    if not (whole(lo, 32, 65536) and whole(hi, lo, 65536) and whole(most, hi * hi, 2**50)):
+        return "limits lack min_side, max_side or max_pixels, or they are out of order"
+    d = m.get("defaults") if isinstance(m.get("defaults"), dict) else {}
+    weights = [d.get(k) for k in ("lr", "content_weight", "style_weight", "tv_weight")]
+    if not all(finite(w) and w >= 0 for w in weights) or not weights[0] > 0:
+        return "defaults lack lr or a weight, or one is negative"
+    scales, counts = d.get("scales"), d.get("iterations")
+    if not isinstance(scales, list) or not scales or not all(finite(f) and 0 < f <= 1 for f in scales):
+        return "defaults.scales are not fractions of the size in (0, 1]"
+    if not isinstance(counts, list) or len(counts) != len(scales):
+        return "defaults.iterations do not give one count per scale"
+    if not all(whole(n, 1, MAX_ITERATIONS) for n in counts):
+        return f"defaults.iterations are not in 1..{MAX_ITERATIONS}"
+    if not whole(d.get("size"), lo, hi):
+        return f"defaults.size is not in {int(lo)}..{int(hi)}"
+    return None
 
 
 class Bundle:
     """The two sessions and the manifest of a bundle folder (file hashes checked)."""
 
     def __init__(self, folder: str, threads: int = 0) -> None:
+        import onnxruntime as ort
+
         root = Path(folder)
         try:
             self.manifest = json.loads((root / "manifest.json").read_text())
             files = {name: (root / name).read_bytes() for name in ("features.onnx", "step.onnx")}
         except (OSError, ValueError) as exc:
             fail(f"{root} is not a readable bundle ({exc}); run nst export {root}")
-        check_manifest(self.manifest, root)
+        problem = manifest_problem(self.manifest)
+        if problem:
+            fail(f"{root / 'manifest.json'} is damaged ({problem}): export the bundle again with nst export")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the Node host
@@ -147,7 +199,10 @@ class Bundle:
         for name, data in files.items():
             if hashlib.sha256(data).hexdigest() != self.manifest["files"].get(name):
                 fail(f"{root / name} does not match manifest.json; export the bundle again")
-            self.sessions[name] = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+            try:
+                self.sessions[name] = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+            except Exception as exc:  # a graph that onnxruntime refuses: say which, in one line
+                fail(f"{root / name} cannot be loaded ({str(exc).splitlines()[0]}); export the bundle again")
 
     def features(self, image: np.ndarray) -> dict[str, np.ndarray]:
         session = self.sessions["features.onnx"]
@@ -169,8 +224,9 @@ def plan(manifest: dict, size: int | None, last_scales: int | None, iterations: 
     lo, hi = manifest["limits"]["min_side"], manifest["limits"]["max_side"]
     defaults = manifest["defaults"]
     scales, counts = defaults["scales"], defaults["iterations"]
+    counts = [int(n) for n in counts]
     if size is None:
-        size = defaults["size"]
+        size = int(defaults["size"])
     elif not lo <= size <= hi:
         fail(f"size {size}: give a whole number of pixels in {lo}..{hi}")
     if last_scales is not None:
@@ -178,8 +234,8 @@ def plan(manifest: dict, size: int | None, last_scales: int | None, iterations: 
             fail(f"scales {last_scales}: give 1..{len(scales)}")
         scales, counts = scales[-last_scales:], counts[-last_scales:]
     if iterations is not None:
-        if not 1 <= iterations <= 10**6:
-            fail(f"iterations {iterations}: give a whole number from 1")
+        if not 1 <= iterations <= MAX_ITERATIONS:
+            fail(f"iterations {iterations}: give 1..{MAX_ITERATIONS}")
         counts = [iterations] * len(scales)
     return size, scales, counts
 
@@ -229,7 +285,7 @@ def stylize(bundle, content, styles, size, iterations, scales, settings, on_step
             x = c
         else:  # the coarser result enlarged, plus the content's detail it could not hold
             low = resize(resize(c, *x.shape[2:]), *c.shape[2:])
-            x = np.clip(resize(x, *c.shape[2:]) + c - low, 0, 255).astype(np.float32)
+            x = np.clip(resize(x, *c.shape[2:]).astype(np.float64) + c - low, 0, 255).astype(np.float32)
         m, v = np.zeros_like(x), np.zeros_like(x)
         for t in range(1, count + 1):
             feeds = {"image": x, "m": m, "v": v, "t": np.array(t, np.float32), **targets}
@@ -250,7 +306,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     p.add_argument("content")
     p.add_argument("styles", nargs="+")
     p.add_argument("-o", "--output", required=True)
@@ -271,6 +327,11 @@ def main(argv: list[str] | None = None) -> None:
         result = stylize(bundle, content, styles, size, iterations, scales, bundle.manifest["defaults"], report)
     except ValueError as exc:
         fail(str(exc))
+    except Exception as exc:  # numpy's MemoryError and onnxruntime's std::bad_alloc among them
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if isinstance(exc, MemoryError) or "alloc" in text:
+            fail(f"out of memory at size {size}: give a smaller --size ({text})", 1)
+        raise
     save(args.output, result)
 
 

@@ -1,7 +1,7 @@
 // The page's logic: load the runtime and the bundle, run a transfer with the shared JS core, draw every step.
 // URL parameters drive it without clicks (tests, demos): ?content=URL&style=URL[,URL]&size=N&iterations=N
 // &scales=N&threads=N&backend=wasm|webgpu&autorun=1. Results land in window.nstRun for whoever drives the page.
-import { checkPixels, fromPixels, openBundle, plan, stylize, toRGBA } from './nst-bundle.mjs';
+import { checkPixels, fromPixels, openBundle, outOfMemory, plan, stylize, toRGBA } from './nst-bundle.mjs';
 
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
@@ -81,8 +81,8 @@ function draw(img) {
 }
 
 // WebAssembly memory ends at 4 GB, which a step's activations fill at large sizes: say so, and what to do.
-function outOfMemory(err, size) {
-  if (!/bad_alloc|out of memory|Array buffer allocation/i.test(String(err?.message ?? err))) return null;
+function memoryError(err, size) {
+  if (!outOfMemory(err)) return null;
   const wasm = run.backend?.startsWith('wasm');
   const where = wasm ? "the browser's WebAssembly memory (4 GB)" : 'the memory the browser gives this page';
   return new Error(`${size} px is more than ${where} holds: give a smaller size, or use the Node or Python host`);
@@ -109,7 +109,7 @@ async function transfer(bundle, contentBlob, styleBlobs, asks) {
       return stopRequested;
     },
   }).catch((err) => {
-    throw outOfMemory(err, todo.size) ?? err;
+    throw memoryError(err, todo.size) ?? err;
   });
   draw(result);
   run.pixels = Array.from(toRGBA(result));
