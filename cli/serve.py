@@ -10,7 +10,7 @@ from nst.serve.config import ServeConfig, check_bind
 
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on; beyond loopback it needs --token."),
-    port: int = typer.Option(8000, help="TCP port."),
+    port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
     workers: Optional[int] = typer.Option(None, help="Transfers at once [one per 2 cores]; each gets its cores."),
     data: Optional[Path] = typer.Option(None, help="Folder for jobs and results [the user data folder]."),
     token: Optional[str] = typer.Option(

@@ -11,7 +11,12 @@ The subpackages are `nst.engine` (the API), `nst.kernels` (numba), `nst.cli` (th
 from __future__ import annotations
 
 import importlib
+import os
 from importlib.metadata import PackageNotFoundError, version
+
+# Recent onnxruntime builds otherwise keep a device id under ~/.cache and send usage events; setting the variable
+# to 0 before importing nst allows them. onnxruntime reads it once, when it is first imported.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 try:
     __version__ = version("nst")

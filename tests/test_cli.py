@@ -165,6 +165,8 @@ def test_errors_are_one_line_and_leave_files_alone(files, case):
         (["transfer", "c.png"], ["STYLE", "nst transfer --help"]),
         (["--bogus"], ["--bogus", "nst --help"]),
         (["bogus"], ["'bogus'"]),
+        (["transfer", "c.png", "s.png", "-o"], ["'-o'", "nst transfer --help"]),
+        (["serve", "--port", "-1"], ["'--port'", "nst serve --help"]),
     ],
 )
 def test_usage_errors_are_one_line(args, words, tmp_path):
@@ -173,6 +175,21 @@ def test_usage_errors_are_one_line(args, words, tmp_path):
     assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), r.stderr
     assert all(word in lines[0] for word in words), lines[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_onnxruntime_telemetry_is_off_unless_asked_for(files):
+    """Recent onnxruntime builds keep a device id under ~/.cache/Microsoft and send usage events; nst sets
+    ORT_DISABLE_TELEMETRY=1 unless the user set it (0 allows them)."""
+    import os
+
+    home = files / "home"
+    home.mkdir()
+    args = [sys.executable, "-m", "nst", "transfer", files / "content.png", files / "style.jpg", "-o", files / "o.png"]
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"} | {"HOME": str(home)}
+    done = subprocess.run([*map(str, args), "--size", "48", "--iterations", "2"], env=env, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert not (home / ".cache" / "Microsoft").exists()
 
 
 def test_no_arguments_show_the_help():
