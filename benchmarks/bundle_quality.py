@@ -29,12 +29,12 @@ import numpy as np
 from benchmarks.images import add_images_option, image
 from benchmarks.nst_vs_johnson import PAIRS, ROOT, preset_summary, score
 
-HOST = ROOT / "hosts" / "python" / "stylize_bundle.py"
+HOST = ROOT / "hosts" / "python" / "nst_bundle.py"
 
 
 def python_host():
-    """hosts/python/stylize_bundle.py as a module (it is a script, not part of the nst package)."""
-    spec = importlib.util.spec_from_file_location("stylize_bundle", HOST)
+    """The Python host's library, hosts/python/nst_bundle.py (not part of the nst package)."""
+    spec = importlib.util.spec_from_file_location("nst_bundle", HOST)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

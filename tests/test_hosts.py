@@ -278,13 +278,37 @@ def test_hosts_decode_alike(images, bundle_dir, odd_images, tmp_path):
     np.testing.assert_allclose([r["loss"] for r in node[0]], [r["loss"] for r in python[0]], rtol=1e-6)
 
 
-def test_python_host_composites_on_white_and_inverts_cmyk(odd_images):
-    """What the hosts agree on is what nst reads: transparency over white, CMYK by plain inversion."""
+def python_library():
+    """hosts/python/nst_bundle.py, the Python host's library, as a host application would import it."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("stylize_bundle", PYTHON_HOST[1])
+    spec = importlib.util.spec_from_file_location("nst_bundle", ROOT / "hosts" / "python" / "nst_bundle.py")
     host = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(host)
+    return host
+
+
+def test_python_library_raises_what_the_command_line_prints(bundle_dir, pair, odd_images, tmp_path):
+    """Embedded, the Python host's library raises BundleError (one line) where the command exits."""
+    host = python_library()
+    bundle = host.Bundle(str(bundle_dir), threads=1)
+    with pytest.raises(host.BundleError, match="^size 0: give a whole number"):
+        host.plan(bundle.manifest, 0, None, None)
+    with pytest.raises(host.BundleError, match="is not a readable bundle"):
+        host.Bundle(str(tmp_path))
+    with pytest.raises(host.BundleError, match="cannot be read as an image"):
+        host.load(str(odd_images["text"]), 10**6)
+    content, style = (host.load(str(p), 10**6) for p in pair)
+    size, scales, iterations = host.plan(bundle.manifest, 64, 1, 2)
+    records = []
+    image = host.stylize(bundle, content, [style], size, iterations, scales, bundle.manifest["defaults"],
+                         records.append)  # fmt: skip
+    assert image.shape == (1, 3, 64, 48) and [r["iteration"] for r in records] == [0, 1]
+
+
+def test_python_host_composites_on_white_and_inverts_cmyk(odd_images):
+    """What the hosts agree on is what nst reads: transparency over white, CMYK by plain inversion."""
+    host = python_library()
     rgba = np.asarray(Image.open(odd_images["alpha"]), np.float64)
     a = rgba[..., 3:] / 255
     want = rgba[..., :3] * a + 255 * (1 - a)

@@ -1,0 +1,268 @@
+"""Style transfer with an nst bundle (`nst export DIR`, contract in docs/bundle.md) on onnxruntime, numpy and
+Pillow, nothing of nst: the Python twin of hosts/js/nst-bundle.mjs. stylize_bundle.py is its command line.
+
+    bundle = Bundle("bundle/")
+    size, scales, iterations = plan(bundle.manifest, 512, None, None)
+    content, style = (load(p, bundle.manifest["limits"]["max_pixels"]) for p in ("photo.jpg", "painting.jpg"))
+    image = stylize(bundle, content, [style], size, iterations, scales, bundle.manifest["defaults"])
+
+Every refusal is a BundleError whose message says what was wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+# Recent onnxruntime builds otherwise keep a device id under ~/.cache and send usage events; 0 allows them.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # read when onnxruntime is imported, in Bundle
+Image.MAX_IMAGE_PIXELS = None  # load() checks the bundle's limit itself, with a message that says what to do
+READABLE = ("PNG", "JPEG", "MPO", "WEBP", "GIF", "TIFF")  # MPO: a camera's JPEG with a preview inside
+MAX_ITERATIONS = 10**6  # per scale: a bound that no schedule reaches, against typing mistakes
+
+
+class BundleError(ValueError):
+    """A request the bundle cannot serve, or a bundle or image that cannot be used: one line to show."""
+
+
+def first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def resize_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) weights of a triangle filter widened when shrinking (the JS hosts compute the same)."""
+    scale = n_in / n_out
+    support = max(scale, 1.0)
+    centres = (np.arange(n_out) + 0.5) * scale - 0.5
+    taps = np.maximum(0.0, 1.0 - np.abs(np.arange(n_in)[None, :] - centres[:, None]) / support)
+    return taps / taps.sum(axis=1, keepdims=True)
+
+
+def resize(x: np.ndarray, h: int, w: int) -> np.ndarray:
+    """(1, 3, H, W) -> (1, 3, h, w), float32; columns first, a band of rows at a time, to bound memory."""
+    rows, cols = resize_matrix(x.shape[2], h), resize_matrix(x.shape[3], w)
+    band = 1024
+    narrow = np.empty((3, x.shape[2], w))
+    for top in range(0, x.shape[2], band):
+        narrow[:, top : top + band] = x[0, :, top : top + band].astype(np.float64) @ cols.T
+    return (rows @ narrow)[None].astype(np.float32)
+
+
+def fit(x: np.ndarray, longest: int) -> np.ndarray:
+    """Resized so its longest side is `longest`, aspect ratio kept."""
+    return resize(x, *fit_size(*x.shape[2:], longest))
+
+
+def half_up(value: float) -> int:
+    """Rounded as JavaScript's hosts round (Python's round takes .5 to even)."""
+    return int(np.floor(value + 0.5))
+
+
+def load(path: str, max_pixels: int) -> np.ndarray:
+    """(1, 3, H, W) float32 RGB as the JS hosts read files: EXIF orientation applied, stored values (no ICC
+    transform), transparency composited on white, CMYK by plain inversion, 16-bit kept to its high byte."""
+    try:
+        image = Image.open(path)
+    except Exception as exc:  # Pillow raises many kinds for damaged files
+        raise BundleError(f"{path}: cannot be read as an image ({first_line(exc)})") from None
+    w, h = image.size
+    if w * h > max_pixels:  # checked from the header, before decoding
+        raise BundleError(f"{path}: the image is {w}x{h}, over {max_pixels // 10**6} megapixels; shrink it first")
+    if image.format not in READABLE or image.mode in ("I", "F"):
+        raise BundleError(f"{path}: give an 8- or 16-bit PNG, JPEG, WebP, GIF or TIFF image")
+    try:
+        try:
+            image = ImageOps.exif_transpose(image)
+        except Exception:  # damaged EXIF: the pixels as stored, as sharp reads them
+            pass
+        if image.mode.startswith("I;16"):  # Pillow's RGB conversion would saturate 16-bit grey to white
+            image = Image.fromarray((np.asarray(image, np.int64) >> 8).clip(0, 255).astype(np.uint8))
+        return planes(image)
+    except Exception as exc:
+        raise BundleError(f"{path}: cannot be read as an image ({first_line(exc)})") from None
+
+
+def planes(image: Image.Image) -> np.ndarray:
+    """(1, 3, H, W) float32, computed a band of rows at a time in the same doubles, in the same order, as the JS
+    hosts' fromPixels and fromCMYK (so both give the same floats), without a float64 copy of a large image."""
+    cmyk = image.mode == "CMYK"
+    pixels = np.asarray(image if cmyk else image.convert("RGBA"))
+    out = np.empty((1, 3, *pixels.shape[:2]), np.float32)
+    for top in range(0, pixels.shape[0], 256):
+        band = pixels[top : top + 256].astype(np.float64)
+        if cmyk:
+            rgb = (255 - band[..., :3]) * (255 - band[..., 3:]) / 255
+        else:
+            a = band[..., 3:]
+            rgb = (band[..., :3] * a + 255 * (255 - a)) / 255
+        out[0, :, top : top + 256] = rgb.transpose(2, 0, 1)
+    return out
+
+
+def whole(x: object, lo: float, hi: float) -> bool:
+    """A number with no fraction in lo..hi, as JavaScript's Number.isInteger sees JSON (512.0 is 512)."""
+    return finite(x) and float(x).is_integer() and lo <= x <= hi
+
+
+def finite(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def manifest_problem(m: object) -> str | None:
+    """What is wrong with the parts of manifest.json the host relies on, or None (the JS hosts check the same)."""
+    if not isinstance(m, dict) or m.get("format") != "nst-bundle" or not whole(m.get("version"), 1, 1):
+        return "it is not an nst bundle of version 1"
+    if not isinstance(m.get("files"), dict):
+        return "files is not a table of hashes"
+    limits = m.get("limits") if isinstance(m.get("limits"), dict) else {}
+    lo, hi, most = (limits.get(k) for k in ("min_side", "max_side", "max_pixels"))
+    if not (whole(lo, 32, 65536) and whole(hi, lo, 65536) and whole(most, hi * hi, 2**50)):
+        return "limits lack min_side, max_side or max_pixels, or they are out of order"
+    d = m.get("defaults") if isinstance(m.get("defaults"), dict) else {}
+    weights = [d.get(k) for k in ("lr", "content_weight", "style_weight", "tv_weight")]
+    if not all(finite(w) and w >= 0 for w in weights) or not weights[0] > 0:
+        return "defaults lack lr or a weight, or one is negative"
+    scales, counts = d.get("scales"), d.get("iterations")
+    if not isinstance(scales, list) or not scales or not all(finite(f) and 0 < f <= 1 for f in scales):
+        return "defaults.scales are not fractions of the size in (0, 1]"
+    if not isinstance(counts, list) or len(counts) != len(scales):
+        return "defaults.iterations do not give one count per scale"
+    if not all(whole(n, 1, MAX_ITERATIONS) for n in counts):
+        return f"defaults.iterations are not in 1..{MAX_ITERATIONS}"
+    if not whole(d.get("size"), lo, hi):
+        return f"defaults.size is not in {int(lo)}..{int(hi)}"
+    return None
+
+
+class Bundle:
+    """The two sessions and the manifest of a bundle folder (file hashes checked)."""
+
+    def __init__(self, folder: str, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        root = Path(folder)
+        try:
+            self.manifest = json.loads((root / "manifest.json").read_text())
+            files = {name: (root / name).read_bytes() for name in ("features.onnx", "step.onnx")}
+        except (OSError, ValueError) as exc:
+            raise BundleError(f"{root} is not a readable bundle ({first_line(exc)}); run nst export {root}") from None
+        problem = manifest_problem(self.manifest)
+        if problem:
+            raise BundleError(
+                f"{root / 'manifest.json'} is damaged ({problem}): export the bundle again with nst export"
+            )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the Node host
+        self.sessions = {}
+        for name, data in files.items():
+            if hashlib.sha256(data).hexdigest() != self.manifest["files"].get(name):
+                raise BundleError(f"{root / name} does not match manifest.json; export the bundle again")
+            try:
+                self.sessions[name] = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+            except Exception as exc:  # a graph that onnxruntime refuses: say which, in one line
+                raise BundleError(
+                    f"{root / name} cannot be loaded ({first_line(exc)}); export the bundle again"
+                ) from None
+
+    def features(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        session = self.sessions["features.onnx"]
+        names = [o.name for o in session.get_outputs()]
+        return dict(zip(names, session.run(names, {"image": image})))
+
+    def targets(self, content: np.ndarray, styles: list[np.ndarray], blend: list[float]) -> dict[str, np.ndarray]:
+        """content.* of the content image; gram.* of the styles averaged with the blend weights."""
+        feeds = {k: v for k, v in self.features(content).items() if k.startswith("content.")}
+        for style, weight in zip(styles, blend):
+            for k, v in self.features(style).items():
+                if k.startswith("gram."):
+                    feeds[k] = feeds.get(k, 0) + np.float32(weight) * v
+        return feeds
+
+
+def plan(manifest: dict, size: int | None, last_scales: int | None, iterations: int | None) -> tuple:
+    """(size, scales, iterations) asked for, checked against the bundle before any work (as the JS hosts)."""
+    lo, hi = manifest["limits"]["min_side"], manifest["limits"]["max_side"]
+    defaults = manifest["defaults"]
+    scales, counts = defaults["scales"], defaults["iterations"]
+    counts = [int(n) for n in counts]
+    if size is None:
+        size = int(defaults["size"])
+    elif not lo <= size <= hi:
+        raise BundleError(f"size {size}: give a whole number of pixels in {lo}..{hi}")
+    if last_scales is not None:
+        if not 1 <= last_scales <= len(scales):
+            raise BundleError(f"scales {last_scales}: give 1..{len(scales)}")
+        scales, counts = scales[-last_scales:], counts[-last_scales:]
+    if iterations is not None:
+        if not 1 <= iterations <= MAX_ITERATIONS:
+            raise BundleError(f"iterations {iterations}: give 1..{MAX_ITERATIONS}")
+        counts = [iterations] * len(scales)
+    return size, scales, counts
+
+
+def scale_side(manifest: dict, images: list[np.ndarray], size: int, fraction: float) -> int:
+    """The longest side at one scale: size * fraction, raised where a coarse scale would leave an image under
+    min_side px on its short side (the network's poolings need them), up to the final size."""
+    lo = manifest["limits"]["min_side"]
+    side = max(lo, half_up(size * fraction))
+    while side < size and any(min(fit_size(*x.shape[2:], side)) < lo for x in images):
+        side += 1
+    return side
+
+
+def fit_size(h: int, w: int, longest: int) -> tuple[int, int]:
+    scale = longest / max(h, w)
+    return max(1, half_up(h * scale)), max(1, half_up(w * scale))
+
+
+def check_sides(manifest: dict, images: dict[str, np.ndarray], size: int) -> None:
+    """Every image keeps min_side px on its short side at the final size; else say which size would do."""
+    lo, hi = manifest["limits"]["min_side"], manifest["limits"]["max_side"]
+    for what, img in images.items():
+        h, w = fit_size(*img.shape[2:], size)
+        if min(h, w) >= lo:
+            continue
+        need = next((s for s in range(size + 1, hi + 1) if min(fit_size(*img.shape[2:], s)) >= lo), None)
+        fix = f"give a size of {need} or more" if need else f"crop it to at most {hi // lo}:1"
+        ih, iw = img.shape[2:]
+        raise BundleError(
+            f"the {what} image is {iw}x{ih}: at size {size} it would be {w}x{h}, under the {lo} px the network "
+            f"needs on each side; {fix}"
+        )
+
+
+def stylize(bundle, content, styles, size, iterations, scales, settings, on_step=print) -> np.ndarray:
+    """Adam from the content image, coarse to fine; returns (1, 3, H, W) float32 in 0..255."""
+    named = {"style": styles[0]} if len(styles) == 1 else {f"style {i + 1}": s for i, s in enumerate(styles)}
+    check_sides(bundle.manifest, {"content": content, **named}, size)
+    blend = [1.0 / len(styles)] * len(styles)
+    x, step, start = None, 0, time.perf_counter()
+    for fraction, count in zip(scales, iterations):
+        side = scale_side(bundle.manifest, [content, *styles], size, fraction)
+        c = fit(content, side)
+        targets = bundle.targets(c, [fit(s, side) for s in styles], blend)
+        if x is None:
+            x = c
+        else:  # the coarser result enlarged, plus the content's detail it could not hold
+            low = resize(resize(c, *x.shape[2:]), *c.shape[2:])
+            x = np.clip(resize(x, *c.shape[2:]).astype(np.float64) + c - low, 0, 255).astype(np.float32)
+        m, v = np.zeros_like(x), np.zeros_like(x)
+        for t in range(1, count + 1):
+            feeds = {"image": x, "m": m, "v": v, "t": np.array(t, np.float32), **targets}
+            feeds |= {
+                k: np.array(settings[k], np.float32) for k in ("lr", "content_weight", "style_weight", "tv_weight")
+            }
+            x_next, m, v, loss, *terms = bundle.sessions["step.onnx"].run(None, feeds)
+            seconds = {"seconds": round(time.perf_counter() - start, 4), "cpu_seconds": time.process_time()}
+            terms = dict(zip(("content_loss", "style_loss", "tv_loss"), map(float, terms)))
+            on_step({"iteration": step, "loss": float(loss), **seconds, "size": side, **terms})
+            x, step = x_next, step + 1
+    return x
