@@ -16,7 +16,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 # Recent onnxruntime builds otherwise keep a device id under ~/.cache and send usage events; setting the variable
 # to 0 before importing nst allows them. onnxruntime reads it once, when it is first imported.
-os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+if not os.environ.get("ORT_DISABLE_TELEMETRY"):
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
 try:
     __version__ = version("nst")

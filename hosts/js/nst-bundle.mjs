@@ -63,6 +63,7 @@ export function fit(img, longest) {
 
 const MAX_ITERATIONS = 1e6; // per scale: a bound that no schedule reaches, against typing mistakes
 const whole = (x, lo, hi) => Number.isInteger(x) && x >= lo && x <= hi;
+const FLOAT32_MAX = 3.4028234663852886e38; // weights beyond it become infinite in the graphs
 const finite = (x) => typeof x === 'number' && Number.isFinite(x);
 
 // What is wrong with the parts of manifest.json a host relies on, or null: checked once, before any work, so
@@ -76,7 +77,7 @@ export function manifestProblem(m) {
   }
   const d = m.defaults ?? {};
   const weights = ['lr', 'content_weight', 'style_weight', 'tv_weight'];
-  if (!weights.every((k) => finite(d[k]) && d[k] >= 0) || !(d.lr > 0)) {
+  if (!weights.every((k) => finite(d[k]) && d[k] >= 0 && d[k] <= FLOAT32_MAX) || !(d.lr > 0)) {
     return 'defaults lack lr or a weight, or one is negative';
   }
   if (!Array.isArray(d.scales) || !d.scales.length || !d.scales.every((f) => finite(f) && f > 0 && f <= 1)) {

@@ -5,7 +5,7 @@
 // sharp (libvips): JPEG, PNG, WebP, TIFF, ...; decoded as Pillow and browsers decode them, EXIF orientation applied.
 import { createHash, randomBytes } from 'node:crypto';
 import { accessSync, constants, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { dirname, extname, join } from 'node:path';
+import { basename, dirname, extname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import {
@@ -25,6 +25,7 @@ const USAGE =
   '[--threads N]';
 const MAX_THREADS = 256;
 const READABLE = ['png', 'jpeg', 'webp', 'gif', 'tiff'];
+const KINDS = 'give an 8- or 16-bit PNG, JPEG, WebP, GIF or TIFF image';
 const FORMATS = { '.png': 'png', '.jpg': 'jpeg', '.jpeg': 'jpeg', '.webp': 'webp', '.tif': 'tiff', '.tiff': 'tiff' };
 
 function fail(message, status = 2) {
@@ -67,6 +68,8 @@ function parseArgs(argv) {
 // Before any work: the output's format is known, its folder takes files, and it is none of the inputs.
 function checkOutput(output, inputs) {
   if (/[\\/]$/.test(output)) fail(`${output}: give a file name, not a folder`);
+  const long = Buffer.byteLength(basename(output)) > 255;
+  if (long) fail(`${output}: the file name is too long; choose a shorter one`);
   if (isFolder(output)) fail(`${output} is a folder; give a file name such as ${join(output, 'out.png')}`);
   if (!(extname(output).toLowerCase() in FORMATS)) {
     fail(`${output}: give an output name ending in ${Object.keys(FORMATS).join(', ')}`);
@@ -106,7 +109,7 @@ async function decode(path, manifest) {
     const { width, height, space, format, depth } = await open().metadata();
     checkPixels(manifest, path, width, height);
     if (!READABLE.includes(format) || !['uchar', 'char', 'ushort', 'short'].includes(depth)) {
-      throw new Error(`${path}: give an 8- or 16-bit PNG, JPEG, WebP, GIF or TIFF image`);
+      throw new Error(`${path}: cannot be read as an image (${format} ${depth}); ${KINDS}`);
     }
     if (space === 'cmyk') {
       const cmyk = open().pipelineColourspace('cmyk').toColourspace('cmyk');
@@ -117,8 +120,9 @@ async function decode(path, manifest) {
     const { data, info } = await rgba.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     return fromPixels(data, info.height, info.width, info.channels);
   } catch (err) {
+    if (outOfMemory(err)) fail(`out of memory reading ${path}: give a smaller --size or smaller images`, 1);
     if (err.message.startsWith(`${path}: `)) fail(err.message);
-    fail(`${path}: cannot be read as an image (${err.message.split('\n')[0]})`);
+    fail(`${path}: cannot be read as an image (${err.message.split('\n')[0]}); ${KINDS}`);
   }
 }
 
@@ -126,7 +130,8 @@ async function encode(path, img) {
   const rgba = Buffer.from(toRGBA(img).buffer);
   const format = FORMATS[extname(path).toLowerCase()];
   const image = sharp(rgba, { raw: { width: img.w, height: img.h, channels: 4 } }).removeAlpha();
-  return image.toFormat(format, format === 'jpeg' || format === 'webp' ? { quality: 95 } : {}).toBuffer();
+  const options = { jpeg: { quality: 95 }, webp: { quality: 95 }, tiff: { compression: 'lzw' } }; // TIFF lossless
+  return image.toFormat(format, options[format] ?? {}).toBuffer();
 }
 
 function readBundle(folder) {
@@ -164,15 +169,19 @@ async function main() {
   const files = readBundle(args.bundle);
   const todo = plan(files.manifest, args);
   // Recent onnxruntime builds otherwise keep a device id under ~/.cache and send usage events; 0 allows them.
-  process.env.ORT_DISABLE_TELEMETRY ??= '1'; // read when the first session is made
+  process.env.ORT_DISABLE_TELEMETRY ||= '1'; // read when the first session is made
   const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
   const options = {
     executionProviders: ['cpu'],
     graphOptimizationLevel: 'all',
     intraOpNumThreads: args.threads,
+    logSeverityLevel: 4, // errors reach us as exceptions, not as log lines on stderr
     extra: { session: { intra_op: { allow_spinning: '0' } } }, // idle threads sleep: fairer on a busy machine
   };
-  const bundle = await openBundle(ort, files, options, sha256);
+  const bundle = await openBundle(ort, files, options, sha256).catch((err) => {
+    const again = /export/.test(err.message) ? '' : '; export the bundle again with nst export';
+    fail(`${args.bundle}: ${err.message.split('\n')[0]}${again}`);
+  });
   const images = [];
   for (const path of args.images) images.push(await decode(path, files.manifest)); // the first bad one named
   const [content, ...styles] = images;
@@ -183,7 +192,7 @@ async function main() {
     settings: files.manifest.defaults,
     onStep: (record) => printing && console.log(JSON.stringify(record)),
   }).catch((err) => {
-    if (outOfMemory(err)) fail(`out of memory at size ${todo.size}: give a smaller --size`, 1);
+    if (outOfMemory(err)) fail(`out of memory (at size ${todo.size}): give a smaller --size or smaller images`, 1);
     throw err;
   });
   write(args.output, await encode(args.output, result));

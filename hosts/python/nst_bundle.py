@@ -16,15 +16,19 @@ import json
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
 # Recent onnxruntime builds otherwise keep a device id under ~/.cache and send usage events; 0 allows them.
-os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # read when onnxruntime is imported, in Bundle
-Image.MAX_IMAGE_PIXELS = None  # load() checks the bundle's limit itself, with a message that says what to do
+if not os.environ.get("ORT_DISABLE_TELEMETRY"):  # read when onnxruntime is imported, in Bundle
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 READABLE = ("PNG", "JPEG", "MPO", "WEBP", "GIF", "TIFF")  # MPO: a camera's JPEG with a preview inside
+MODES = ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK")  # and 16-bit I;16*
+FLOAT32_MAX = 3.4028234663852886e38  # weights beyond it become infinite in the graphs
+KINDS = "give an 8- or 16-bit PNG, JPEG, WebP, GIF or TIFF image"
 MAX_ITERATIONS = 10**6  # per scale: a bound that no schedule reaches, against typing mistakes
 
 
@@ -68,25 +72,39 @@ def half_up(value: float) -> int:
 def load(path: str, max_pixels: int) -> np.ndarray:
     """(1, 3, H, W) float32 RGB as the JS hosts read files: EXIF orientation applied, stored values (no ICC
     transform), transparency composited on white, CMYK by plain inversion, 16-bit kept to its high byte."""
-    try:
-        image = Image.open(path)
-    except Exception as exc:  # Pillow raises many kinds for damaged files
-        raise BundleError(f"{path}: cannot be read as an image ({first_line(exc)})") from None
-    w, h = image.size
-    if w * h > max_pixels:  # checked from the header, before decoding
-        raise BundleError(f"{path}: the image is {w}x{h}, over {max_pixels // 10**6} megapixels; shrink it first")
-    if image.format not in READABLE or image.mode in ("I", "F"):
-        raise BundleError(f"{path}: give an 8- or 16-bit PNG, JPEG, WebP, GIF or TIFF image")
-    try:
+    with warnings.catch_warnings():  # Pillow warns on stderr about damaged tags and large images
+        warnings.simplefilter("ignore")
+        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # the bundle's limit instead, below
         try:
-            image = ImageOps.exif_transpose(image)
-        except Exception:  # damaged EXIF: the pixels as stored, as sharp reads them
-            pass
-        if image.mode.startswith("I;16"):  # Pillow's RGB conversion would saturate 16-bit grey to white
-            image = Image.fromarray((np.asarray(image, np.int64) >> 8).clip(0, 255).astype(np.uint8))
-        return planes(image)
-    except Exception as exc:
-        raise BundleError(f"{path}: cannot be read as an image ({first_line(exc)})") from None
+            image = Image.open(path)
+        except MemoryError:
+            raise
+        except Exception as exc:  # Pillow raises many kinds for damaged files
+            raise BundleError(f"{path}: cannot be read as an image ({first_line(exc)}); {KINDS}") from None
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
+        w, h = image.size
+        if w * h > max_pixels:  # checked from the header, before decoding
+            raise BundleError(f"{path}: the image is {w}x{h}, over {max_pixels // 10**6} megapixels; shrink it first")
+        if image.format not in READABLE or not (image.mode in MODES or image.mode.startswith("I;16")):
+            raise BundleError(f"{path}: cannot be read as an image ({image.format} {image.mode}); {KINDS}")
+        try:
+            return planes(upright(image))
+        except MemoryError:
+            raise
+        except Exception as exc:
+            raise BundleError(f"{path}: cannot be read as an image ({first_line(exc)}); {KINDS}") from None
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """EXIF orientation applied (a damaged EXIF block ignored, as sharp does); 16-bit to its high byte."""
+    try:
+        image = ImageOps.exif_transpose(image)
+    except Exception:
+        pass
+    if image.mode.startswith("I;16"):  # Pillow's RGB conversion would saturate 16-bit grey to white
+        image = Image.fromarray((np.asarray(image, np.int64) >> 8).clip(0, 255).astype(np.uint8))
+    return image
 
 
 def planes(image: Image.Image) -> np.ndarray:
@@ -127,7 +145,7 @@ def manifest_problem(m: object) -> str | None:
         return "limits lack min_side, max_side or max_pixels, or they are out of order"
     d = m.get("defaults") if isinstance(m.get("defaults"), dict) else {}
     weights = [d.get(k) for k in ("lr", "content_weight", "style_weight", "tv_weight")]
-    if not all(finite(w) and w >= 0 for w in weights) or not weights[0] > 0:
+    if not all(finite(w) and 0 <= w <= FLOAT32_MAX for w in weights) or not weights[0] > 0:
         return "defaults lack lr or a weight, or one is negative"
     scales, counts = d.get("scales"), d.get("iterations")
     if not isinstance(scales, list) or not scales or not all(finite(f) and 0 < f <= 1 for f in scales):
@@ -161,6 +179,7 @@ class Bundle:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the Node host
+        options.log_severity_level = 4  # errors reach the caller as exceptions, not as log lines on stderr
         self.sessions = {}
         for name, data in files.items():
             if hashlib.sha256(data).hexdigest() != self.manifest["files"].get(name):
@@ -194,17 +213,18 @@ def plan(manifest: dict, size: int | None, last_scales: int | None, iterations: 
     scales, counts = defaults["scales"], defaults["iterations"]
     counts = [int(n) for n in counts]
     if size is None:
-        size = int(defaults["size"])
-    elif not lo <= size <= hi:
+        size = defaults["size"]
+    elif not whole(size, lo, hi):
         raise BundleError(f"size {size}: give a whole number of pixels in {lo}..{hi}")
     if last_scales is not None:
-        if not 1 <= last_scales <= len(scales):
+        if not whole(last_scales, 1, len(scales)):
             raise BundleError(f"scales {last_scales}: give 1..{len(scales)}")
-        scales, counts = scales[-last_scales:], counts[-last_scales:]
+        scales, counts = scales[-int(last_scales) :], counts[-int(last_scales) :]
     if iterations is not None:
-        if not 1 <= iterations <= MAX_ITERATIONS:
+        if not whole(iterations, 1, MAX_ITERATIONS):
             raise BundleError(f"iterations {iterations}: give 1..{MAX_ITERATIONS}")
-        counts = [iterations] * len(scales)
+        counts = [int(iterations)] * len(scales)
+    size = int(size)
     return size, scales, counts
 
 

@@ -37,15 +37,20 @@ def check_output(path: str, inputs: list[str]) -> None:
         fail("give -o a file name such as out.png")
     if path.endswith(("/", os.sep)):
         fail(f"{path}: give a file name, not a folder")
-    if out.is_dir():
-        fail(f"{path} is a folder; give a file name such as {out / 'out.png'}")
-    if out.suffix.lower() not in FORMATS:
-        fail(f"{path}: give an output name ending in {', '.join(FORMATS)}")
-    folder = out.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK):
-        fail(f"{path}: the folder {folder} does not exist or is not writable; choose another output path")
-    if out.exists() and any(Path(i).exists() and out.samefile(i) for i in inputs):
-        fail(f"{path} is one of the inputs; write the result elsewhere")
+    if len(os.fsencode(out.name)) > 255:
+        fail(f"{path}: the file name is too long; choose a shorter one")
+    try:
+        if out.is_dir():
+            fail(f"{path} is a folder; give a file name such as {out / 'out.png'}")
+        if out.suffix.lower() not in FORMATS:
+            fail(f"{path}: give an output name ending in {', '.join(FORMATS)}")
+        folder = out.parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            fail(f"{path}: the folder {folder} does not exist or is not writable; choose another output path")
+        if out.exists() and any(Path(i).exists() and out.samefile(i) for i in inputs):
+            fail(f"{path} is one of the inputs; write the result elsewhere")
+    except OSError as exc:  # a folder name too long, a loop of links
+        fail(f"{path}: cannot be used ({exc.strerror or exc}); choose another output path")
 
 
 def save(path: str, x: np.ndarray) -> None:
@@ -97,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         fail(str(exc))
     except Exception as exc:  # numpy's MemoryError and onnxruntime's std::bad_alloc among them
         if isinstance(exc, MemoryError) or "alloc" in first_line(exc):
-            fail(f"out of memory at size {size}: give a smaller --size ({first_line(exc)})", 1)
+            fail(f"out of memory (at size {size}): give a smaller --size or smaller images", 1)
         raise
     save(args.output, result)
 
