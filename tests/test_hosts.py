@@ -268,13 +268,13 @@ def test_hosts_refuse_bad_requests_in_one_line(host, bundle_dir, pair, odd_image
 def test_hosts_decode_alike(images, bundle_dir, odd_images, tmp_path):
     """Python (Pillow) and Node (sharp) see the same pixels: EXIF turns applied, 16-bit grey to its high byte,
     transparency composited on white, CMYK inverted plainly, ICC profiles not applied (as Chromium is asked),
-    a damaged EXIF block ignored. `--size=64` is understood by both."""
+    a damaged EXIF block ignored. `--size=64` and `-o=FILE` are understood by both."""
     node_ready()
     files = {**odd_images, "p3": display_p3_png(tmp_path / "p3.png")}
     args = [str(files[name]) for name in images] + ["--bundle", str(bundle_dir)]
-    args += ["--size=64", "--iterations", "2", "--scales", "1", "-o"]
-    python = run_host([*PYTHON_HOST, *args, str(tmp_path / "p.png")], tmp_path / "p.png")
-    node = run_host([*NODE_HOST, *args, str(tmp_path / "n.png")], tmp_path / "n.png")
+    args += ["--size=64", "--iterations", "2", "--scales", "1"]
+    python = run_host([*PYTHON_HOST, *args, f"-o={tmp_path / 'p.png'}"], tmp_path / "p.png")
+    node = run_host([*NODE_HOST, *args, f"-o={tmp_path / 'n.png'}"], tmp_path / "n.png")
     assert python[1].shape == node[1].shape == ((64, 48, 3) if images[0] == "turned" else (48, 64, 3))
     np.testing.assert_allclose([r["loss"] for r in node[0]], [r["loss"] for r in python[0]], rtol=1e-6)
 

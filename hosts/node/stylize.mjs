@@ -36,9 +36,9 @@ function fail(message, status = 2) {
 function parseArgs(argv) {
   const args = { images: [], threads: 0 };
   const numbers = { '--size': 'size', '--iterations': 'iterations', '--scales': 'lastScales', '--threads': 'threads' };
-  // --flag=value as --flag value; after --, only file names (even those that start with -).
+  // --flag=value (and -o=value) as --flag value, as Python's argparse takes them; after --, only file names.
   const end = argv.includes('--') ? argv.indexOf('--') : argv.length;
-  const split = (a) => (/^--[a-z]+=/.test(a) ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a]);
+  const split = (a) => (/^(--[a-z]+|-o)=/.test(a) ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a]);
   const words = argv.slice(0, end).flatMap(split);
   for (let i = 0; i < words.length; i++) {
     const flag = words[i];
@@ -90,7 +90,9 @@ function checkOutput(output, inputs) {
     }
   };
   const out = id(output);
-  if (out && inputs.some((path) => id(path) === out)) fail(`${output} is one of the inputs; write the result elsewhere`);
+  if (out && inputs.some((path) => id(path) === out)) {
+    fail(`${output} is one of the inputs; write the result elsewhere`);
+  }
 }
 
 const isFolder = (path) => {
