@@ -24,6 +24,8 @@ from .conftest import need
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
+PYTHON_HOST = [sys.executable, str(ROOT / "hosts" / "python" / "stylize_bundle.py")]
+NODE_HOST = ["node", str(ROOT / "hosts" / "node" / "stylize.mjs")]
 ARGS = ["--size", "128", "--iterations", "20", "--scales", "1", "--threads", "2"]
 
 
@@ -50,10 +52,7 @@ def run_host(command: list[str], out: Path) -> tuple[list[dict], np.ndarray]:
 @pytest.fixture(scope="module")
 def python_run(bundle_dir, pair, tmp_path_factory):
     out = tmp_path_factory.mktemp("py") / "out.png"
-    host = ROOT / "hosts" / "python" / "stylize_bundle.py"
-    return run_host(
-        [sys.executable, str(host), *map(str, pair), "-o", str(out), "--bundle", str(bundle_dir), *ARGS], out
-    )
+    return run_host([*PYTHON_HOST, *map(str, pair), "-o", str(out), "--bundle", str(bundle_dir), *ARGS], out)
 
 
 def assert_same(run, reference, rel):
@@ -74,9 +73,8 @@ def test_python_host_refuses_a_changed_bundle(bundle_dir, pair, tmp_path):
     manifest = json.loads((broken / "manifest.json").read_text())
     manifest["files"]["step.onnx"] = "0" * 64
     (broken / "manifest.json").write_text(json.dumps(manifest))
-    host = ROOT / "hosts" / "python" / "stylize_bundle.py"
     out = tmp_path / "out.png"
-    done = subprocess.run([sys.executable, str(host), *map(str, pair), "-o", str(out), "--bundle", str(broken)],
+    done = subprocess.run([*PYTHON_HOST, *map(str, pair), "-o", str(out), "--bundle", str(broken)],
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode != 0 and "does not match" in done.stderr and not out.exists()
 
@@ -142,9 +140,8 @@ def test_browser_webgpu_matches_python(web_folder, pair, tmp_path):
     """WebGPU (without a GPU, Chromium's SwiftShader adapter, which emulates every kernel: so small and short)."""
     browser_ready()
     args = ["--size", "42", "--iterations", "3", "--scales", "1"]
-    host = ROOT / "hosts" / "python" / "stylize_bundle.py"
     bundle = web_folder / "bundle"
-    want = run_host([sys.executable, str(host), *map(str, pair), "--bundle", str(bundle), *args, "-o",
+    want = run_host([*PYTHON_HOST, *map(str, pair), "--bundle", str(bundle), *args, "-o",
                      str(tmp_path / "p.png")], tmp_path / "p.png")  # fmt: skip
     query = "content=content.png&style=style.png&size=42&iterations=3&scales=1&backend=webgpu&autorun=1"
     run = browse(web_folder, query, "window.nstRun.done", webgpu=True)
@@ -166,18 +163,13 @@ def test_node_and_python_resize_and_schedule_alike(bundle_dir, pair, tmp_path):
     node_ready()
     args = ["--size", "96", "--iterations", "2", "--threads", "2"]
     common = [*map(str, pair), "--bundle", str(bundle_dir), *args, "-o"]
-    host = ROOT / "hosts" / "python" / "stylize_bundle.py"
-    python = run_host([sys.executable, str(host), *common, str(tmp_path / "p.png")], tmp_path / "p.png")
+    python = run_host([*PYTHON_HOST, *common, str(tmp_path / "p.png")], tmp_path / "p.png")
     script = ROOT / "hosts" / "node" / "stylize.mjs"
     node = run_host(["node", str(script), *common, str(tmp_path / "n.png")], tmp_path / "n.png")
     # at 1/4 a 96x128 content would be 24 px on its short side: that scale is raised to keep 32 px
     assert [r["size"] for r in python[0]] == [42, 42, 48, 48, 96, 96] == [r["size"] for r in node[0]]
     np.testing.assert_allclose([r["loss"] for r in node[0]], [r["loss"] for r in python[0]], rtol=1e-4)
     assert np.abs(node[1] - python[1]).mean() <= 1.0
-
-
-PYTHON_HOST = [sys.executable, str(ROOT / "hosts" / "python" / "stylize_bundle.py")]
-NODE_HOST = ["node", str(ROOT / "hosts" / "node" / "stylize.mjs")]
 
 
 def hosts(name: str) -> list[str]:

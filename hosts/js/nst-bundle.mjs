@@ -66,8 +66,8 @@ const whole = (x, lo, hi) => Number.isInteger(x) && x >= lo && x <= hi;
 const FLOAT32_MAX = 3.4028234663852886e38; // weights beyond it become infinite in the graphs
 const finite = (x) => typeof x === 'number' && Number.isFinite(x);
 
-// What is wrong with the parts of manifest.json a host relies on, or null: checked once, before any work, so
-// that a damaged file is named rather than failing later. The Python host checks the same.
+// What is wrong with the parts of manifest.json a host relies on, or null: checked by plan() and openBundle(),
+// the two ways in, so that a damaged file is named rather than failing later. The Python host checks the same.
 export function manifestProblem(m) {
   if (m?.format !== 'nst-bundle' || m.version !== 1) return 'it is not an nst bundle of version 1';
   if (!(m.files instanceof Object) || Array.isArray(m.files)) return 'files is not a table of hashes';
@@ -233,7 +233,8 @@ export function fromCMYK(pixels, h, w) {
 // `lastScales` (run only the last N scales) and `iterations` (steps at every scale) are optional; given, each
 // must be a whole number in range, or this throws a one-line error that says what to give instead.
 export function plan(manifest, { size, lastScales, iterations } = {}) {
-  const { min_side: lo, max_side: hi } = limits(manifest);
+  checkManifest(manifest);
+  const { min_side: lo, max_side: hi } = manifest.limits;
   let { scales, iterations: counts, size: fallback } = manifest.defaults;
   if (size === undefined) size = fallback;
   else if (!whole(size, lo, hi)) throw new Error(`size ${size}: give a whole number of pixels in ${lo}..${hi}`);
@@ -251,20 +252,15 @@ export function plan(manifest, { size, lastScales, iterations } = {}) {
 // The longest side at one scale: size * fraction, raised where a coarse scale would leave an image under
 // min_side px on its short side (the network's poolings need them), up to the final size.
 function scaleSide(manifest, images, size, fraction) {
-  const lo = limits(manifest).min_side;
+  const lo = manifest.limits.min_side;
   let side = Math.max(lo, roundHalfUp(size * fraction));
   while (side < size && images.some((img) => Math.min(...fitSize(img, side)) < lo)) side++;
   return side;
 }
 
-function limits(manifest) {
-  checkManifest(manifest);
-  return manifest.limits;
-}
-
 // An image of w x h pixels may be read: throws a one-line error naming it when it exceeds the bundle's limit.
 export function checkPixels(manifest, what, w, h) {
-  const { max_pixels: most } = limits(manifest);
+  const { max_pixels: most } = manifest.limits;
   if (w * h > most) {
     throw new Error(`${what}: the image is ${w}x${h}, over ${Math.floor(most / 1e6)} megapixels; shrink it first`);
   }
@@ -273,7 +269,7 @@ export function checkPixels(manifest, what, w, h) {
 // Every image must keep min_side px on its short side at the final size: throws naming the image and a size
 // that would do.
 export function checkSides(manifest, images, size) {
-  const { min_side: lo, max_side: hi } = limits(manifest);
+  const { min_side: lo, max_side: hi } = manifest.limits;
   for (const [what, img] of Object.entries(images)) {
     const [h, w] = fitSize(img, size);
     if (Math.min(h, w) >= lo) continue;

@@ -74,26 +74,27 @@ def load(path: str, max_pixels: int) -> np.ndarray:
     transform), transparency composited on white, CMYK by plain inversion, 16-bit kept to its high byte."""
     with warnings.catch_warnings():  # Pillow warns on stderr about damaged tags and large images
         warnings.simplefilter("ignore")
-        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # the bundle's limit instead, below
         try:
-            image = Image.open(path)
-        except MemoryError:
+            return planes(upright(opened(path, max_pixels)))
+        except (BundleError, MemoryError):
             raise
         except Exception as exc:  # Pillow raises many kinds for damaged files
             raise BundleError(f"{path}: cannot be read as an image ({first_line(exc)}); {KINDS}") from None
-        finally:
-            Image.MAX_IMAGE_PIXELS = limit
-        w, h = image.size
-        if w * h > max_pixels:  # checked from the header, before decoding
-            raise BundleError(f"{path}: the image is {w}x{h}, over {max_pixels // 10**6} megapixels; shrink it first")
-        if image.format not in READABLE or not (image.mode in MODES or image.mode.startswith("I;16")):
-            raise BundleError(f"{path}: cannot be read as an image ({image.format} {image.mode}); {KINDS}")
-        try:
-            return planes(upright(image))
-        except MemoryError:
-            raise
-        except Exception as exc:
-            raise BundleError(f"{path}: cannot be read as an image ({first_line(exc)}); {KINDS}") from None
+
+
+def opened(path: str, max_pixels: int) -> Image.Image:
+    """The file opened (its header read), within the bundle's pixel limit and of a kind both hosts read."""
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # the bundle's limit instead, below
+    try:
+        image = Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    w, h = image.size
+    if w * h > max_pixels:
+        raise BundleError(f"{path}: the image is {w}x{h}, over {max_pixels // 10**6} megapixels; shrink it first")
+    if image.format not in READABLE or not (image.mode in MODES or image.mode.startswith("I;16")):
+        raise BundleError(f"{path}: cannot be read as an image ({image.format} {image.mode}); {KINDS}")
+    return image
 
 
 def upright(image: Image.Image) -> Image.Image:
@@ -264,11 +265,12 @@ def stylize(bundle, content, styles, size, iterations, scales, settings, on_step
     named = {"style": styles[0]} if len(styles) == 1 else {f"style {i + 1}": s for i, s in enumerate(styles)}
     check_sides(bundle.manifest, {"content": content, **named}, size)
     blend = [1.0 / len(styles)] * len(styles)
+    weights = {k: np.array(settings[k], np.float32) for k in ("lr", "content_weight", "style_weight", "tv_weight")}
     x, step, start = None, 0, time.perf_counter()
     for fraction, count in zip(scales, iterations):
         side = scale_side(bundle.manifest, [content, *styles], size, fraction)
         c = fit(content, side)
-        targets = bundle.targets(c, [fit(s, side) for s in styles], blend)
+        fixed = bundle.targets(c, [fit(s, side) for s in styles], blend) | weights  # the same at every step
         if x is None:
             x = c
         else:  # the coarser result enlarged, plus the content's detail it could not hold
@@ -276,10 +278,7 @@ def stylize(bundle, content, styles, size, iterations, scales, settings, on_step
             x = np.clip(resize(x, *c.shape[2:]).astype(np.float64) + c - low, 0, 255).astype(np.float32)
         m, v = np.zeros_like(x), np.zeros_like(x)
         for t in range(1, count + 1):
-            feeds = {"image": x, "m": m, "v": v, "t": np.array(t, np.float32), **targets}
-            feeds |= {
-                k: np.array(settings[k], np.float32) for k in ("lr", "content_weight", "style_weight", "tv_weight")
-            }
+            feeds = {"image": x, "m": m, "v": v, "t": np.array(t, np.float32), **fixed}
             x_next, m, v, loss, *terms = bundle.sessions["step.onnx"].run(None, feeds)
             seconds = {"seconds": round(time.perf_counter() - start, 4), "cpu_seconds": time.process_time()}
             terms = dict(zip(("content_loss", "style_loss", "tv_loss"), map(float, terms)))
