@@ -31,8 +31,8 @@ def bench(nst: str, args, path: str, size: str) -> dict:
 
 def keep(reports: list[dict], json_path: Path, chart: Path | None) -> None:
     """The `after` install's reports of one round as one `nst bench` report (and its chart)."""
-    from nst.engine.bench import faster_paths
-    from nst.engine.benchchart import bench_chart
+    from nst.bench.chart import bench_chart
+    from nst.bench.timing import faster_paths
     from nst.engine.images import write_image
 
     rows = [row for report in reports for row in report["rows"]]

@@ -21,7 +21,7 @@ from pathlib import Path
 def objectives(size: int, path: str, threads: int, first: str = "old") -> dict:
     """{'old': prepared, 'new': prepared} for the same synthetic images, johnson preset; `first` builds its
     sessions first (the order may favour one side: compare both orders)."""
-    from nst.engine.bench import synthetic_pair
+    from nst.bench.timing import synthetic_pair
 
     content, style = synthetic_pair(size)
     made = {}

@@ -86,8 +86,8 @@ def nst_run(st, names: tuple, pixels: tuple, size: int, threads: int, cache: Pat
 
 
 def main() -> None:
+    from nst.bundle.export import export_folder
     from nst.engine import StyleTransfer
-    from nst.engine.bundle import export_folder
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=512)

@@ -2,7 +2,7 @@
 repository's examples/, or the .jpg images of --images DIR; the committed results came from the photos and
 paintings of a folder outside the repository until re-measured).
 
-Needs the original Keras file (export-time only, like models/export_vgg.py):
+Needs the original Keras file (export-time only, like nst/models/export_vgg.py):
     python -m benchmarks.fp16_weights --weights PATH/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5
 Writes benchmarks/results/fp16_weights.json: per ReLU layer, the relative L2 difference
 ||A16 - A32|| / ||A32|| (median and worst over the images), and the relative difference of the
@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     import onnxruntime as ort
+
     from nst.engine import StyleTransfer
     from nst.engine.images import fit_size, read_image, resize
     from nst.kernels import hwc_to_nchw

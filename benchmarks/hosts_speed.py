@@ -122,7 +122,7 @@ def one_round(st, web: Path, size: int, iterations: int, threads: int) -> dict:
 
 def exported_page(folder: Path) -> Path:
     """`nst export --web` into `folder`, with the example pair beside the page."""
-    from nst.engine.bundle import export_folder
+    from nst.bundle.export import export_folder
 
     export_folder(folder, web=True, force=True)
     for path in PAIR:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
 from nst.serve.config import cores
 from nst.serve.launch import ServerProcess
 

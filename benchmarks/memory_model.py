@@ -1,4 +1,4 @@
-"""Fit engine/memory.py's estimate to measured peaks: one `nst bench` worker per objective path and
+"""Fit nst/engine/memory.py's estimate to measured peaks: one `nst bench` worker per objective path and
 size (johnson objective, L-BFGS history 10), each in a fresh process; writes
 benchmarks/results/memory_model.json with the measured peaks beside the model's estimates. Rows of sizes
 not measured this time stay, their estimates recomputed with the current model.
@@ -154,7 +154,7 @@ def main() -> None:
 
 def measure_sizes(args) -> None:
     """One `nst bench` worker per path and size (synthetic images); rows written under "rows"."""
-    from nst.engine.bench import plan, run_worker
+    from nst.bench.timing import plan, run_worker
     from nst.engine.memory import estimate_peak_mb
 
     old = json.loads(OUT.read_text()) if OUT.exists() else {}
@@ -177,7 +177,7 @@ def measure_sizes(args) -> None:
     old.update(
         {
             "what": "peak RSS of one transfer (johnson objective, lbfgs history 10, square "
-            "synthetic images) against engine/memory.py's estimate",
+            "synthetic images) against nst/engine/memory.py's estimate",
             "threads": args.threads,
             "rows": rows,
             "date": time.strftime("%Y-%m-%d"),

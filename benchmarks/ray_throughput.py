@@ -23,10 +23,10 @@ CONTENT = ROOT / "examples" / "shipwreck.jpg"
 
 
 def measure(ray, actors_count: int, args) -> dict:
+    from nst.batch.runner import plan_batch
     from nst.distributed.batch import make_one
     from nst.distributed.pool import RayResources, run_all, start_actors
     from nst.engine import StyleTransfer
-    from nst.engine.batch import plan_batch
 
     actors = start_actors(ray, RayResources(actors_count, 1))
     options = {"size": args.size, "iterations": args.iterations, "scales": 1}

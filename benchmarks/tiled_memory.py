@@ -1,4 +1,4 @@
-"""Peak memory of tiled transfers against engine/memory.py's estimate: one single-scale `nst` transfer
+"""Peak memory of tiled transfers against nst/engine/memory.py's estimate: one single-scale `nst` transfer
 (woman-with-hat-matisse x starry_night, nst's L-BFGS history 5, style at up to 1024 px, 2 iterations) per
 size and tile, each in a fresh process; writes benchmarks/results/tiled_memory.json.
 

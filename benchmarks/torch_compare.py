@@ -1,6 +1,6 @@
 """nst against a plain PyTorch implementation of the same objective (johnson preset, L-BFGS).
 
-Both use the same VGG-19 weights (read from models/vgg19_features.onnx), the same images (from examples/,
+Both use the same VGG-19 weights (read from nst/models/vgg19_features.onnx), the same images (from examples/,
 or --images DIR: CONTENT_NAME x STYLE_NAME; the committed results came from a photo outside the repository,
 tubingen x starry_night, until re-measured), sizes, layers,
 losses and L-BFGS history; both run a float32 L-BFGS of their own (nst's `lbfgs`, torch.optim.LBFGS).
@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from nst.engine.choices import DEVICES
 
 from benchmarks.images import EXAMPLES, add_images_option, image
+from nst.engine.choices import DEVICES
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTENT_NAME, STYLE_NAME = "woman-with-hat-matisse.jpg", "starry_night.jpg"
@@ -66,7 +66,8 @@ class TorchVGG:
 
     def __init__(self, threads: int, device: str = "cpu") -> None:
         import torch
-        from nst.engine.vgg import load_spec
+
+        from nst.engine.graphs.vgg import load_spec
 
         torch.set_num_threads(threads)
         self.torch = torch
@@ -91,6 +92,7 @@ class TorchVGG:
 def torch_run(size: int, threads: int, evaluations: int, device: str = "cpu", images: Path = EXAMPLES) -> list[float]:
     """Seconds per objective evaluation for the PyTorch implementation (torch.optim.LBFGS)."""
     import torch
+
     from nst.engine.images import fit_size, read_image, resize
     from nst.kernels import hwc_to_nchw
 

@@ -40,6 +40,7 @@ def bunny_clip(start: int, count: int) -> list[np.ndarray]:
 def pan_clip(count: int, step: float = 5.0) -> list[np.ndarray]:
     """A 16:9 window moving right and slightly down across the painting, with a slow zoom."""
     import cv2
+
     from nst.engine.images import read_image
 
     painting = read_image(PAN_SOURCE)

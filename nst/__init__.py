@@ -4,7 +4,9 @@
     st = StyleTransfer(device="cpu")
     rgb = st.transfer("content.jpg", ["style.jpg"], size=512)
 
-The subpackages are `nst.engine` (the API), `nst.kernels` (numba), `nst.cli` (the `nst` command) and
+Layers, each importing only those below it: `nst.cli` (the `nst` command), then the applications `nst.serve`,
+`nst.video`, `nst.distributed` (Ray), `nst.batch`, `nst.bundle` (`nst export`), `nst.bench` and `nst.seedreport`;
+then `nst.engine` (the API and its core, the ONNX graphs in `nst.engine.graphs`), `nst.kernels` (numba) and
 `nst.models` (the VGG-19 graph). The names below load on first use, so `import nst` stays cheap.
 """
 
@@ -41,7 +43,7 @@ __all__ = [*_EXPORTS, "__version__"]
 
 def __getattr__(name: str):
     if name in _EXPORTS:
-        value = getattr(importlib.import_module("nst.engine"), name)
+        value = getattr(importlib.import_module("nst.seedreport" if name == "SeedReport" else "nst.engine"), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

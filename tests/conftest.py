@@ -61,7 +61,7 @@ def need(available: bool, reason: str) -> None:
 @pytest.fixture(scope="session")
 def bundle_dir(tmp_path_factory):
     """A bundle exported with the nst preset's layers and weights."""
-    from nst.engine.bundle import export_folder
+    from nst.bundle.export import export_folder
 
     folder = tmp_path_factory.mktemp("bundle")
     export_folder(folder)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from nst.engine.vgg import Layer, VggSpec
+
+from nst.engine.graphs.vgg import Layer, VggSpec
 
 
 def tiny_spec(seed: int = 0) -> VggSpec:

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from nst.engine import NstError, StyleTransfer
 
 from .conftest import stripes, synthetic

@@ -9,10 +9,11 @@ import sys
 import time
 from pathlib import Path
 
-import nst.engine.transfer as transfer_module
 import pytest
-from nst.engine import claims
-from nst.engine.batch import RECORDS, batch_transfer, list_images
+
+import nst.engine.transfer as transfer_module
+from nst.batch import claims
+from nst.batch.runner import RECORDS, batch_transfer, list_images
 from nst.engine.errors import NstError
 from nst.engine.images import read_image, write_image
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from nst.engine.bench import Case, faster_paths, iteration_flops, plan, synthetic_pair
-from nst.engine.benchchart import bench_chart
+
+from nst.bench.chart import bench_chart
+from nst.bench.timing import Case, faster_paths, iteration_flops, plan, synthetic_pair
 from nst.engine.errors import NstError
 from nst.engine.gpumemory import GpuMemoryPeak
 from nst.engine.memory import estimate_peak_mb
@@ -145,7 +146,7 @@ def test_bench_command_end_to_end(tmp_path):
         assert row["evaluations"] == 3 and row["min_s"] <= row["median_s"] <= row["max_s"]
         assert row["gflop_per_s"] == pytest.approx(row["gflop_per_iteration"] / row["median_s"])
         assert row["peak_host_mb"] > 100 and row["peak_gpu_mb"] is None
-        # the pre-run estimate (engine/memory.py) is within a quarter of the measured peak
+        # the pre-run estimate (nst/engine/memory.py) is within a quarter of the measured peak
         assert estimate_peak_mb(40 * 40, row["path"], "lbfgs") == pytest.approx(row["peak_host_mb"], rel=0.25)
         # every node ran where it was asked to: the profile shows the CPU provider only
         assert set(row["placement"]) == {"CPUExecutionProvider"} and row["placement"]["CPUExecutionProvider"]

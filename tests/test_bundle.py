@@ -9,7 +9,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from nst.engine.bundle import MAX_BYTES, SCHEDULE, export_folder
+
+from nst.bundle.export import MAX_BYTES, SCHEDULE, export_folder
 from nst.engine.errors import NstError
 
 from .conftest import stripes, synthetic

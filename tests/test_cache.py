@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+
 from nst.engine.cache import LruCache
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import re
 
 import pytest
+from typer.testing import CliRunner
+
+from nst.bench.timing import plan
 from nst.cli.main import app
 from nst.engine import choices
-from nst.engine.bench import plan
 from nst.engine.errors import NstError
 from nst.engine.presets import DEFAULT_PRESET, PRESETS
-from typer.testing import CliRunner
 
 
 def _listed(command: str) -> tuple[dict[str, tuple[str, ...]], str]:
@@ -56,6 +57,7 @@ def test_bench_choices_and_plan_are_the_engines():
 
 def test_every_choice_has_its_implementation():
     import numpy as np
+
     from nst.engine.colour import match_colours, preserve_colours
     from nst.engine.inputs import initial_image
     from nst.engine.transfer import MINIMIZERS

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from nst.engine.images import read_image, write_image
 
 from .conftest import stripes, synthetic

@@ -9,6 +9,7 @@ import weakref
 
 import numpy as np
 import pytest
+
 from nst.engine import StyleTransfer
 
 from .conftest import stripes, synthetic

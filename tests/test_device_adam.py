@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from nst.engine.runtime import DeviceAdam, resolve_device, to_device
-from nst.engine.stepgraph import build_adam_step
 
 from nst import kernels
+from nst.engine.graphs.adamstep import build_adam_step
+from nst.engine.runtime import DeviceAdam, resolve_device, to_device
 
 from .conftest import stripes, synthetic
 

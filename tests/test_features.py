@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from nst.engine.colour import match_colours, preserve_colours
 from nst.engine.errors import NstError
 from nst.engine.images import read_image, save_result

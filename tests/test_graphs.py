@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from nst.engine.graphs import build_graphs
+
+from nst.engine.graphs.network import build_graphs
 from nst.engine.runtime import GraphRunner, resolve_device
 
 from . import reference as ref
@@ -53,11 +54,11 @@ def _assert_standard(model):
 
 @pytest.mark.parametrize("pooling", ["max", "avg"])
 def test_graphs_use_standard_operators_only(pooling):
-    from nst.engine.vgg import load_spec
+    from nst.engine.graphs.vgg import load_spec
 
     spec = load_spec()
     pair = build_graphs(spec, ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"], pooling)
-    from nst.engine.fused import build_fused
+    from nst.engine.graphs.fused import build_fused
 
     fused = build_fused(spec, ["relu4_2"], ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"], pooling)
     for model in (pair.forward, pair.backward, fused):

@@ -106,7 +106,7 @@ def test_node_host_bad_input_is_one_line(bundle_dir, pair, tmp_path):
 def web_folder(tmp_path_factory, pair):
     """`nst export --web` into a fresh folder, with the pair beside the page."""
     need((ROOT / "hosts" / "web" / "node_modules" / "onnxruntime-web").is_dir(), "run npm ci in hosts/web")
-    from nst.engine.bundle import export_folder
+    from nst.bundle.export import export_folder
 
     folder = tmp_path_factory.mktemp("web")
     export_folder(folder, web=True)

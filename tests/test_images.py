@@ -7,6 +7,7 @@ import os
 import cv2
 import numpy as np
 import pytest
+
 from nst.engine.errors import NstError
 from nst.engine.images import as_image, check_writable, fit_size, read_image, resize, write_image
 

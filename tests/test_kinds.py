@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from nst.engine.kinds import graph_path, objective_kind
 from nst.engine.objective import Differentiable, FusedObjective, MaskedObjective, Objective
 from nst.engine.presets import Options

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from nst.engine import NstError, memory
 from nst.engine.memory import check_fits, estimate_peak_mb, largest_side, optimizer_bytes_per_pixel
 from nst.engine.runtime import Device
@@ -123,6 +124,7 @@ def test_the_style_scale_is_counted(st, monkeypatch):
 
 def test_a_large_jpeg_is_decoded_reduced(tmp_path, monkeypatch):
     import PIL.Image
+
     from nst.engine.imageheader import jpeg_reduction
     from nst.engine.images import fit_size, read_image, resize, write_image
 

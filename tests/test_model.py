@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from nst.engine.vgg import DEFAULT_MODEL, load_spec
-from nst.models import export_vgg
 from onnx import numpy_helper
+
+from nst.engine.graphs.vgg import DEFAULT_MODEL, load_spec
+from nst.models import export_vgg
 
 ROOT = Path(__file__).resolve().parents[1]
 

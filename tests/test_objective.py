@@ -7,9 +7,10 @@ import io
 
 import numpy as np
 import pytest
-from nst.engine import SeedReport
+
 from nst.engine.errors import NstError
 from nst.engine.presets import CONVENTIONS, parse_layers, resolve_options
+from nst.seedreport import SeedReport
 
 from .conftest import stripes, synthetic
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from nst.engine import optimize
 from nst.engine.objective import Losses
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import nst.engine.transfer as transfer_module
 import numpy as np
 import pytest
-from nst.engine.batch import batch_transfer
+
+import nst.engine.transfer as transfer_module
+from nst.batch.runner import batch_transfer
 from nst.engine.errors import NstError
 from nst.engine.images import write_image
 

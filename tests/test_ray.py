@@ -11,6 +11,7 @@ from functools import partial
 
 import numpy as np
 import pytest
+
 from nst.engine.images import read_image, write_image
 
 from .conftest import stripes, synthetic
@@ -48,9 +49,9 @@ def mean_level_difference(a_dir, b_dir) -> float:
 
 
 def test_batch_on_ray_equals_batch_here(ray_cluster, photos, st, tmp_path):
+    from nst.batch.runner import batch_transfer
     from nst.distributed.batch import batch_on_ray
     from nst.distributed.pool import RayResources
-    from nst.engine.batch import batch_transfer
 
     style = [str(photos / "style.png")]
     here = batch_transfer(st, photos / "photos", style, tmp_path / "here", **TINY)
@@ -62,9 +63,9 @@ def test_batch_on_ray_equals_batch_here(ray_cluster, photos, st, tmp_path):
 
 
 def test_a_killed_worker_is_restarted_and_its_task_retried(ray_cluster, photos, st, tmp_path):
+    from nst.batch.runner import plan_batch
     from nst.distributed.batch import make_one
     from nst.distributed.pool import RayResources, run_all, start_actors
-    from nst.engine.batch import plan_batch
 
     many = tmp_path / "many"
     many.mkdir()

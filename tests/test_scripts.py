@@ -3,8 +3,8 @@
 import json
 
 import numpy as np
-from nst.engine.images import write_image
 
+from nst.engine.images import write_image
 from scripts.gallery import render
 from scripts.plot_metrics import plot, read_metrics
 

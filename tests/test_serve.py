@@ -276,6 +276,7 @@ def test_expired_jobs_are_removed(tmp_path):
 
 def test_progress_events_are_throttled_and_previews_spaced(monkeypatch):
     import numpy as np
+
     from nst.engine.progress import Progress
     from nst.serve import workers
     from nst.serve.store import Job

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from nst.engine import NstError
 from nst.engine.objective import Objective, content_targets, style_targets
 from nst.engine.tiling import ALIGN, TiledObjective, TileGrid, reach, tiled_style_targets, tiles

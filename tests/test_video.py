@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from nst.engine.images import read_image, write_image
 from nst.engine.objective import Losses
 from nst.video.flow import FramePair, consistency_mask, warp

@@ -1,0 +1,58 @@
+"""`nst serve`: the HTTP host (transfers over the network, the web page), on the `serve` extra."""
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from nst.engine.errors import NstError
+from nst.serve.config import ServeConfig, check_bind
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on; beyond loopback it needs --token."),
+    port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
+    workers: Optional[int] = typer.Option(None, help="Transfers at once [one per 2 cores]; each gets its cores."),
+    data: Optional[Path] = typer.Option(None, help="Folder for jobs and results [the user data folder]."),
+    token: Optional[str] = typer.Option(
+        None, envvar="NST_TOKEN", show_default=False, help="Every request needs Authorization: Bearer TOKEN."
+    ),
+    max_upload_mb: float = typer.Option(ServeConfig.max_upload_mb, help="Largest request (all its images) in MB."),
+    max_megapixels: float = typer.Option(
+        ServeConfig.max_megapixels, help="Largest uploaded image in megapixels, read from its header."
+    ),
+    max_size: int = typer.Option(ServeConfig.max_size, help="Largest result side in pixels a client may ask for."),
+    max_iterations: int = typer.Option(
+        ServeConfig.max_iterations, help="Most iterations of one transfer, all scales together."
+    ),
+    queue: int = typer.Option(ServeConfig.queue, help="Jobs that may wait for a worker; more get 429."),
+    keep_hours: float = typer.Option(
+        ServeConfig.keep_hours, help="Finished results are removed after this many hours."
+    ),
+) -> None:
+    """Serve transfers over HTTP (docs/serve.md) and the web page at /."""
+    try:
+        import uvicorn
+
+        from nst.serve.app import create_app
+    except ImportError:
+        raise NstError('nst serve needs the serve extra: pip install "nst[serve]"') from None
+    check_bind(host, token)
+    settings = dict(
+        token=token,
+        max_upload_mb=max_upload_mb,
+        max_megapixels=max_megapixels,
+        max_size=max_size,
+        max_iterations=max_iterations,
+        queue=queue,
+        keep_hours=keep_hours,
+    )
+    settings.update({k: v for k, v in (("data", data), ("workers", workers)) if v is not None})
+    config = ServeConfig(**settings).checked()
+    app = create_app(config)
+    typer.echo(
+        f"nst serve: http://{host}:{port}/ ({config.workers} worker(s) x {config.threads} thread(s), "
+        f"jobs in {config.data})"
+    )
+    # open event streams end with their jobs: give them a few seconds, then stop (the jobs resume at the next start)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)

@@ -1,0 +1,235 @@
+"""The HTTP contract of `nst serve` (docs/serve.md): submit, watch, fetch and cancel transfers, on FastAPI."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import shutil
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from .config import ServeConfig
+from .events import Hub, frame
+from .guards import BodyTooLarge, TokenGuard, UploadLimit
+from .intake import FORMATS, Refused, check_decodes, check_header, parse_options, resolve
+from .metrics import Metrics
+from .store import RESULT, TERMINAL, Job, JobStore, valid_id
+from .workers import Pool
+
+STATIC = Path(__file__).resolve().parent / "static"
+FIELDS = ("content", "style", "options")
+MEDIA = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
+KEEPALIVE_SECONDS = 15
+
+
+class Server:
+    """The state behind the routes: settings, the job store, the worker pool, events and counters."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        from nst.engine.graphs.vgg import load_spec
+
+        self.config = config.checked()
+        self.store = JobStore(config.data)
+        self.hub, self.metrics = Hub(), Metrics()
+        self.pool = Pool(config, self.store, self.hub, self.metrics)
+        self.relu_names = load_spec(None).relu_names
+        self.decoding = asyncio.Semaphore(max(1, config.workers))  # uploads decoded at once (bounds memory)
+
+    def job(self, job_id: str) -> Job:
+        job = self.pool.jobs.get(job_id) if valid_id(job_id) else None
+        if job is None:
+            raise Refused(404, f"no transfer {job_id[:40]!r} here (finished ones expire after a while)")
+        return job
+
+    def retry_after(self) -> int:
+        """Seconds until a queue place is likely free: a job's mean run time shared between the workers."""
+        return int(min(3600, max(1, math.ceil(self.metrics.mean_job_seconds() / self.config.workers))))
+
+    async def submit(self, request: Request) -> dict:
+        """Check a POST /v1/transfers completely, then store it durably and queue it."""
+        if self.pool.queued >= self.config.queue:
+            raise Refused(
+                429,
+                f"the queue is full ({self.pool.queued} jobs waiting); retry later",
+                {"Retry-After": str(self.retry_after())},
+            )
+        try:
+            form = await request.form(max_files=self.config.max_styles + 1, max_fields=len(FIELDS))
+        except BodyTooLarge as exc:
+            raise Refused(413, str(exc)) from None
+        except Exception:
+            raise Refused(422, "send multipart/form-data with content, style and options fields") from None
+        try:
+            return await self._accept(form)
+        finally:
+            await form.close()
+
+    async def _accept(self, form) -> dict:
+        unknown = sorted(set(form.keys()) - set(FIELDS))
+        if unknown:
+            raise Refused(422, f"unknown field {unknown[0]!r}; send content (one file), style (files), options")
+        contents, styles = form.getlist("content"), form.getlist("style")
+        if len(contents) != 1 or not isinstance(contents[0], UploadFile):
+            raise Refused(422, "content: send exactly one image file")
+        if not styles or not all(isinstance(s, UploadFile) for s in styles):
+            raise Refused(422, "style: send one or more image files")
+        if len(styles) > self.config.max_styles:
+            raise Refused(422, f"style: {len(styles)} images; this server takes at most {self.config.max_styles}")
+        options = form.get("options")
+        if isinstance(options, UploadFile):
+            options = (await options.read()).decode("utf-8", "replace")
+        client = parse_options(options)
+        resolve(client, len(styles), self.relu_names, self.config)
+        uploads = {"content": await contents[0].read()}
+        uploads.update({f"style{i + 1}": await s.read() for i, s in enumerate(styles)})
+        labels = {name: "content image" if name == "content" else f"style image {name[5:]}" for name in uploads}
+        for name, data in uploads.items():
+            check_header(data, labels[name], self.config.max_megapixels)
+        job_id, staged = self.store.staging()
+        try:
+            for name, data in uploads.items():
+                (staged / name).write_bytes(data)
+            async with self.decoding:
+                for name in uploads:
+                    await run_in_threadpool(check_decodes, staged / name, labels[name])
+            job = Job(id=job_id, options=client, content="content", styles=[n for n in uploads if n != "content"])
+            await run_in_threadpool(self.store.accept, job, staged)
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
+        self.pool.submit(job)
+        self.metrics.accept()
+        return {"id": job.id, "status": job.status}
+
+    async def events(self, job: Job):
+        """The job's server-sent events: its state now, then progress and previews, then the final state."""
+        queue = self.hub.subscribe(job.id)
+        try:
+            yield frame("progress", self.pool.status(job))
+            idle = 0.0
+            while job.status not in TERMINAL:
+                try:
+                    event, data = await asyncio.wait_for(queue.get(), 1.0)
+                except asyncio.TimeoutError:
+                    idle += 1.0
+                    if idle >= KEEPALIVE_SECONDS:
+                        idle = 0.0
+                        yield ": keep-alive\n\n"
+                    continue
+                if event in TERMINAL:
+                    break
+                yield frame(event, data)
+            yield frame(job.status, self.pool.status(job))
+        finally:
+            self.hub.unsubscribe(job.id, queue)
+
+    async def result(self, job: Job, fmt: str | None) -> Response:
+        if job.status != "done":
+            raise Refused(409, f"the transfer is {job.status}; its result is ready when the status is done")
+        fmt = fmt or job.options.get("format", "png")
+        if fmt not in FORMATS:
+            raise Refused(422, f"format {fmt!r}: use one of {', '.join(FORMATS)}")
+        path = self.store.folder(job.id) / RESULT
+        headers = {"Content-Disposition": f'attachment; filename="nst-{job.id[:8]}.{fmt}"'}
+        if fmt == "png":
+            return FileResponse(path, media_type=MEDIA[fmt], headers=headers)
+        return Response(await run_in_threadpool(_encode, path, fmt), media_type=MEDIA[fmt], headers=headers)
+
+    def delete(self, job: Job) -> dict:
+        """Cancel a queued or running job (its images are removed); a finished job is removed whole."""
+        if job.status in TERMINAL:
+            status = job.status
+            self.pool.jobs.pop(job.id, None)
+            self.store.remove(job.id)
+            return {"id": job.id, "status": status}
+        self.pool.cancel(job)
+        return {"id": job.id, "status": job.status}
+
+    async def sweep(self) -> None:
+        """Remove expired jobs now and then, for as long as the server runs."""
+        every = min(60.0, self.config.keep_hours * 3600 / 4)
+        while True:
+            await asyncio.sleep(every)
+            await run_in_threadpool(self.pool.expire)
+
+
+def _encode(path: Path, fmt: str) -> bytes:
+    import cv2
+
+    ok, buf = cv2.imencode(f".{fmt}", cv2.imread(str(path), cv2.IMREAD_COLOR), [])
+    return buf.tobytes()
+
+
+def _routes(app: FastAPI, server: Server) -> None:
+    @app.exception_handler(Refused)
+    async def refused(request: Request, exc: Refused) -> JSONResponse:
+        server.metrics.refuse(exc.status)
+        return JSONResponse({"error": exc.reason}, exc.status, exc.headers)
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.post("/v1/transfers", status_code=202)
+    async def submit(request: Request) -> dict:
+        return await server.submit(request)
+
+    @app.get("/v1/transfers/{job_id}")
+    async def status(job_id: str) -> dict:
+        return server.pool.status(server.job(job_id))
+
+    @app.get("/v1/transfers/{job_id}/events")
+    async def events(job_id: str) -> StreamingResponse:
+        return StreamingResponse(
+            server.events(server.job(job_id)),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @app.get("/v1/transfers/{job_id}/result")
+    async def result(job_id: str, format: str | None = None) -> Response:
+        return await server.result(server.job(job_id), format)
+
+    @app.delete("/v1/transfers/{job_id}")
+    async def delete(job_id: str) -> dict:
+        return await run_in_threadpool(server.delete, server.job(job_id))
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok", "queued": server.pool.queued, "running": len(server.pool.running)}
+
+    @app.get("/metrics")
+    async def metrics() -> PlainTextResponse:
+        text = server.metrics.render(server.pool.queued, len(server.pool.running), server.config.workers)
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+
+def create_app(config: ServeConfig | None = None, **settings) -> FastAPI:
+    """The ASGI app of `nst serve`; settings are ServeConfig's fields (data, token, workers, limits)."""
+    config = config or ServeConfig(**settings)
+    server = Server(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        server.hub.bind(asyncio.get_running_loop())
+        await run_in_threadpool(server.pool.start)
+        sweeper = asyncio.create_task(server.sweep())
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            await run_in_threadpool(server.pool.close)
+
+    app = FastAPI(title="nst", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.server = server
+    _routes(app, server)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(UploadLimit, limit=int(config.max_upload_mb * 2**20), on_refuse=server.metrics.refuse)
+    app.add_middleware(TokenGuard, token=config.token, on_refuse=server.metrics.refuse)
+    return app
