@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import os
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 # Recent onnxruntime builds otherwise keep a device id under ~/.cache and send usage events; setting the variable
 # to 0 before importing nst allows them. onnxruntime reads it once, when it is first imported.
@@ -26,27 +27,25 @@ try:
 except PackageNotFoundError:  # run from a source tree that was never installed
     __version__ = "0+unknown"
 
-_EXPORTS = (
-    "NstError",
-    "Losses",
-    "Objective",
-    "Options",
-    "PRESETS",
-    "MetricsWriter",
-    "Progress",
-    "SaveEvery",
-    "SeedReport",
-    "StyleTransfer",
-)
-__all__ = [*_EXPORTS, "__version__"]
+from nst import engine  # cheap: the engine's names load on first use
+
+if TYPE_CHECKING:  # what editors and type checkers see; at run time __getattr__ loads each on first use
+    from nst.engine import *  # noqa: F403 (the engine's public names, as `__all__` lists them)
+    from nst.seedreport import SeedReport
+
+__all__ = ["SeedReport", "__version__"]
+__all__ += engine.__all__
 
 
 def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module("nst.seedreport" if name == "SeedReport" else "nst.engine"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name == "SeedReport":
+        value = importlib.import_module("nst.seedreport").SeedReport
+    elif name in engine.__all__:
+        value = getattr(engine, name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:

@@ -47,7 +47,7 @@ class BatchReport:
     def add(self, outcome: Outcome) -> None:
         """Count one image's outcome."""
         if outcome.status == "failed":
-            self.failed.append((outcome.content, outcome.error))
+            self.failed.append((outcome.content, outcome.error or "failed"))
         else:
             {"written": self.written, "skipped": self.skipped, "busy": self.busy}[outcome.status].append(outcome.target)
 

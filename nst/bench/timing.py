@@ -45,11 +45,11 @@ def iteration_flops(spec, content_layers, style_layers, h: int, w: int, pooling:
     (the input gradient costs the same multiply-adds), plus each Gram matrix and its adjoint."""
     layers = set(content_layers) | set(style_layers)
     deepest = spec.deepest(layers)
-    macs, gram_macs, stride = 0.0, 0.0, 1
+    macs, gram_macs, stride, channels = 0.0, 0.0, 1, 0
     for layer in spec.truncated(deepest):
         size = pooled_size(h, w, stride, pooling)
         if layer.kind == "conv":
-            cout, cin, kh, kw = layer.weight.shape
+            cout, cin, kh, kw = layer.conv()[0].shape
             macs += float(cout * cin * kh * kw) * size[0] * size[1]
             channels = cout
         elif layer.kind == "pool":
@@ -277,7 +277,7 @@ def faster_paths(rows: list[dict]) -> list[dict]:
             r["path"]: r["median_s"] for r in rows if (r["provider"], r["size"]) == (provider, size) and "median_s" in r
         }
         if len(timed) == 2:
-            fast, slow = sorted(timed, key=timed.get)
+            fast, slow = sorted(timed, key=timed.__getitem__)
             verdicts.append({"provider": provider, "size": size, "faster": fast, "speedup": timed[slow] / timed[fast]})
     return verdicts
 

@@ -250,7 +250,7 @@ def _half_weights(model: onnx.ModelProto, spec: VggSpec) -> onnx.ModelProto:
             continue
         half = f"{layer.name}.weight"
         if half not in stored:
-            kept.append(numpy_helper.from_array(np.asarray(layer.weight, np.float16), half))
+            kept.append(numpy_helper.from_array(np.asarray(layer.conv()[0], np.float16), half))
             nodes.append(helper.make_node("Cast", [half], [half + ".f32"], to=TensorProto.FLOAT))
             stored.add(half)
         if hint.endswith("_w"):
@@ -264,7 +264,8 @@ def _half_weights(model: onnx.ModelProto, spec: VggSpec) -> onnx.ModelProto:
         ]
         kept += flip
         nodes.append(helper.make_node("Slice", [swapped] + [t.name for t in flip], [init.name]))
-    if any(not np.array_equal(np.asarray(layer.weight, np.float16), layer.weight) for layer in convs.values()):
+    weights = [layer.conv()[0] for layer in convs.values()]
+    if any(not np.array_equal(np.asarray(w, np.float16), w) for w in weights):
         raise NstError("the model's weights are not float16: a bundle would round them; export it from vgg19_features")
     del model.graph.initializer[:]
     model.graph.initializer.extend(kept)

@@ -22,8 +22,9 @@ def batch(
     ray_actors: int = rayflags.ACTORS,
     ray_threads: int = rayflags.THREADS,
     ray_gpus: float = rayflags.GPUS,
-    options: dict = None,
-    run: dict = None,
+    *,
+    options: dict,  # the shared options, passed by with_transfer_options
+    run: dict,
 ) -> None:
     """Stylise every image in CONTENT_DIR into OUT_DIR/<name><suffix>. A rerun with the same styles and
     options resumes (results already made are skipped); processes sharing OUT_DIR share the work."""

@@ -5,12 +5,14 @@ from typing import Optional
 
 import typer
 
+from nst.engine.presets import DEFAULT_PRESET
+
 from .options import Pooling, Preset
 
 
 def export(
     folder: Path = typer.Argument(..., metavar="DIR", help="Folder to write the bundle into (created if missing)."),
-    preset: Preset = typer.Option(Preset.nst, help="Loss weights and layers from this preset."),
+    preset: Preset = typer.Option(Preset(DEFAULT_PRESET), help="Loss weights and layers from this preset."),
     content_layers: Optional[str] = typer.Option(None, help="Content layers, e.g. relu4_2 or relu4_2:1,relu5_1:0.5."),
     style_layers: Optional[str] = typer.Option(None, help="Style layers with optional weights, e.g. relu1_1:1."),
     pooling: Optional[Pooling] = typer.Option(None, help="max (as trained) or avg (TensorFlow SAME)."),

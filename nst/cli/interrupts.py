@@ -20,10 +20,9 @@ class Interrupts:
         self._hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> None:
         signal.signal(signal.SIGINT, self._handler)
         sys.unraisablehook = self._hook
-        return False
 
     def _interrupt(self, signum, frame) -> None:
         self.seen = True

@@ -45,7 +45,7 @@ def main() -> None:
         code = app(args=args, standalone_mode=False)
     except typer.TyperException as exc:  # click's usage block and message, in one line
         ctx = getattr(exc, "ctx", None)
-        command = [c.name for c in app.registered_commands if args and c.name == args[0]]
+        command = [args[0]] if args and any(c.name == args[0] for c in app.registered_commands) else []
         hint = f" ({ctx.command_path if ctx else ' '.join(['nst', *command])} --help shows the options)"
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         typer.echo(f"error: {message}{hint}", err=True)

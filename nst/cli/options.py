@@ -3,7 +3,7 @@
 import functools
 import inspect
 from enum import Enum
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional, cast
 
 import typer
 
@@ -25,16 +25,25 @@ from nst.engine.presets import DEFAULT_PRESET, PRESETS
 
 def choice_enum(name: str, values) -> type[Enum]:
     """A str Enum of the engine's choices `values`, which typer turns into a checked, listed option."""
-    return Enum(name, [(value, value) for value in values], type=str)
+    return cast("type[Enum]", Enum(name, [(value, value) for value in values], type=str))
 
 
-Optimizer = choice_enum("Optimizer", OPTIMIZERS)
-Pooling = choice_enum("Pooling", POOLINGS)
-Preset = choice_enum("Preset", PRESETS)
-Path_ = choice_enum("Path_", PATHS)
-DeviceName = choice_enum("DeviceName", DEVICES)
-PreserveColors = choice_enum("PreserveColors", PRESERVE)
-MatchColors = choice_enum("MatchColors", MATCHING)
+if TYPE_CHECKING:  # Enums made at run time are not types to a checker: it sees their base
+    Optimizer = Enum
+    Pooling = Enum
+    Preset = Enum
+    Path_ = Enum
+    DeviceName = Enum
+    PreserveColors = Enum
+    MatchColors = Enum
+else:
+    Optimizer = choice_enum("Optimizer", OPTIMIZERS)
+    Pooling = choice_enum("Pooling", POOLINGS)
+    Preset = choice_enum("Preset", PRESETS)
+    Path_ = choice_enum("Path_", PATHS)
+    DeviceName = choice_enum("DeviceName", DEVICES)
+    PreserveColors = choice_enum("PreserveColors", PRESERVE)
+    MatchColors = choice_enum("MatchColors", MATCHING)
 
 
 def _value(option):
@@ -113,5 +122,5 @@ def with_transfer_options(command):
             shared["scales"] = int(shared["scales"])
         return command(options=shared, run=run, **kwargs)
 
-    wrapper.__signature__ = inspect.Signature(own + list(SHARED.values()))
+    cast(Any, wrapper).__signature__ = inspect.Signature(own + list(SHARED.values()))  # what typer reads
     return wrapper

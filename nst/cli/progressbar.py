@@ -25,9 +25,8 @@ class ProgressBar:
         self._progress.start()
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> None:
         self._progress.stop()
-        return False
 
     def __call__(self, p) -> None:
         scale = f"{p.scale + 1}/{p.scales}"
@@ -56,9 +55,8 @@ class FrameBar:
         self._progress.start()
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> None:
         self._progress.stop()
-        return False
 
     def iteration(self, p) -> None:
         """A transfer callback: the iteration within the current frame and its loss."""

@@ -1,7 +1,7 @@
 """`nst serve`: the HTTP host (transfers over the network, the web page), on the `serve` extra."""
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -38,7 +38,7 @@ def serve(
     except ImportError:
         raise NstError('nst serve needs the serve extra: pip install "nst[serve]"') from None
     check_bind(host, token)
-    settings = dict(
+    settings: dict[str, Any] = dict(
         token=token,
         max_upload_mb=max_upload_mb,
         max_megapixels=max_megapixels,

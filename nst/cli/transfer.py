@@ -1,5 +1,6 @@
 """`nst transfer CONTENT STYLE [STYLE ...] -o OUT`: one transfer with a progress bar."""
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import List, Optional
 
@@ -17,8 +18,9 @@ def transfer(
         0, help="Also save the image every N iterations as OUT_<N>.ext (OUT_s<scale>_<N>.ext with several scales)."
     ),
     metrics: Optional[Path] = typer.Option(None, help="Write one JSON object per iteration to this file."),
-    options: dict = None,
-    run: dict = None,
+    *,
+    options: dict,  # the shared options, passed by with_transfer_options
+    run: dict,
 ) -> None:
     """Stylise CONTENT with one or more STYLE images and write the result to OUT."""
     from nst.engine import MetricsWriter, SaveEvery
@@ -39,7 +41,7 @@ def transfer(
             st, opts, report = _setup(content, styles, output, metrics, snapshots, options, run)
             writer = MetricsWriter(metrics) if metrics is not None else None
             bar = None if run["quiet"] or report else ProgressBar()
-            with bar if bar else _Null():
+            with bar if bar else nullcontext():
                 interrupts()
                 result = st.stylize(
                     str(content),
@@ -95,11 +97,3 @@ def _kept(snapshots: list, metrics) -> str:
     if metrics is not None:
         kept.append(f"the metrics so far are in {metrics}")
     return "; ".join(kept) if kept else "nothing else was written"
-
-
-class _Null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

@@ -37,8 +37,9 @@ def video(
     ray_chunk: int = typer.Option(
         24, help="With --ray: frames per chunk (each chunk also re-runs 4 frames before it)."
     ),
-    options: dict = None,
-    run: dict = None,
+    *,
+    options: dict,  # the shared options, passed by with_transfer_options
+    run: dict,
 ) -> None:
     """Stylise every frame of INPUT in order; each starts from the previous result moved by optical flow.
     Finished frames are kept: a rerun (or one after Ctrl-C) resumes."""

@@ -50,7 +50,15 @@ def batch_on_ray(
 
 
 def batch_cli(
-    content_dir, styles, output_dir, suffix, overwrite: bool, address, actors: tuple, options: dict, run: dict
+    content_dir,
+    styles,
+    output_dir,
+    suffix,
+    overwrite: bool,
+    address,
+    actors: tuple[int, int, float],
+    options: dict,
+    run: dict,
 ) -> None:
     """`nst batch --ray`: run, print the summary, exit 1 when an image failed."""
     import typer

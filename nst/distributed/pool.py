@@ -7,6 +7,8 @@ loses nor writes anything twice.
 
 from __future__ import annotations
 
+import logging
+import math
 from dataclasses import dataclass
 
 from nst.engine.errors import NstError
@@ -38,12 +40,12 @@ def connect(address: str | None, resources: RayResources):
         ray.init(
             address="local",  # a new cluster of its own, never one some other process started
             num_cpus=resources.actors * resources.threads,
-            num_gpus=resources.actors * resources.gpus if resources.gpus else None,
+            num_gpus=math.ceil(resources.actors * resources.gpus) if resources.gpus else None,  # whole GPUs
             include_dashboard=False,
-            logging_level="warning",
+            logging_level=logging.WARNING,
         )
     else:
-        ray.init(address=address, logging_level="warning")
+        ray.init(address=address, logging_level=logging.WARNING)
     return ray
 
 

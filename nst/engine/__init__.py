@@ -11,6 +11,7 @@ pull in numba, numpy's kernels or onnxruntime.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 _EXPORTS = {
     "NstError": "errors",
@@ -23,7 +24,24 @@ _EXPORTS = {
     "SaveEvery": "progress",
     "StyleTransfer": "transfer",
 }
-__all__ = list(_EXPORTS)
+__all__ = [
+    "NstError",
+    "Losses",
+    "Objective",
+    "Options",
+    "PRESETS",
+    "MetricsWriter",
+    "Progress",
+    "SaveEvery",
+    "StyleTransfer",
+]
+
+if TYPE_CHECKING:  # what editors and type checkers see; at run time __getattr__ loads each on first use
+    from .errors import NstError
+    from .objective import Losses, Objective
+    from .presets import PRESETS, Options
+    from .progress import MetricsWriter, Progress, SaveEvery
+    from .transfer import StyleTransfer
 
 
 def __getattr__(name: str):

@@ -9,10 +9,10 @@ from __future__ import annotations
 import shutil
 import subprocess
 import threading
-from typing import Callable
+from typing import Any, Callable
 
 
-def _nvml_memory(device_id: int) -> Callable[[], object] | None:
+def _nvml_memory(device_id: int) -> Callable[[], Any] | None:
     """A function returning the device's NVML memory info (.used, .free in bytes), or None without
     pynvml or a driver."""
     try:
@@ -62,19 +62,18 @@ class GpuMemoryPeak:
         if self.reader is not None:
             self._baseline = self.reader()
             self._high = self._baseline
-            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread = threading.Thread(target=self._sample, args=(self.reader,), daemon=True)
             self._thread.start()
         return self
 
-    def _sample(self) -> None:
+    def _sample(self, reader: Callable[[], float]) -> None:
         while not self._stop.is_set():
-            self._high = max(self._high, self.reader())
+            self._high = max(self._high, reader())
             self._stop.wait(self.interval)
 
-    def __exit__(self, *exc) -> bool:
-        if self._thread is not None:
+    def __exit__(self, *exc) -> None:
+        if self._thread is not None and self.reader is not None:
             self._stop.set()
             self._thread.join()
             self._high = max(self._high, self.reader())
             self.peak_mb = self._high - self._baseline
-        return False

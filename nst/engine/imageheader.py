@@ -76,7 +76,7 @@ def jpeg_reduction(data: bytes, longest: int | None) -> int:
     """1, 2, 4 or 8: how much smaller a JPEG may be decoded (in the codec, by its DCT scaling) while its
     longest side stays at least `longest`; 1 for other formats, unknown sizes or no `longest`."""
     dims = dimensions(data) if data[:2] == b"\xff\xd8" and longest else None
-    if not dims:
+    if not dims or not longest:
         return 1
     factor = 1
     while factor < 8 and max(dims) // (factor * 2) >= longest:

@@ -151,6 +151,12 @@ def fit_size(h: int, w: int, longest: int) -> tuple[int, int]:
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 
+def fit_image(image: np.ndarray, longest: int) -> tuple[int, int]:
+    """`fit_size` for an HxW(xC) image."""
+    h, w = image.shape[:2]
+    return fit_size(h, w, longest)
+
+
 def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """Resize an HxWx3 float32 image (area filter when shrinking, bicubic when enlarging)."""
     cv2 = _cv2()

@@ -16,7 +16,7 @@ KINDS = ("fused", "split", "masked", "tiled")
 
 def tiled(opts: Options, h: int | None = None, w: int | None = None) -> bool:
     """Whether the transfer (or an h x w step of it) is evaluated in tiles."""
-    return bool(opts.tile) and (max(h, w) if h else opts.size) > opts.tile
+    return bool(opts.tile) and (max(h, w) if h and w else opts.size) > opts.tile
 
 
 def host_only(opts: Options) -> bool:

@@ -14,7 +14,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from .errors import NstError
 from .imageheader import dimensions, jpeg_reduction, plain_8bit, reduced
@@ -232,7 +232,7 @@ def check_fits(
     if device is not None and device.name == "cuda":
         _check_gpu(h, w, device, style_pixels)
     have = available_mb()
-    setting = dict(
+    setting: dict[str, Any] = dict(
         path=path,
         optimizer=optimizer,
         history=history,
@@ -251,8 +251,13 @@ def check_fits(
     held = sum(image.pixels for image in inputs) * IMAGE_BYTES / MB
     hints = []
     if network_pixels is None and tile_pixels is not None and max(h, w) > TILE_EXAMPLE:
-        tiles = dict(path="split", network_pixels=tile_pixels(TILE_EXAMPLE))
-        for extra, flags in (({}, ""), ({"history": 5}, " --history 5"), ({"optimizer": "adam"}, " --optimizer adam")):
+        tiles: dict[str, Any] = dict(path="split", network_pixels=tile_pixels(TILE_EXAMPLE))
+        cheaper: list[tuple[dict[str, Any], str]] = [
+            ({}, ""),
+            ({"history": 5}, " --history 5"),
+            ({"optimizer": "adam"}, " --optimizer adam"),
+        ]
+        for extra, flags in cheaper:
             if need(**tiles, **extra) <= have:
                 hints.append(f"--tile {TILE_EXAMPLE}{flags}")
                 break

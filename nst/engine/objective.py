@@ -174,13 +174,13 @@ class FusedObjective(Objective):
         for layer, weight in options.content_layers.items():
             target, scale = content_inputs(layer)
             feeds[target] = content_target[layer]
-            feeds[scale] = np.float32(conv.content_scale(options.content_weight * weight, *shapes[layer][1:]))
+            feeds[scale] = np.array(conv.content_scale(options.content_weight * weight, *shapes[layer][1:]), np.float32)
         for layer, weight in options.style_layers.items():
             target, norm, scale = style_inputs(layer)
             c, h, w = shapes[layer][1:]
             feeds[target] = style_target[layer]
-            feeds[norm] = np.float32(conv.gram_divisor(c, h, w))
-            feeds[scale] = np.float32(conv.style_scale(options.style_weight * weight, c))
+            feeds[norm] = np.array(conv.gram_divisor(c, h, w), np.float32)
+            feeds[scale] = np.array(conv.style_scale(options.style_weight * weight, c), np.float32)
         self.runner = runner.bind(feeds)  # this objective's targets, on the device once
 
     def network(self, image: np.ndarray) -> tuple[float, float, np.ndarray]:

@@ -8,7 +8,7 @@ and both call `on_eval(k, x, losses)` after evaluation k; a True return stops th
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -17,15 +17,17 @@ from nst import kernels
 from .errors import NstError
 from .objective import Losses, Objective
 
-OnEval = Callable[[int, np.ndarray, Losses], bool]
+OnEval = Callable[[int, Any, Losses], bool]  # the image: an ndarray, or an OrtValue on the device (adam_on_device)
 PIXEL_RANGE = (0.0, 255.0)
 
 
-def _finite(on_eval: OnEval) -> OnEval:
+def _finite(on_eval: OnEval) -> Callable[[int, Any, Losses | None], bool]:
     """`on_eval` behind a check that the loss is finite: an overflow (huge weights or learning rate) would
-    otherwise end L-BFGS silently or let Adam write a black image."""
+    otherwise end L-BFGS silently or let Adam write a black image. It takes the objective's `last` terms."""
 
-    def checked(k: int, x, losses: Losses) -> bool:
+    def checked(k: int, x, losses: Losses | None) -> bool:
+        if losses is None:
+            raise RuntimeError(f"evaluation {k} recorded no losses")
         if not math.isfinite(losses.total):
             raise NstError(
                 f"the loss is not finite ({losses.total}) at iteration {k}: the weights are too large for float32; "
@@ -176,7 +178,7 @@ def lbfgsb(objective: Objective, x0: np.ndarray, iterations: int, on_eval: OnEva
                 start,
                 jac=True,
                 method="L-BFGS-B",
-                bounds=_bounds(start.size),
+                bounds=_bounds(),
                 options={
                     "maxfun": iterations - state["k"] + 1,
                     "maxiter": iterations,
@@ -193,10 +195,10 @@ def lbfgsb(objective: Objective, x0: np.ndarray, iterations: int, on_eval: OnEva
     return _finite_image(best["x"])
 
 
-def _bounds(n: int):
+def _bounds():
     from scipy.optimize import Bounds
 
-    return Bounds(np.full(n, PIXEL_RANGE[0]), np.full(n, PIXEL_RANGE[1]))
+    return Bounds(*PIXEL_RANGE)  # the same bounds for every pixel value
 
 
 def adam(

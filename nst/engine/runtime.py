@@ -219,9 +219,11 @@ class GraphRunner:
             layout_rewrite=backward,
             profile=profile and f"{profile}_forward",
         )
+        if backward and pair.backward is None:
+            raise ValueError("this graph pair has no backward graph (features only)")
         self.backward_session = (
             make_session(pair.backward.SerializeToString(), device, threads, profile=profile and f"{profile}_backward")
-            if backward
+            if backward and pair.backward is not None
             else None
         )
         self._state = threading.local()  # .saved: this thread's last forward pass
@@ -256,13 +258,16 @@ class GraphRunner:
         saved = getattr(self._state, "saved", None)
         if not saved:
             raise RuntimeError("backward() needs a forward() first, in the same thread")
-        binding = self.backward_session.io_binding()
+        session = self.backward_session
+        if session is None:
+            raise RuntimeError("this runner was made for features only: it has no backward graph")
+        binding = session.io_binding()
         for name, value in saved.items():
             binding.bind_ortvalue_input(name, value)
         for name in self.loss_layers:
             binding.bind_ortvalue_input(f"grad_{name}", to_device(grads[name], self.device))
         binding.bind_output("grad_image", "cpu")
-        self.backward_session.run_with_iobinding(binding)
+        session.run_with_iobinding(binding)
         return binding.get_outputs()[0].numpy()
 
     def release(self) -> None:
@@ -353,9 +358,10 @@ class FusedRunner:
             binding.bind_ortvalue_input(name, value)
         for name in ("content_loss", "style_loss"):
             binding.bind_output(name, "cpu")
-        binding.bind_output(
-            "grad_image", *(("cpu",) if grad_on_host else (self.device.ort_device, self.device.device_id))
-        )
+        if grad_on_host:
+            binding.bind_output("grad_image", "cpu")
+        else:
+            binding.bind_output("grad_image", self.device.ort_device, self.device.device_id)
         self.session.run_with_iobinding(binding)
         content, style, grad = binding.get_outputs()
         return float(content.numpy()), float(style.numpy()), grad

@@ -126,12 +126,15 @@ class TileGrid:
         (tile, activations, core slices): the runner still holds that tile's forward state, so a second pass
         in reverse order can start from it (one tile's forward less per evaluation)."""
         grams: dict[str, np.ndarray] = {}
+        last = None
         for last in self.cores(runner, image, step):
             _, acts, where = last
             for layer in layers:
                 rows, cols = where[layer]
                 part = kernels.gram(_flat(np.ascontiguousarray(acts[layer][:, :, rows, cols]))).astype(np.float64)
                 grams[layer] = grams[layer] + part if layer in grams else part
+        if last is None:
+            raise ValueError("a tile grid with no tiles")
         return grams, last
 
     def features(self, runner, image: np.ndarray, layers) -> dict[str, np.ndarray]:
@@ -214,7 +217,8 @@ def tiled_style_targets(
     convention = CONVENTIONS[options.convention]
     targets: dict[str, np.ndarray] = {}
     for style, weight in zip(styles, blend):
-        grid = TileGrid(spec, list(runner.loss_layers), *style.shape[2:], core, options.pooling)
+        h, w = style.shape[2:]
+        grid = TileGrid(spec, list(runner.loss_layers), h, w, core, options.pooling)
         grams, _ = grid.grams(runner, style, list(options.style_layers))
         runner.release()
         for layer, g in grams.items():

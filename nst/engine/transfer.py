@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from nst import kernels
-from nst.engine import optimize
 
+from . import optimize
 from .cache import LruCache
 from .checks import check_callback, check_options, check_preset, check_sides, clamp_threads, style_blend
 from .colour import match_colours, preserve_colours
@@ -20,7 +20,7 @@ from .errors import NstError
 from .graphs.fused import build_fused
 from .graphs.network import GraphPair, build_forward, build_graphs
 from .graphs.vgg import load_spec
-from .images import as_image, fit_size, resize
+from .images import as_image, fit_image, fit_size, resize
 from .inputs import INITS, initial_image, load_masks
 from .kinds import graph_path, objective_kind
 from .memory import check_transfer, style_side
@@ -84,7 +84,8 @@ class StyleTransfer:
         if self.threads:
             import numba
 
-            numba.set_num_threads(max(1, min(int(self.threads), numba.config.NUMBA_NUM_THREADS)))
+            most = numba.config.NUMBA_NUM_THREADS  # pyright: ignore  (numba sets its config attributes at run time)
+            numba.set_num_threads(max(1, min(int(self.threads), most)))
 
     def runner(self, opts: Options, path: str | None = None) -> Runner:
         """Sessions for the options' layers, pooling and graph path (by default the options' own), built once
@@ -181,11 +182,12 @@ class StyleTransfer:
         self, content_img: np.ndarray, style_imgs: list[np.ndarray], opts: Options, init_image: np.ndarray | None = None
     ) -> Prepared:
         """`prepare` for decoded HxWx3 float32 images at the options' size."""
-        check_sides(*content_img.shape[:2], opts.size)
-        h, w = fit_size(*content_img.shape[:2], opts.size)
+        height, width = content_img.shape[:2]
+        check_sides(height, width, opts.size)
+        h, w = fit_size(height, width, opts.size)
         content_x = kernels.hwc_to_nchw(resize(content_img, h, w), 1.0)
         side = style_side(opts)
-        style_xs = [kernels.hwc_to_nchw(resize(s, *fit_size(*s.shape[:2], side)), 1.0) for s in style_imgs]
+        style_xs = [kernels.hwc_to_nchw(resize(s, *fit_image(s, side)), 1.0) for s in style_imgs]
         kind = self.kind(opts, h, w)
         build = {"fused": self._fused, "split": self._split, "masked": self._masked, "tiled": self._tiled}[kind]
         blend = style_blend(opts.style_blend, len(style_imgs))
@@ -214,7 +216,8 @@ class StyleTransfer:
 
     def _tiled(self, runner, content_x, style_xs, blend, opts: Options) -> TiledObjective:
         """The split objective tile by tile: content features and style Grams assembled exactly."""
-        grid = TileGrid(self.spec, list(runner.loss_layers), *content_x.shape[2:], opts.tile, opts.pooling)
+        h, w = content_x.shape[2:]
+        grid = TileGrid(self.spec, list(runner.loss_layers), h, w, opts.tile, opts.pooling)
         content_target = grid.features(runner, content_x, list(opts.content_layers))
         style_target = self._style_target(
             style_xs, blend, opts, lambda: tiled_style_targets(runner, self.spec, style_xs, blend, opts, opts.tile)
@@ -238,12 +241,12 @@ class StyleTransfer:
         content) the content's detail that the coarser scale could not hold."""
         if not (isinstance(opts.init, str) and opts.init == "content"):
             return result
-        return next_scale_start(result, resize(content_img, *fit_size(*content_img.shape[:2], opts.size)))
+        return next_scale_start(result, resize(content_img, *fit_image(content_img, opts.size)))
 
     def _first_image(self, opts: Options, content_x: np.ndarray, init_image: np.ndarray | None, h: int, w: int):
         if init_image is not None:
             return kernels.hwc_to_nchw(resize(init_image, h, w), 1.0)
-        return initial_image(opts.init, content_x, self.spec.mean, opts.seed)
+        return initial_image(str(opts.init), content_x, self.spec.mean, opts.seed)  # one of INITS here
 
     def objective(
         self, content, styles, preset: str | None = None, options: Options | None = None, **overrides
@@ -286,7 +289,8 @@ class StyleTransfer:
         init_image = self._init_image(opts)
         content_img, style_imgs = self.load(content, styles, opts)
         sizes, iterations = scale_schedule(opts)
-        check_sides(*content_img.shape[:2], opts.size, sizes)
+        height, width = content_img.shape[:2]
+        check_sides(height, width, opts.size, sizes)
         self.check_memory(opts, content_img, style_imgs)  # again with every size known
         result = None
         for index, (size, count) in enumerate(zip(sizes, iterations)):
@@ -296,7 +300,9 @@ class StyleTransfer:
             result = kernels.nchw_to_hwc_float(self.run(prepared, callback, (index, len(sizes))))
             if prepared.stopped:  # the callback asked to stop: skip the finer scales
                 break
-        result = resize(result, *fit_size(*content_img.shape[:2], opts.size))  # a no-op unless stopped early
+        if result is None:
+            raise ValueError("a schedule with no scales")
+        result = resize(result, *fit_image(content_img, opts.size))  # a no-op unless stopped early
         if opts.preserve_colors != "none":
             result = preserve_colours(result, resize(content_img, *result.shape[:2]), opts.preserve_colors)
         return result

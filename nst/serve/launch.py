@@ -73,6 +73,8 @@ class ServerProcess:
 
     @property
     def pid(self) -> int:
+        if self.proc is None:
+            raise RuntimeError("the server has not been started")
         return self.proc.pid
 
     def kill(self) -> None:

@@ -233,5 +233,5 @@ class Pool:
                 ("failed", error, time.time()) if error else ("done", None, time.time())
             )
             self.store.save(job)
-        self.metrics.finish(job.status, job.finished - job.started)
+        self.metrics.finish(job.status, job.finished - (job.started or job.finished))
         self.hub.publish(job.id, job.status, self.status(job))

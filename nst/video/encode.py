@@ -72,13 +72,18 @@ def _ffmpeg(ffmpeg: str, frames: list[Path], tmp: Path, fps: float, audio: tuple
 def _opencv(frames: list[Path], tmp: Path, fps: float) -> None:
     import cv2
 
-    first = cv2.imread(str(frames[0]))
-    h, w = first.shape[:2]
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*CONTAINERS[tmp.suffix.lower()][2]), fps, (w, h))
+    def read(frame: Path) -> np.ndarray:
+        image = cv2.imread(str(frame))
+        if image is None:
+            raise NstError(f"{frame}: this stylised frame cannot be read; delete it and run again to remake it")
+        return image
+
+    h, w = read(frames[0]).shape[:2]
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*CONTAINERS[tmp.suffix.lower()][2]), fps, (w, h))
     if not writer.isOpened():
         raise NstError(f"OpenCV cannot write {tmp.suffix} video here; install ffmpeg or write a folder of frames")
     try:
         for f in frames:
-            writer.write(np.ascontiguousarray(cv2.imread(str(f))))
+            writer.write(np.ascontiguousarray(read(f)))
     finally:
         writer.release()

@@ -26,8 +26,8 @@ def optical_flow(source: np.ndarray, target: np.ndarray, method: str = "dis") ->
 
     a, b = _gray(source), _gray(target)
     if method == "dis":
-        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-        flow = dis.calc(a, b, None)
+        dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        flow = dis.calc(a, b, np.zeros((*a.shape, 2), np.float32))  # the output's buffer
     elif method == "farneback":
         flow = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 4, 15, 5, 5, 1.1, 0)
     else:

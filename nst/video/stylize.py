@@ -16,7 +16,7 @@ import numpy as np
 
 from nst import kernels
 from nst.engine.colour import preserve_colours
-from nst.engine.images import as_image, fit_size, read_image, resize, save_result
+from nst.engine.images import as_image, fit_image, read_image, resize, save_result
 from nst.engine.transfer import to_uint8
 
 from .flow import FLOWS, FramePair
@@ -76,7 +76,7 @@ class VideoStylizer:
         self.previous: tuple[np.ndarray, np.ndarray] | None = None  # (input frame, 8-bit output) at output size
 
     def size_of(self, frame: np.ndarray) -> tuple[int, int]:
-        return fit_size(*frame.shape[:2], self.opts.size)
+        return fit_image(frame, self.opts.size)
 
     def forget(self) -> None:
         """The next frame starts afresh (a new chunk or shot)."""
@@ -109,6 +109,8 @@ class VideoStylizer:
 
     def _warm(self, content: np.ndarray, callback: Callable) -> np.ndarray:
         """One scale at the output size, from the previous output warped onto this frame."""
+        if self.previous is None:
+            raise ValueError("a warm start needs the previous frame")
         prev_input, prev_output = self.previous
         pair = FramePair(prev_input, content, self.video.flow)
         warped = pair.warp(prev_output)

@@ -60,7 +60,7 @@ def emit_forward(b: Builder, spec: VggSpec, layers: tuple[Layer, ...], pooling: 
     saved: list[str] = []
     for layer in layers:
         if layer.kind == "conv":
-            weight, bias = layer.weight.astype(np.float32), layer.bias.astype(np.float32)
+            weight, bias = (p.astype(np.float32) for p in layer.conv())
             x = b.op(
                 "Conv",
                 [x, b.const(weight, layer.name + "_w"), b.const(bias, layer.name + "_b")],
@@ -162,6 +162,8 @@ def _relu_adjoint(b: Builder, relu: str, g: str | None, masked: bool, grad_input
         return _where_positive(b, t, relu, zero)
 
     if g is None:
+        if grad_input is None:
+            raise ValueError(f"{relu}: the backward chain starts at a loss layer, and this one has no gradient")
         return mask(grad_input)
     if not masked:
         return mask(g if grad_input is None else b.op("Add", [g, grad_input], "gsum"))
@@ -172,14 +174,17 @@ def emit_backward(b: Builder, layers: tuple[Layer, ...], pooling: str, grad_inpu
     """Add the adjoint chain from the deepest layer down to "grad_image"; `grad_inputs` maps ReLU names to
     the tensors holding d loss / d activation.  ReLU and pool tensors are read by their layer names."""
     zero = b.const(np.array(0, np.float32), "zero")
-    g, masked = None, False  # masked: g already holds the ReLU adjoint (a max-pool adjoint applied it)
+    g: str | None = None
+    masked = False  # g already holds the ReLU adjoint (a max-pool adjoint applied it)
     for i in range(len(layers) - 1, -1, -1):
         layer = layers[i]
         if layer.kind == "relu":
             g = _relu_adjoint(b, layer.name, g, masked, grad_inputs.get(layer.name), zero)
             masked = False
+        elif g is None:
+            raise ValueError(f"{layer.name}: the backward chain must start at a ReLU that has a loss")
         elif layer.kind == "conv":
-            adjoint = np.ascontiguousarray(layer.weight.astype(np.float32).transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+            adjoint = np.ascontiguousarray(layer.conv()[0].astype(np.float32).transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
             out = "grad_image" if i == 0 else None
             g = b.op(
                 "Conv",
@@ -193,6 +198,8 @@ def emit_backward(b: Builder, layers: tuple[Layer, ...], pooling: str, grad_inpu
             g, masked = _max_pool_adjoint(b, g, pool_input_name(layers, i), layer.name, zero), True
         else:
             g = _avg_pool_adjoint(b, g, pool_input_name(layers, i))
+    if g is None:
+        raise ValueError("the backward chain has no layers")
     return g
 
 

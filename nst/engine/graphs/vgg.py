@@ -24,6 +24,12 @@ class Layer:
     weight: np.ndarray | None = None  # (Cout, Cin, 3, 3) as stored (float16 in the bundled model), conv only
     bias: np.ndarray | None = None
 
+    def conv(self) -> tuple[np.ndarray, np.ndarray]:
+        """A conv layer's (weight, bias); ReLU and pooling layers have none."""
+        if self.weight is None or self.bias is None:
+            raise ValueError(f"{self.name} is a {self.kind} layer: it has no weights")
+        return self.weight, self.bias
+
 
 @dataclass(frozen=True)
 class VggSpec:
@@ -41,12 +47,12 @@ class VggSpec:
 
     def channels(self, relu: str) -> int:
         """Number of channels of a ReLU activation."""
-        conv = None
+        channels = 0
         for layer in self.layers:
             if layer.kind == "conv":
-                conv = layer
+                channels = int(layer.conv()[0].shape[0])
             if layer.name == relu:
-                return int(conv.weight.shape[0])
+                return channels
         raise KeyError(relu)
 
     def in_order(self, layers) -> list[str]:
