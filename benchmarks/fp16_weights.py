@@ -44,7 +44,7 @@ def main() -> None:
         fp32.write_bytes(model.SerializeToString())
         sessions = {
             name: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-            for name, path in (("fp16", ROOT / "models" / "vgg19_features.onnx"), ("fp32", fp32))
+            for name, path in (("fp16", ROOT / "nst" / "models" / "vgg19_features.onnx"), ("fp32", fp32))
         }
         names = [o.name for o in sessions["fp32"].get_outputs()]
         errors: dict[str, list[float]] = {n: [] for n in names}

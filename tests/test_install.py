@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -36,11 +37,9 @@ def _needs_pypi() -> None:
         pytest.skip("pypi.org is not reachable")
 
 
-def _pip(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def _pip(*args: str, cwd: Path, python: str | Path = sys.executable) -> subprocess.CompletedProcess:
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "pip", *args], capture_output=True, text=True, cwd=cwd, timeout=900, env=env
-    )
+    return subprocess.run([python, "-m", "pip", *args], capture_output=True, text=True, cwd=cwd, timeout=900, env=env)
 
 
 def _source_copy(tmp_path: Path) -> Path:
@@ -65,6 +64,47 @@ def test_a_regular_install_adds_only_the_nst_import_name(tmp_path):
     assert [n for n in names if not n.endswith(".dist-info") and n != "bin"] == ["nst"], names
     assert (target / "nst" / "engine" / "transfer.py").is_file() and (target / "nst" / "models").is_dir()
     assert (target / "bin" / "nst").is_file()
+
+
+# What a wheel must carry besides the Python modules: the model, and the server's page with its paintings.
+WHEEL_DATA = (
+    "nst/models/vgg19_features.onnx",
+    "nst/serve/static/index.html",
+    "nst/serve/static/app.js",
+    "nst/serve/static/style.css",
+)
+
+
+def test_a_built_wheel_holds_the_model_and_the_page_and_runs_in_a_fresh_environment(tmp_path):
+    """A wheel built from the project, installed with its [cpu] extra into a new venv (nothing of this
+    environment or checkout visible), reports its model and makes a real transfer."""
+    _needs_pypi()
+    wheels = tmp_path / "wheels"
+    r = _pip("wheel", "--no-deps", "--wheel-dir", str(wheels), str(_source_copy(tmp_path)), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (wheel,) = wheels.glob("nst-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {n.split("/")[0] for n in names} == {"nst", wheel.name.split("-py3")[0] + ".dist-info"}, sorted(names)
+    assert set(WHEEL_DATA) <= names, sorted(set(WHEEL_DATA) - names)
+    assert any(n.startswith("nst/serve/static/paintings/") and n.endswith(".jpg") for n in names)
+    assert {"nst/engine/graphs/vgg.py", "nst/batch/claims.py", "nst/bench/chart.py", "nst/seedreport.py"} <= names
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python, nst = venv / "bin" / "python", venv / "bin" / "nst"
+    r = _pip("install", "--quiet", f"{wheel}[cpu]", cwd=tmp_path, python=python)
+    assert r.returncode == 0, r.stderr[-3000:]
+    site = f"{venv}/lib/"
+    r = subprocess.run([nst, "info"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert r.returncode == 0 and site in r.stdout and "vgg19_features.onnx" in r.stdout, r.stdout + r.stderr
+    page = "import importlib.resources as r; print(r.files('nst.serve').joinpath('static', 'index.html').is_file())"
+    r = subprocess.run([python, "-c", page], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.stdout.strip() == "True", r.stdout + r.stderr
+    out = tmp_path / "out.png"
+    content, style = ROOT / "examples" / "woman-with-hat-matisse.jpg", ROOT / "examples" / "starry_night.jpg"
+    command = [nst, "transfer", content, style, "-o", out, "--size", "64", "--iterations", "3", "--quiet"]
+    r = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert r.returncode == 0 and out.stat().st_size > 0, r.stdout + r.stderr
 
 
 def test_the_gpu_extra_resolves_to_onnxruntime_gpu_with_nvidia_wheels(tmp_path):
