@@ -369,3 +369,20 @@ def test_ctrl_c_inside_a_destructor_is_not_lost(capsys):
         with pytest.raises(KeyboardInterrupt):
             interrupts()
     assert "KeyboardInterrupt" not in capsys.readouterr().err  # no 'Exception ignored' report either
+
+
+def test_ctrl_c_that_numba_wraps_in_a_system_error_is_still_a_ctrl_c():
+    """numba's dispatcher turns a KeyboardInterrupt raised inside it into a SystemError caused by it (seen in CI
+    as `nst transfer` ending in a traceback, exit 1): the CLI's Interrupts gives back the KeyboardInterrupt."""
+    from nst.cli.interrupts import Interrupts
+
+    wrapped = "CPUDispatcher(<function tv_loss_grad>) returned a result with an exception set"
+    with pytest.raises(KeyboardInterrupt), Interrupts():
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):  # the handler runs here
+                pass
+        except KeyboardInterrupt as interrupt:
+            raise SystemError(wrapped) from interrupt
+    with pytest.raises(SystemError), Interrupts():  # without a Ctrl-C, an error stays what it is
+        raise SystemError(wrapped)

@@ -1,5 +1,6 @@
 """Ctrl-C that is never lost: Python drops an exception raised inside a destructor (numba's compiler runs
-some), so a KeyboardInterrupt that lands there would be printed as 'Exception ignored' and the run would go on.
+some), so a KeyboardInterrupt that lands there would be printed as 'Exception ignored' and the run would go on;
+and numba's dispatcher turns one that lands inside it into a SystemError, which would end the run in a traceback.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ class Interrupts:
         self._hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, kind, error, traceback) -> None:
         signal.signal(signal.SIGINT, self._handler)
         sys.unraisablehook = self._hook
+        if self.seen and error is not None and not isinstance(error, KeyboardInterrupt) and _from_interrupt(error):
+            raise KeyboardInterrupt from None  # what numba's dispatcher wrapped
 
     def _interrupt(self, signum, frame) -> None:
         self.seen = True
@@ -35,3 +38,12 @@ class Interrupts:
     def __call__(self, progress=None) -> None:
         if self.seen:
             raise KeyboardInterrupt
+
+
+def _from_interrupt(error: BaseException | None) -> bool:
+    """Whether a KeyboardInterrupt is among the causes of `error`."""
+    while error is not None:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        error = error.__cause__ or error.__context__
+    return False

@@ -8,6 +8,7 @@ import typer
 from nst.video.settings import DEFAULT_TEMPORAL_WEIGHT
 
 from . import rayflags
+from .interrupts import Interrupts
 from .options import with_transfer_options
 
 
@@ -61,14 +62,15 @@ def video(
     )
     say = (lambda *a: None) if run["quiet"] else typer.echo
     try:
-        if ray is not None:
-            from nst.distributed.pool import RayResources
-            from nst.distributed.video import video_on_ray
+        with Interrupts():
+            if ray is not None:
+                from nst.distributed.pool import RayResources
+                from nst.distributed.video import video_on_ray
 
-            resources = RayResources(ray_actors, ray_threads, ray_gpus, run["device"])
-            video_on_ray(job, ray, resources, ray_chunk, say=say)
-        else:
-            _run_here(job, run)
+                resources = RayResources(ray_actors, ray_threads, ray_gpus, run["device"])
+                video_on_ray(job, ray, resources, ray_chunk, say=say)
+            else:
+                _run_here(job, run)
     except KeyboardInterrupt:
         kept = job.done_count()
         typer.echo(f"interrupted: {kept} of {len(job.indices)} frames kept in {job.folder}; rerun to resume", err=True)
