@@ -1,7 +1,7 @@
 """`nst bench`: per-iteration time of the objective (forward, backward and the L-BFGS step) for each
 execution provider, objective path and size, with throughput, memory and achieved GFLOP/s.
 
-Each case runs in a fresh worker process (`python -m nst.bench.timing CASE_JSON`), so its peak memory is its
+Each case runs in a fresh worker process (`python -m nst.bench.worker CASE_JSON`), so its peak memory is its
 own and one case cannot warm another's caches; per-iteration times are the gaps between successive
 objective evaluations after the warm-up ones, so the optimizer's own work is included.
 """
@@ -164,9 +164,9 @@ def worker_env(threads: int | None) -> dict[str, str]:
 
 
 def run_worker(argument: str, threads: int | None, timeout: float | None = None) -> dict:
-    """Run `python -m nst.bench.timing ARGUMENT` and return the JSON object it prints last."""
+    """Run `python -m nst.bench.worker ARGUMENT` and return the JSON object it prints last."""
     proc = subprocess.run(
-        [sys.executable, "-m", "nst.bench.timing", argument],
+        [sys.executable, "-m", "nst.bench.worker", argument],
         capture_output=True,
         text=True,
         env=worker_env(threads),
@@ -280,15 +280,3 @@ def faster_paths(rows: list[dict]) -> list[dict]:
             fast, slow = sorted(timed, key=timed.__getitem__)
             verdicts.append({"provider": provider, "size": size, "faster": fast, "speedup": timed[slow] / timed[fast]})
     return verdicts
-
-
-def _main(argument: str) -> None:
-    if argument.startswith("--sgemm="):
-        threads = os.environ.get("OMP_NUM_THREADS")
-        print(json.dumps({"gflop_per_s": sgemm_gflops(argument.split("=", 1)[1], int(threads) if threads else None)}))
-    else:
-        print(json.dumps(measure(Case(**json.loads(argument)))))
-
-
-if __name__ == "__main__":
-    _main(sys.argv[1])

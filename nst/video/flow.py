@@ -6,11 +6,22 @@ pixel of frame t to where it was in frame t-1, so `warp(output_t-1, backward)` l
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy as np
 
 from nst.engine.errors import NstError
 
 FLOWS = ("dis", "farneback")
+
+
+def dis_flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """DIS optical flow from HxW uint8 `a` to `b`."""
+    import cv2
+
+    dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    # None: no first guess. OpenCV's stub asks for an array, but DIS would take an HxWx2 float32 one as its start.
+    return dis.calc(a, b, cast(Any, None))
 
 
 def _gray(image: np.ndarray) -> np.ndarray:
@@ -26,8 +37,7 @@ def optical_flow(source: np.ndarray, target: np.ndarray, method: str = "dis") ->
 
     a, b = _gray(source), _gray(target)
     if method == "dis":
-        dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-        flow = dis.calc(a, b, np.zeros((*a.shape, 2), np.float32))  # the output's buffer
+        flow = dis_flow(a, b)
     elif method == "farneback":
         flow = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 4, 15, 5, 5, 1.1, 0)
     else:

@@ -11,7 +11,7 @@ import numpy as np
 
 from nst.engine.images import resize
 
-from .flow import consistency_mask, warp
+from .flow import consistency_mask, dis_flow, warp
 
 
 def evaluation_flow(source: np.ndarray, target: np.ndarray, h: int, w: int, upscale: int = 4) -> np.ndarray:
@@ -22,8 +22,7 @@ def evaluation_flow(source: np.ndarray, target: np.ndarray, h: int, w: int, upsc
         cv2.cvtColor(np.clip(resize(f, h * upscale, w * upscale) + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
         for f in (source, target)
     ]
-    dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    flow = dis.calc(big[0], big[1], np.zeros((*big[0].shape, 2), np.float32))  # the output's buffer
+    flow = dis_flow(big[0], big[1])
     return cv2.resize(flow, (w, h), interpolation=cv2.INTER_AREA) / np.float32(upscale)
 
 
