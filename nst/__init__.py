@@ -4,10 +4,11 @@
     st = StyleTransfer(device="cpu")
     rgb = st.transfer("content.jpg", ["style.jpg"], size=512)
 
-Layers, each importing only those below it: `nst.cli` (the `nst` command), then the applications `nst.serve`,
-`nst.video`, `nst.distributed` (Ray), `nst.batch`, `nst.bundle` (`nst export`), `nst.bench` and `nst.seedreport`;
-then `nst.engine` (the API and its core, the ONNX graphs in `nst.engine.graphs`), `nst.kernels` (numba) and
-`nst.models` (the VGG-19 graph). The names below load on first use, so `import nst` stays cheap.
+Its parts, in layers that each import only the layers below: `nst.cli` (the `nst` command); the hosts `nst.serve`
+(HTTP) and `nst.distributed` (Ray); the applications `nst.video`, `nst.batch`, `nst.bundle` (`nst export`),
+`nst.bench` and `nst.seedreport`; `nst.engine` (the API and its core, the ONNX graphs in `nst.engine.graphs`);
+`nst.kernels` (numba) and `nst.models` (the VGG-19 graph). The names below load on first use, so `import nst`
+stays cheap.
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ import pytest
 
 import nst.engine.transfer as transfer_module
 from nst.batch import claims
-from nst.batch.runner import RECORDS, batch_transfer, list_images
+from nst.batch.runner import RECORDS, batch_transfer
 from nst.engine.errors import NstError
-from nst.engine.images import read_image, write_image
+from nst.engine.images import list_images, read_image, write_image
 
 from .conftest import stripes, synthetic
 

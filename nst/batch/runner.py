@@ -22,14 +22,13 @@ from typing import Callable
 import numpy as np
 
 from nst.engine.errors import NstError
-from nst.engine.images import as_image, check_format, check_output, image_suffix, save_result, write_bytes
+from nst.engine.images import as_image, check_format, check_output, image_suffix, list_images, save_result, write_bytes
 from nst.engine.inputs import INITS
 from nst.engine.memory import check_decoding, style_side
 from nst.engine.presets import Options
 
 from .claims import claim, owner_of
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 RECORDS = ".nst-batch"  # the folder, inside the output folder, of records and claims
 NOT_SETTINGS = ("preset", "path", "report")  # names and choices that do not change the image
 IMAGE_OPTIONS = ("init", "style_masks")  # options that may name image files: recorded by their bytes
@@ -56,17 +55,6 @@ class BatchReport:
         return (
             f"{len(self.written)} written, {len(self.skipped)} skipped (already there){busy}, {len(self.failed)} failed"
         )
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    """Image files directly inside `folder`, sorted by name."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise NstError(f"{root}: not a folder; give the folder that holds the content images")
-    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise NstError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
-    return files
 
 
 def result_name(content: Path, suffix: str) -> str:

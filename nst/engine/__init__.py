@@ -47,9 +47,12 @@ if TYPE_CHECKING:  # what editors and type checkers see; at run time __getattr__
 def __getattr__(name: str):
     if name in _EXPORTS:
         value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    elif name == "SeedReport":  # its home before 0.3; it is an application of the engine, nst.seedreport
+        value = importlib.import_module("nst.seedreport").SeedReport
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:

@@ -40,7 +40,7 @@ class Choices:
         """`value` when it is one of the choices, else an NstError that lists them."""
         if value not in self.names:
             raise NstError(f"unknown {self.noun} {value!r} (--{self.flag}); use one of: {', '.join(self.names)}")
-        return str(value)
+        return self.names[self.names.index(value)]  # the name itself, also for a str Enum member equal to it
 
     def help(self) -> str:
         """'a (what a does), b (what b does) or c (...)' for help texts."""

@@ -145,6 +145,20 @@ def as_image(source, what: str = "image", longest: int | None = None) -> np.ndar
     raise NstError(f"{what}: expected a file path or an HxWx3 uint8 RGB array, got {type(source).__name__}")
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files directly inside `folder`, sorted by name (a batch's content images, a video's frames)."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise NstError(f"{root}: not a folder; give the folder that holds the images")
+    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise NstError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+    return files
+
+
 def fit_size(h: int, w: int, longest: int) -> tuple[int, int]:
     """(height, width) with the longest side equal to `longest`, aspect ratio kept."""
     scale = longest / max(h, w)

@@ -35,7 +35,7 @@ class FrameSource:
         self.path = Path(path)
         self.audio = False
         if self.path.is_dir():
-            from nst.batch.runner import list_images
+            from nst.engine.images import list_images
 
             self.files = list_images(self.path)
             self.count, self.fps = len(self.files), DEFAULT_FPS
