@@ -13,7 +13,6 @@ stays cheap.
 
 from __future__ import annotations
 
-import importlib
 import os
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
@@ -39,12 +38,9 @@ __all__ += engine.__all__
 
 
 def __getattr__(name: str):
-    if name == "SeedReport":
-        value = importlib.import_module("nst.seedreport").SeedReport
-    elif name in engine.__all__:
-        value = getattr(engine, name)
-    else:
+    if name not in __all__:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(engine, name)  # the engine loads each on first use (SeedReport too, under its old name there)
     globals()[name] = value
     return value
 

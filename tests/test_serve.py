@@ -83,6 +83,14 @@ def test_transfer_events_and_result(server, client):
     assert client.get(f"/v1/transfers/{job_id}/result", params={"format": "gif"}).status_code == 422
 
 
+def test_a_damaged_result_is_410_when_converted(server, client):
+    job_id = submit(client, TINY).json()["id"]
+    assert events(client, job_id)[-1][0] == "done"
+    (server.data / "jobs" / job_id / "result.png").write_bytes(b"\x89PNG damaged")
+    answer = client.get(f"/v1/transfers/{job_id}/result", params={"format": "jpg"})
+    assert answer.status_code == 410 and "lost" in answer.json()["error"], answer.text
+
+
 def test_cancel_running_removes_files(server, client):
     job_id = submit(client, {"size": 64, "iterations": 300}).json()["id"]
     running = wait_for(client, job_id, ("running",))

@@ -30,10 +30,10 @@ def batch(
     options resumes (results already made are skipped); processes sharing OUT_DIR share the work."""
     if ray is not None:
         from nst.distributed.batch import batch_cli
+        from nst.distributed.pool import RayResources
 
-        return batch_cli(
-            content_dir, styles, output_dir, suffix, overwrite, ray, (ray_actors, ray_threads, ray_gpus), options, run
-        )
+        resources = RayResources(ray_actors, ray_threads, ray_gpus, run["device"])
+        return batch_cli(content_dir, styles, output_dir, suffix, overwrite, ray, resources, options, run)
     from nst.batch.runner import batch_transfer
     from nst.engine import StyleTransfer
 

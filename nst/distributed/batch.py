@@ -50,15 +50,7 @@ def batch_on_ray(
 
 
 def batch_cli(
-    content_dir,
-    styles,
-    output_dir,
-    suffix,
-    overwrite: bool,
-    address,
-    actors: tuple[int, int, float],
-    options: dict,
-    run: dict,
+    content_dir, styles, output_dir, suffix, overwrite: bool, address, resources: RayResources, options: dict, run: dict
 ) -> None:
     """`nst batch --ray`: run, print the summary, exit 1 when an image failed."""
     import typer
@@ -70,7 +62,7 @@ def batch_cli(
         output_dir,
         suffix,
         address,
-        RayResources(*actors, run["device"]),
+        resources,
         run["preset"],
         run["bit_depth"],
         run["quality"],

@@ -219,8 +219,6 @@ class GraphRunner:
             layout_rewrite=backward,
             profile=profile and f"{profile}_forward",
         )
-        if backward and pair.backward is None:
-            raise ValueError("this graph pair has no backward graph (features only)")
         self.backward_session = (
             make_session(pair.backward.SerializeToString(), device, threads, profile=profile and f"{profile}_backward")
             if backward and pair.backward is not None

@@ -163,10 +163,9 @@ def _encode(path: Path, fmt: str) -> bytes:
     import cv2
 
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    ok, buf = cv2.imencode(f".{fmt}", image, []) if image is not None else (False, None)
-    if not ok or buf is None:
+    if image is None:
         raise Refused(410, "the result of this transfer is lost (its file is damaged or gone); submit it again")
-    return buf.tobytes()
+    return cv2.imencode(f".{fmt}", image, [])[1].tobytes()
 
 
 def _routes(app: FastAPI, server: Server) -> None:
