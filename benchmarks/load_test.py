@@ -24,7 +24,10 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+try:
+    import httpx
+except ImportError:  # --help answers without it; a run says what to install
+    httpx = None
 
 from nst.serve.config import cores
 from nst.serve.launch import ServerProcess
@@ -421,6 +424,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--out", type=Path, default=RESULT)
     args = parser.parse_args()
+    if httpx is None:
+        raise SystemExit('load_test needs httpx: pip install ".[serve,serve-test]"')
 
     plans = plan_jobs(args.jobs, tuple(args.sizes), args.iterations, args.seed)
     good = [p for p in plans if p.kind == "good"]
