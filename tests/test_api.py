@@ -96,6 +96,13 @@ def test_objective_for_hosts_own_optimizer(st):
         ({"content_weight": -1.0}, "non-negative"),
         ({"colour": "blue"}, "unknown option"),
         ({"init": "/no/such/init.png"}, "no such file"),
+        ({"style_loss": "w3"}, "unknown style loss"),
+        ({"padding": "mirror"}, "unknown padding"),
+        ({"average": 1.0}, "--average 1.0 is out of range"),
+        ({"style_size": 8}, "--style-size 8 is out of range"),
+        ({"scale_ratio": 1.0}, "--scale-ratio 1.0"),
+        ({"beta2": 1.0}, "beta2=1.0"),
+        ({"style_loss": "w2", "tile": 64, "size": 128}, "does not combine with --tile"),
     ],
 )
 def test_bad_options_fail_before_work(st, kwargs, message):
@@ -155,3 +162,49 @@ def test_lbfgs_history_reaches_the_optimizer(st, monkeypatch):
     assert np.abs(runs[0] - runs[1]).max() > 1.0  # a one-step memory takes other steps
     assert PRESETS["nst"].history == 40 and PRESETS["johnson"].history == 10
     assert PRESETS["nst"].optimizer == "lbfgs" and PRESETS["johnson"].optimizer == "lbfgsb"
+
+
+def test_averaging_returns_the_mean_of_the_iterates(st, monkeypatch):
+    """With --average the result is the bias-corrected moving average of the evaluated images."""
+    from nst.engine import transfer as transfer_module
+
+    seen: list[np.ndarray] = []
+    real = transfer_module.IterateAverage.update
+    monkeypatch.setattr(
+        transfer_module.IterateAverage, "update", lambda self, x: (seen.append(np.array(x)), real(self, x))
+    )
+    out = st.stylize(
+        synthetic(40, 40), [stripes(40, 40)], size=40, iterations=6, average=0.5, optimizer="adam", lr=20.0
+    )
+    weights = np.array([0.5 ** (len(seen) - 1 - i) * 0.5 for i in range(len(seen))])
+    want = np.tensordot(weights / weights.sum(), np.stack(seen), axes=1)[0].transpose(1, 2, 0)
+    np.testing.assert_allclose(out, np.clip(want, 0, 255), atol=1e-3)
+    last = st.stylize(synthetic(40, 40), [stripes(40, 40)], size=40, iterations=6, optimizer="adam", lr=20.0)
+    assert np.abs(last - out).max() > 1.0  # without averaging the last iterate comes back
+
+
+def test_style_size_fixes_the_style_side_at_every_scale(st, monkeypatch):
+    from nst.engine import transfer as transfer_module
+
+    sides: list[int] = []
+    real = transfer_module.StyleTransfer.prepare_images
+
+    def spy(self, content_img, style_imgs, opts, init_image=None):
+        sides.append(transfer_module.style_side(opts))
+        return real(self, content_img, style_imgs, opts, init_image)
+
+    monkeypatch.setattr(transfer_module.StyleTransfer, "prepare_images", spy)
+    st.transfer(synthetic(64, 128), [stripes(80, 80)], size=128, scales=2, iterations=2, style_size=80)
+    st.transfer(synthetic(64, 128), [stripes(80, 80)], size=128, scales=2, iterations=2)
+    assert sides == [80, 80, 64, 128]
+
+
+def test_presets_ck_follows_its_tool():
+    from nst.engine.presets import resolve_options
+    from nst.engine.schedule import scale_schedule
+
+    ck = resolve_options("ck")
+    assert scale_schedule(ck) == ([128, 181, 256, 362, 512], [1000, 500, 500, 500, 500])
+    assert (ck.style_loss, ck.optimizer, ck.average, ck.padding, ck.beta2) == ("w2", "adam", 0.99, "replicate", 0.99)
+    assert ck.lr == pytest.approx(0.02 * 255) and sum(ck.style_layers.values()) == pytest.approx(1.0)
+    assert ck.style_layers["relu1_1"] / ck.style_layers["relu5_1"] == pytest.approx(256)

@@ -118,6 +118,43 @@ def test_features_and_first_step_match_the_engine(st, bundle_dir, tmp_path, pool
     assert float(loss) == pytest.approx(want.total, rel=1e-6)
 
 
+def test_w2_and_replicate_padding_bundle_matches_the_engine(st, tmp_path):
+    """A bundle exported with --style-loss w2 --padding replicate: its targets (raw moments) equal the
+    engine's, and its first step's losses the engine's host path (eigh there, Newton-Schulz here)."""
+    folder = tmp_path / "w2"
+    export_folder(folder, style_loss="w2", padding="replicate")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert (manifest["style_loss"], manifest["padding"]) == ("w2", "replicate")
+    content, style = synthetic(48, 64), stripes(64, 55)
+    prepared = st.prepare(
+        content,
+        [style],
+        preset="nst",
+        size=64,
+        scales=1,
+        iterations=5,
+        path="split",
+        style_loss="w2",
+        padding="replicate",
+    )
+    objective, x0 = prepared.objective, prepared.x0
+    style_x = np.ascontiguousarray(style.astype(np.float32).transpose(2, 0, 1)[None])
+    features = session(folder, "features.onnx")
+    names = [o.name for o in features.get_outputs()]
+    targets = {k: v for k, v in zip(names, features.run(None, {"image": x0})) if k.startswith("content.")}
+    moments = {k: v for k, v in zip(names, features.run(None, {"image": style_x})) if k.startswith("gram.")}
+    for layer, want in objective.style_target.items():
+        np.testing.assert_allclose(moments[f"gram.{layer}"], want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
+    *_, loss, content_loss, style_loss, tv_loss = session(folder, "step.onnx").run(
+        None, step_feeds(x0, targets | moments, prepared.options)
+    )
+    objective.loss_and_grad(x0)
+    want = objective.last
+    assert float(style_loss) == pytest.approx(want.style, rel=2e-3)
+    assert float(content_loss) == pytest.approx(want.content, rel=1e-5, abs=1e-6 * want.total)
+    assert float(tv_loss) == pytest.approx(want.tv, rel=1e-6)
+
+
 def test_twenty_steps_stay_within_one_percent_of_device_adam(st, bundle_dir):
     prepared, (content, style, kwargs) = engine_case(st, 128)
     engine = []

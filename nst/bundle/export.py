@@ -22,12 +22,13 @@ from onnx import TensorProto, helper, numpy_helper
 from nst.engine.choices import MAX_SIDE, MIN_SIDE
 from nst.engine.errors import NstError
 from nst.engine.graphs.adamstep import build_adam_step
-from nst.engine.graphs.fused import build_fused, content_inputs, style_inputs
+from nst.engine.graphs.fused import build_fused, content_inputs, newton_schulz, style_inputs, w2_inputs
 from nst.engine.graphs.network import emit_forward
 from nst.engine.graphs.onnxbuild import Builder, make_model
 from nst.engine.graphs.vgg import VggSpec
 from nst.engine.images import MAX_PIXELS
 from nst.engine.presets import CONVENTIONS, Options
+from nst.kernels.wasserstein import EPS
 
 FORMAT, VERSION = "nst-bundle", 1
 FILES = ("features.onnx", "step.onnx")
@@ -45,6 +46,8 @@ class BundleSpec:
     pooling: str
     convention: str
     defaults: dict
+    style_loss: str = "gram"
+    padding: str = "zero"
 
 
 def bundle_spec(opts: Options) -> BundleSpec:
@@ -58,7 +61,15 @@ def bundle_spec(opts: Options) -> BundleSpec:
         "scales": list(SCHEDULE["scales"]),
         "size": opts.size,
     }
-    return BundleSpec(dict(opts.content_layers), dict(opts.style_layers), opts.pooling, opts.convention, defaults)
+    return BundleSpec(
+        dict(opts.content_layers),
+        dict(opts.style_layers),
+        opts.pooling,
+        opts.convention,
+        defaults,
+        opts.style_loss,
+        opts.padding,
+    )
 
 
 def _scalar(name: str, kind: int = TensorProto.FLOAT) -> onnx.ValueInfoProto:
@@ -173,8 +184,11 @@ def _objective_glue(b: Builder, spec: VggSpec, bs: BundleSpec) -> dict[str, str]
         value = b.op("Mul", [content_weight, _double(b, weight * per_pixel, "c_k")], "cw")
         feeds[target], feeds[scale] = f"content.{layer}", _narrow(b, b.op("Div", [value, pixels], "cs"))
     for layer, weight in bs.style_layers.items():
-        target, norm, scale = style_inputs(layer)
         channels = spec.channels(layer)
+        if bs.style_loss == "w2":
+            feeds |= _w2_glue(b, layer, channels, _narrow(b, b.op("Mul", [style_weight, _double(b, weight, "w")], "k")))
+            continue
+        target, norm, scale = style_inputs(layer)
         _, divisor = _per_pixel(bs.convention, channels)
         pixels = _pixels(b, "image", _stride(spec, layer), bs.pooling)
         feeds[target] = f"gram.{layer}"
@@ -184,6 +198,27 @@ def _objective_glue(b: Builder, spec: VggSpec, bs: BundleSpec) -> dict[str, str]
     return feeds
 
 
+def _w2_glue(b: Builder, layer: str, channels: int, weight: str) -> dict[str, str]:
+    """The w2 term's inputs from the blended moments gram.<layer> ((C + 1, C): F F^T / M over the mean): the
+    style's mean, its covariance (plus eps, relative to its mean variance, as the engine adds) with its
+    square root by Newton-Schulz iterations, its trace, eps and k = weight / trace."""
+    mean_t, root, trace_t, eps_name, k_name = w2_inputs(layer)
+    moments = f"gram.{layer}"
+    rows = lambda start, end: b.op(  # noqa: E731
+        "Slice", [moments, *(b.const(np.array([v], np.int64), "r") for v in (start, end, 0))], "rows"
+    )
+    srm, mean_row = rows(0, channels), rows(channels, channels + 1)
+    mean = b.op("Transpose", [mean_row], "mean_t", perm=[1, 0])
+    eye = b.const(np.eye(channels, dtype=np.float32), "eye")
+    cov = b.op("Sub", [srm, b.op("MatMul", [mean, mean_row], "mm")], "cov_t")
+    trace = b.op("ReduceSum", [b.op("Mul", [cov, eye], "diag")], "trace", keepdims=0)
+    eps = b.op("Mul", [trace, b.const(np.array(EPS / channels, np.float32), "eps_rel")], "eps")
+    cov = b.op("Add", [cov, b.op("Mul", [eye, eps], "eps_eye")], "cov_eps")
+    trace = b.op("Add", [trace, b.op("Mul", [eps, b.const(np.array(channels, np.float32), "c")], "c_eps")], "trace_eps")
+    cov_root, _ = newton_schulz(b, cov, eye)
+    return {mean_t: mean, root: cov_root, trace_t: trace, eps_name: eps, k_name: b.op("Div", [weight, trace], "k")}
+
+
 def _target_info(spec: VggSpec, bs: BundleSpec) -> list[onnx.ValueInfoProto]:
     infos = [
         helper.make_tensor_value_info(f"content.{layer}", TensorProto.FLOAT, [1, spec.channels(layer), None, None])
@@ -191,14 +226,15 @@ def _target_info(spec: VggSpec, bs: BundleSpec) -> list[onnx.ValueInfoProto]:
     ]
     for layer in bs.style_layers:
         c = spec.channels(layer)
-        infos.append(helper.make_tensor_value_info(f"gram.{layer}", TensorProto.FLOAT, [c, c]))
+        rows = c + 1 if bs.style_loss == "w2" else c  # w2: the second raw moment over the mean
+        infos.append(helper.make_tensor_value_info(f"gram.{layer}", TensorProto.FLOAT, [rows, c]))
     return infos
 
 
 def build_step(spec: VggSpec, bs: BundleSpec) -> onnx.ModelProto:
     """step.onnx: losses of `image`, their gradient plus tv, one Adam step and the clip, as one graph."""
     b = Builder()
-    fused = build_fused(spec, list(bs.content_layers), list(bs.style_layers), bs.pooling)
+    fused = build_fused(spec, list(bs.content_layers), list(bs.style_layers), bs.pooling, bs.padding, bs.style_loss)
     rename = _objective_glue(b, spec, bs) | {
         "image": "image",
         "content_loss": "content_loss",
@@ -219,14 +255,25 @@ def build_step(spec: VggSpec, bs: BundleSpec) -> onnx.ModelProto:
 
 def build_features(spec: VggSpec, bs: BundleSpec) -> onnx.ModelProto:
     """features.onnx: image -> content.<layer> activations and gram.<layer> Gram matrices normalised as the
-    objective reads them (F F^T / divisor, the divisor from the image's own activation size)."""
+    objective reads them (F F^T / divisor, the divisor from the image's own activation size); for the w2
+    loss gram.<layer> holds F F^T / M over the mean of F, which blend linearly as Gram matrices do."""
     b = Builder()
     layers = [*bs.content_layers, *bs.style_layers]
-    emit_forward(b, spec, spec.truncated(spec.deepest(layers)), bs.pooling)
+    emit_forward(b, spec, spec.truncated(spec.deepest(layers)), bs.pooling, bs.padding)
     for layer in bs.content_layers:
         b.op("Identity", [layer], "content", f"content.{layer}")
     for layer in bs.style_layers:
         channels = spec.channels(layer)
+        if bs.style_loss == "w2":
+            flat = b.op("Reshape", [layer, b.const(np.array([channels, -1], np.int64), "chw")], "F")
+            positions = b.op("Cast", [b.op("Shape", [flat], "m", start=1, end=2)], "m_f", to=TensorProto.FLOAT)
+            srm = b.op("MatMul", [flat, b.op("Transpose", [flat], "Ft", perm=[1, 0])], "G")
+            mean = b.op(
+                "Transpose", [b.op("ReduceMean", [flat], "mean", axes=[1], keepdims=1)], "mean_row", perm=[1, 0]
+            )
+            srm = b.op("Div", [srm, positions], "srm")
+            b.op("Concat", [srm, mean], "moments", f"gram.{layer}", axis=0)
+            continue
         _, divisor = _per_pixel(bs.convention, channels)
         flat = b.op("Reshape", [layer, b.const(np.array([channels, -1], np.int64), "chw")], "F")
         gram = b.op("MatMul", [flat, b.op("Transpose", [flat], "Ft", perm=[1, 0])], "G")
@@ -286,6 +333,8 @@ def manifest(spec: VggSpec, bs: BundleSpec, hashes: dict[str, str]) -> dict:
         "style_layers": bs.style_layers,
         "pooling": bs.pooling,
         "convention": bs.convention,
+        "style_loss": bs.style_loss,
+        "padding": bs.padding,
         "defaults": bs.defaults,
         # the sizes a host may ask for, and the largest image it should decode
         "limits": {"min_side": MIN_SIDE, "max_side": MAX_SIDE, "max_pixels": MAX_PIXELS},
@@ -321,6 +370,8 @@ def export_folder(
     content_layers: str | None = None,
     style_layers: str | None = None,
     pooling: str | None = None,
+    style_loss: str | None = None,
+    padding: str | None = None,
     web: bool = False,
     force: bool = False,
 ) -> str:
@@ -335,6 +386,8 @@ def export_folder(
         "content_layers": _layers(content_layers, "content-layers"),
         "style_layers": _layers(style_layers, "style-layers"),
         "pooling": pooling,
+        "style_loss": style_loss,
+        "padding": padding,
     }
     opts = resolve_options(preset, **overrides)
     spec = load_spec()

@@ -5,9 +5,10 @@ from typing import Optional
 
 import typer
 
+from nst.engine.choices import PADDINGS, STYLE_LOSSES
 from nst.engine.presets import DEFAULT_PRESET
 
-from .options import Pooling, Preset
+from .options import Padding, Pooling, Preset, StyleLoss
 
 
 def export(
@@ -16,6 +17,8 @@ def export(
     content_layers: Optional[str] = typer.Option(None, help="Content layers, e.g. relu4_2 or relu4_2:1,relu5_1:0.5."),
     style_layers: Optional[str] = typer.Option(None, help="Style layers with optional weights, e.g. relu1_1:1."),
     pooling: Optional[Pooling] = typer.Option(None, help="max (as trained) or avg (TensorFlow SAME)."),
+    style_loss: Optional[StyleLoss] = typer.Option(None, help=f"Style statistics: {STYLE_LOSSES.help()}."),
+    padding: Optional[Padding] = typer.Option(None, help=f"First convolution's padding: {PADDINGS.help()}."),
     web: bool = typer.Option(False, help="Also write the browser page and its runtime: a folder to serve statically."),
     force: bool = typer.Option(False, help="Overwrite a bundle already in DIR."),
 ) -> None:
@@ -28,6 +31,8 @@ def export(
         content_layers=content_layers,
         style_layers=style_layers,
         pooling=pooling.value if pooling else None,
+        style_loss=style_loss.value if style_loss else None,
+        padding=padding.value if padding else None,
         web=web,
         force=force,
     )

@@ -16,9 +16,11 @@ from nst.engine.choices import (
     MAX_SIDE,
     MIN_SIDE,
     OPTIMIZERS,
+    PADDINGS,
     PATHS,
     POOLINGS,
     PRESERVE,
+    STYLE_LOSSES,
 )
 from nst.engine.presets import DEFAULT_PRESET, PRESETS
 
@@ -36,6 +38,8 @@ if TYPE_CHECKING:  # Enums made at run time are not types to a checker: it sees 
     DeviceName = Enum
     PreserveColors = Enum
     MatchColors = Enum
+    StyleLoss = Enum
+    Padding = Enum
 else:
     Optimizer = choice_enum("Optimizer", OPTIMIZERS)
     Pooling = choice_enum("Pooling", POOLINGS)
@@ -44,6 +48,8 @@ else:
     DeviceName = choice_enum("DeviceName", DEVICES)
     PreserveColors = choice_enum("PreserveColors", PRESERVE)
     MatchColors = choice_enum("MatchColors", MATCHING)
+    StyleLoss = choice_enum("StyleLoss", STYLE_LOSSES)
+    Padding = choice_enum("Padding", PADDINGS)
 
 
 def _value(option):
@@ -60,6 +66,12 @@ def _shared(
         None, help="Multi-scale: a count (halving down from --size) or sizes, e.g. 128,256,512."
     ),
     scale_iterations: Optional[str] = typer.Option(None, help="Iterations per scale, e.g. 300,200,100."),
+    scale_ratio: Optional[float] = typer.Option(
+        None, help="With a count of --scales: each scale's size over the coarser one's (2: halving; 1.414)."
+    ),
+    detail: Optional[bool] = typer.Option(
+        None, "--detail/--no-detail", help="With --init content: finer scales start with the content's fine detail."
+    ),
     optimizer: Optional[Optimizer] = typer.Option(None, help=f"{OPTIMIZERS.help()}."),
     history: Optional[int] = typer.Option(
         None, help="L-BFGS memory in past steps (more: better steps, 8 bytes per pixel value each; 16 with lbfgsb)."
@@ -74,6 +86,14 @@ def _shared(
     ),
     style_blend: Optional[str] = typer.Option(None, help="Blend weights of the style images, e.g. 3,7."),
     style_scale: Optional[float] = typer.Option(None, help="Style image size relative to --size."),
+    style_size: Optional[int] = typer.Option(
+        None, help="Longest side of the style images at every scale (0: each scale's size times --style-scale)."
+    ),
+    style_loss: Optional[StyleLoss] = typer.Option(None, help=f"Style statistics matched: {STYLE_LOSSES.help()}."),
+    average: Optional[float] = typer.Option(
+        None, help="Decay of a moving average of the iterates kept as the result, e.g. 0.99 (0: off)."
+    ),
+    padding: Optional[Padding] = typer.Option(None, help=f"First convolution's padding: {PADDINGS.help()}."),
     init: Optional[str] = typer.Option(None, help=f"The first image: {INITS.help()}, or an image path."),
     pooling: Optional[Pooling] = typer.Option(None, help=f"{POOLINGS.help()}."),
     seed: Optional[int] = typer.Option(None, help="Random seed for noise and random initialisation."),

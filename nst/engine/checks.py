@@ -8,7 +8,18 @@ from typing import Sequence
 
 import numpy as np
 
-from .choices import INITS, MATCHING, MAX_SIDE, MIN_SIDE, OPTIMIZERS, PATHS, POOLINGS, PRESERVE
+from .choices import (
+    INITS,
+    MATCHING,
+    MAX_SIDE,
+    MIN_SIDE,
+    OPTIMIZERS,
+    PADDINGS,
+    PATHS,
+    POOLINGS,
+    PRESERVE,
+    STYLE_LOSSES,
+)
 from .errors import NstError
 from .images import fit_size
 from .kinds import host_only, tiled
@@ -81,6 +92,11 @@ _TYPES = {
     "style_weight": (_is_real, "a number"),
     "tv_weight": (_is_real, "a number"),
     "style_scale": (_is_real, "a number"),
+    "style_size": (_is_int, "an integer number of pixels (0: follow each scale)"),
+    "average": (_is_real, "a number (0: no averaging)"),
+    "scale_ratio": (_is_real, "a number such as 2 or 1.414"),
+    "beta2": (_is_real, "a number below 1, such as 0.999"),
+    "detail": (_is_flag, "True or False"),
     "content_layers": (_is_layers, "a string such as 'relu4_2' or a dict of layer names to weights"),
     "style_layers": (_is_layers, "a string such as 'relu1_1:1,relu2_1:0.5' or a dict of layer names to weights"),
     "style_blend": (_is_sequence_or_text, "a list of numbers or a string such as '3,7'"),
@@ -97,7 +113,17 @@ def check_types(opts: Options) -> None:
         value = getattr(opts, name)
         if not accepts(value):
             raise NstError(f"{name}={value!r} ({type(value).__name__}): expected {expected}")
-    for name in ("optimizer", "pooling", "path", "preserve_colors", "match_colors", "convention", "report"):
+    for name in (
+        "optimizer",
+        "pooling",
+        "path",
+        "style_loss",
+        "padding",
+        "preserve_colors",
+        "match_colors",
+        "convention",
+        "report",
+    ):
         if not _is_text(getattr(opts, name)):
             raise NstError(f"{name}={getattr(opts, name)!r}: expected a string")
 
@@ -175,6 +201,8 @@ def check_options(opts: Options, relu_names: list[str]) -> None:
         raise NstError(f"--size {opts.size} is out of range; use {MIN_SIDE}..{MAX_SIDE} pixels")
     PRESERVE.check(opts.preserve_colors)
     MATCHING.check(opts.match_colors)
+    if not 1.05 <= opts.scale_ratio <= 8:
+        raise NstError(f"--scale-ratio {opts.scale_ratio} is out of range; use 1.05..8 (2: halving, 1.414: sqrt 2)")
     scale_schedule(opts)
     if opts.iterations < 1:
         raise NstError(f"--iterations {opts.iterations}: give at least 1")
@@ -182,6 +210,20 @@ def check_options(opts: Options, relu_names: list[str]) -> None:
         raise NstError(f"--history {opts.history} is out of range; use 1..1000 past steps")
     if not (0.05 <= opts.style_scale <= 8):
         raise NstError(f"--style-scale {opts.style_scale} is out of range; use 0.05..8")
+    if opts.style_size and not (MIN_SIDE <= opts.style_size <= MAX_SIDE):
+        raise NstError(
+            f"--style-size {opts.style_size} is out of range; use 0 (follow each scale) or {MIN_SIDE}..{MAX_SIDE}"
+        )
+    if not 0 < opts.beta2 < 1:
+        raise NstError(f"beta2={opts.beta2} is out of range; use a decay between 0 and 1, such as 0.999")
+    if not 0 <= opts.average < 1:
+        raise NstError(f"--average {opts.average} is out of range; use 0 (off) or a decay below 1, such as 0.99")
+    STYLE_LOSSES.check(opts.style_loss)
+    PADDINGS.check(opts.padding)
+    if opts.style_loss != "gram" and (tiled(opts) or opts.style_masks is not None):
+        raise NstError(
+            f"--style-loss {opts.style_loss} does not combine with --tile or style masks yet; use gram there"
+        )
     for name, value in (
         ("content-weight", opts.content_weight),
         ("style-weight", opts.style_weight),

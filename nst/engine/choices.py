@@ -97,5 +97,17 @@ MATCHING = Choices(
     "colour matching", "match-colors", (("none", ""), ("histogram", ""), ("meancov", "mean and covariance"))
 )
 
+STYLE_LOSSES = Choices(
+    "style loss",
+    "style-loss",
+    (
+        ("gram", "Gram matrices, as Gatys et al."),
+        ("w2", "Wasserstein-2 between Gaussians fitted to the features: means and covariances"),
+    ),
+)
+PADDINGS = Choices(
+    "padding", "padding", (("zero", "as trained"), ("replicate", "edge pixels repeated at the first convolution"))
+)
+
 MIN_SIDE = 32  # the smallest side the network's five poolings leave a feature for
 MAX_SIDE = 8192  # the largest --size accepted

@@ -148,7 +148,7 @@ def available_mb() -> float:
 
 def style_side(opts: Options) -> int:
     """The longest side the style images are resized to."""
-    return max(MIN_SIDE, round(opts.size * opts.style_scale))
+    return opts.style_size or max(MIN_SIDE, round(opts.size * opts.style_scale))
 
 
 def check_transfer(opts: Options, content, styles, path: str, device, tile_pixels: Callable[[int], int]) -> None:

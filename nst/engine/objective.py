@@ -11,6 +11,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from nst import kernels
+from nst.kernels.wasserstein import W2Target, moments, w2_loss_grad
 
 from .presets import CONVENTIONS, Options
 from .runtime import GraphRunner, Runner
@@ -52,15 +53,18 @@ def _flat(activation: np.ndarray) -> np.ndarray:
 def style_targets(
     runner: Runner, styles: list[np.ndarray], blend: list[float], options: Options
 ) -> dict[str, np.ndarray]:
-    """Blended, normalised Gram targets per style layer, from (1, 3, H, W) style images."""
+    """Blended style targets per style layer, from (1, 3, H, W) style images: normalised Gram matrices, or
+    for the w2 loss the features' raw moments (`wasserstein.moments`), which blend linearly too."""
     convention = CONVENTIONS[options.convention]
     targets: dict[str, np.ndarray] = {}
     for style, weight in zip(styles, blend):
         acts = runner.forward(style)
         for layer in options.style_layers:
             a = acts[layer]
-            norm = convention.gram_divisor(*a.shape[1:])
-            g = kernels.gram(_flat(a)) * np.float32(weight / norm)
+            if options.style_loss == "w2":
+                g = moments(_flat(a)) * np.float32(weight)
+            else:
+                g = kernels.gram(_flat(a)) * np.float32(weight / convention.gram_divisor(*a.shape[1:]))
             targets[layer] = g if layer not in targets else targets[layer] + g
     runner.release()
     return targets
@@ -93,6 +97,9 @@ class Objective:
         self.convention = CONVENTIONS[options.convention]
         self.evaluations = 0
         self.last: Losses | None = None
+        self.w2 = (  # each layer's style Gaussian, its covariance's square root taken once
+            {layer: W2Target.from_moments(t) for layer, t in style_target.items()} if options.style_loss == "w2" else {}
+        )
 
     def layer_grads(self, acts: dict[str, np.ndarray]) -> tuple[float, float, dict[str, np.ndarray]]:
         """Content and style losses and d loss / d activation for every loss layer."""
@@ -117,10 +124,12 @@ class Objective:
             add(layer, g, opts.content_weight * weight)
         for layer, weight in opts.style_layers.items():
             a = acts[layer]
-            c = a.shape[1]
-            norm = self.convention.gram_divisor(*a.shape[1:])
-            scale = self.convention.style_scale(opts.style_weight * weight, c)
-            loss, g = self.style_term(layer, _flat(a), norm, scale)
+            if opts.style_loss == "w2":  # relative to the style's variance, whatever the convention (wasserstein.py)
+                loss, g = w2_loss_grad(_flat(a), self.w2[layer], opts.style_weight * weight)
+            else:
+                norm = self.convention.gram_divisor(*a.shape[1:])
+                scale = self.convention.style_scale(opts.style_weight * weight, a.shape[1])
+                loss, g = self.style_term(layer, _flat(a), norm, scale)
             style += loss
             add(layer, g, opts.style_weight * weight)
         for layer, a in acts.items():  # a layer whose weights are all zero still needs an input
@@ -167,7 +176,7 @@ class FusedObjective(Objective):
         shapes: dict[str, tuple[int, ...]],
     ) -> None:
         super().__init__(runner, content_target, style_target, options)
-        from .graphs.fused import content_inputs, style_inputs
+        from .graphs.fused import content_inputs, style_inputs, w2_inputs
 
         feeds: dict[str, np.ndarray] = {}
         conv = self.convention
@@ -176,6 +185,12 @@ class FusedObjective(Objective):
             feeds[target] = content_target[layer]
             feeds[scale] = np.array(conv.content_scale(options.content_weight * weight, *shapes[layer][1:]), np.float32)
         for layer, weight in options.style_layers.items():
+            if options.style_loss == "w2":
+                t = self.w2[layer]
+                names = w2_inputs(layer)
+                values = (t.mean[:, None], t.cov_sqrt, t.cov_trace, t.eps, options.style_weight * weight / t.cov_trace)
+                feeds.update({name: np.asarray(value, np.float32) for name, value in zip(names, values)})
+                continue
             target, norm, scale = style_inputs(layer)
             c, h, w = shapes[layer][1:]
             feeds[target] = style_target[layer]

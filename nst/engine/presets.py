@@ -44,9 +44,12 @@ class Options:
     iterations: int = 1000
     scales: int | str = 1  # a count (halving down from size) or sizes such as "128,256,512"
     scale_iterations: str | None = None  # iterations per scale, e.g. "300,200,100"; default: iterations each
+    scale_ratio: float = 2.0  # with a count of scales: each scale's size over the next coarser one's
+    detail: bool = True  # with init content: each finer scale starts with the content's detail band added
     optimizer: str = "lbfgs"  # lbfgs (nst's own) | lbfgsb (scipy's L-BFGS-B) | adam
     history: int = 10  # L-BFGS memory: past steps kept (8 bytes per pixel value each; 16 for lbfgsb)
     lr: float = 10.0
+    beta2: float = 0.999  # Adam's decay of its squared-gradient average
     content_weight: float = 5.0
     style_weight: float = 100.0
     tv_weight: float = 1e-3
@@ -54,6 +57,11 @@ class Options:
     style_layers: dict[str, float] = field(default_factory=lambda: {name: 1.0 for name in DEFAULT_STYLE_LAYERS})
     style_blend: tuple[float, ...] | None = None
     style_scale: float = 1.0
+    style_size: int = 0  # longest side of the style images at every scale; 0: the scale's size x style_scale
+    style_loss: str = "gram"  # gram | w2 (Wasserstein-2 between the features' Gaussians)
+    average: float = 0.0  # decay of an exponential moving average of the iterates (0: off); the result and
+    # each finer scale's start are the average
+    padding: str = "zero"  # zero | replicate: the first convolution's padding
     init: object = "content"  # content | noise | random | noisy-content | a path | an HxWx3 array
     pooling: str = "max"
     seed: int = 0
@@ -83,6 +91,30 @@ PRESETS: dict[str, Options] = {
     "nst": Options(preset="nst", scales=3, scale_iterations="200,100,195", history=40),
     # jcjohnson/neural-style's defaults (pixels 0..255, MSE losses, Gram / CHW).
     "johnson": Options(optimizer="lbfgsb"),
+    # crowsonkb/style-transfer-pytorch's defaults: the W2 loss, style layers weighted 256:64:16:4:1 (sum 1),
+    # content 0.015, Adam (step 0.02 of the 0..1 range, betas 0.9 and 0.99) 1000 iterations at 128 px then
+    # 500 at each scale up by sqrt(2), iterates averaged with decay 0.99, replicate padding, content start.
+    # Departures: nst's VGG-19 is the original Caffe one, whose features are about 58x that tool's
+    # (no input scaling by the ImageNet spread), so its TV weight 2 (a mean over 0..1 pixels) becomes
+    # nst's sum-over-0..255 weight for a 512 x 384 result; Adam's moments restart at each scale instead of
+    # being resized; finer scales start from the average without the content's detail band.
+    "ck": Options(
+        preset="ck",
+        style_loss="w2",
+        content_weight=0.015,
+        style_weight=1.0,
+        style_layers={name: w / 341 for name, w in zip(DEFAULT_STYLE_LAYERS, (256, 64, 16, 4, 1))},
+        tv_weight=3.5e-7,
+        optimizer="adam",
+        lr=0.02 * 255,
+        beta2=0.99,
+        scales=5,
+        scale_ratio=2**0.5,
+        scale_iterations="1000,500,500,500,500",
+        average=0.99,
+        padding="replicate",
+        detail=False,
+    ),
     # The course assignment's: its cost normalisations, 10 J_content + 40 J_style, average pooling,
     # noisy-content initialisation with numpy seed 3, Adam lr 2.0 for 200 iterations at 400x300.
     "seed": Options(

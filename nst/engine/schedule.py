@@ -24,8 +24,9 @@ def scale_schedule(opts: Options) -> tuple[list[int], list[int]]:
         count = int(opts.scales)
         if not 1 <= count <= 8:
             raise NstError(f"--scales {count}: give 1..8 scales")
-        halvings = [min(opts.size, max(MIN_SIDE * 2, round(opts.size / 2 ** (count - 1 - i)))) for i in range(count)]
-        sizes = sorted(set(halvings))  # small sizes collapse: never below 64 px nor above --size
+        ratio = opts.scale_ratio
+        steps = [min(opts.size, max(MIN_SIDE * 2, round(opts.size / ratio ** (count - 1 - i)))) for i in range(count)]
+        sizes = sorted(set(steps))  # small sizes collapse: never below 64 px nor above --size
     if opts.scale_iterations:
         try:
             counts = [int(v) for v in str(opts.scale_iterations).split(",") if v.strip()]

@@ -92,8 +92,10 @@ class StyleTransfer:
         and cached."""
         path = path or self.path(opts)
         layers = self.spec.in_order([*opts.content_layers, *opts.style_layers])
-        key = (tuple(layers), opts.pooling, path) + (
-            (tuple(opts.content_layers), tuple(opts.style_layers)) if path == "fused" else ()
+        key = (
+            (tuple(layers), opts.pooling, opts.padding, path)
+            + ((opts.style_loss,) if path == "fused" else ())
+            + ((tuple(opts.content_layers), tuple(opts.style_layers)) if path == "fused" else ())
         )
         return self._runners.get(key, lambda: self._build_runner(opts, layers, path))
 
@@ -107,13 +109,20 @@ class StyleTransfer:
         if path == "fused":  # a features graph for the targets (built when needed); no backward graph
 
             def features() -> GraphPair:
-                forward, saved = build_forward(self.spec, layers, opts.pooling, for_backward=False)
+                forward, saved = build_forward(self.spec, layers, opts.pooling, False, opts.padding)
                 return GraphPair(forward, None, saved, tuple(layers))
 
-            fused = build_fused(self.spec, list(opts.content_layers), list(opts.style_layers), opts.pooling)
+            fused = build_fused(
+                self.spec,
+                list(opts.content_layers),
+                list(opts.style_layers),
+                opts.pooling,
+                opts.padding,
+                opts.style_loss,
+            )
             return FusedRunner(features, tuple(layers), fused, self.device, self.threads, self.profile)
         return GraphRunner(
-            build_graphs(self.spec, layers, opts.pooling), self.device, self.threads, profile=self.profile
+            build_graphs(self.spec, layers, opts.pooling, opts.padding), self.device, self.threads, profile=self.profile
         )
 
     def sessions(self) -> dict:
@@ -231,6 +240,8 @@ class StyleTransfer:
             tuple(blend),
             tuple(opts.style_layers.items()),
             opts.convention,
+            opts.style_loss,
+            opts.padding,
             opts.pooling,
         )
         return self._style_cache.get(key, compute)
@@ -239,7 +250,7 @@ class StyleTransfer:
     def _scale_start(result: np.ndarray, content_img: np.ndarray, opts: Options) -> np.ndarray:
         """A finer scale's first image: the coarser result enlarged, plus (when the run started from the
         content) the content's detail that the coarser scale could not hold."""
-        if not (isinstance(opts.init, str) and opts.init == "content"):
+        if not (isinstance(opts.init, str) and opts.init == "content" and opts.detail):
             return result
         return next_scale_start(result, resize(content_img, *fit_image(content_img, opts.size)))
 
@@ -320,7 +331,11 @@ class StyleTransfer:
         self._host_threads()
         start = time.perf_counter()
 
+        average = IterateAverage(opts.average) if opts.average else None
+
         def on_eval(k: int, x: np.ndarray, losses) -> bool:
+            if average is not None:
+                average.update(x)
             if callback is None:
                 return False
             progress = Progress(
@@ -332,13 +347,37 @@ class StyleTransfer:
 
         x = MINIMIZERS[opts.optimizer](prepared.objective, prepared.x0, opts, on_eval)
         prepared.objective.runner.release()
-        return x
+        return x if average is None else average.value()
+
+
+class IterateAverage:
+    """A bias-corrected exponential moving average of the iterates (as Adam's moments): it keeps the
+    optimiser's progress and drops its last steps' jitter, the grain a single iterate shows.
+    nst averages every evaluated image, so with L-BFGS the rare rejected line-search trial counts too."""
+
+    def __init__(self, decay: float) -> None:
+        self.decay = decay
+        self.sum: np.ndarray | None = None
+        self.weight = 0.0
+
+    def update(self, x) -> None:
+        x = np.asarray(x if isinstance(x, np.ndarray) else x.numpy(), np.float32)
+        if self.sum is None:
+            self.sum = np.zeros_like(x)
+        self.sum *= np.float32(self.decay)
+        self.sum += np.float32(1.0 - self.decay) * x
+        self.weight = self.weight * self.decay + (1.0 - self.decay)
+
+    def value(self) -> np.ndarray:
+        if self.sum is None:
+            raise ValueError("no iterate was averaged")
+        return np.clip(self.sum / np.float32(self.weight), 0.0, 255.0)
 
 
 def _adam(objective: Objective, x0: np.ndarray, opts: Options, on_eval) -> np.ndarray:
     """Adam; on the fused objective the image and moments stay on the device."""
     step = optimize.adam_on_device if isinstance(objective, FusedObjective) else optimize.adam
-    return step(objective, x0, opts.iterations, on_eval, opts.lr, clip=opts.clip_pixels)
+    return step(objective, x0, opts.iterations, on_eval, opts.lr, clip=opts.clip_pixels, beta2=opts.beta2)
 
 
 # How each of choices.OPTIMIZERS minimises a prepared objective: (objective, first image, options, on_eval).

@@ -5,6 +5,8 @@ during an iteration but two scalars and the gradient.
 Per-layer normalisations are graph inputs (scalars), so one graph serves every preset and size:
     content:  scale * sum((A - P)^2)               gradient 2 scale (A - P)
     style:    k * sum((F F^T / n - T)^2)           gradient (4 k / n) (F F^T / n - T) F,   F = A as (C, HW)
+    w2 style: k * W2^2 between the features' Gaussian and the style's (nst.kernels.wasserstein), k = weight / tr(S),
+              its matrix square roots by Newton-Schulz iterations (the host path takes an eigendecomposition)
 """
 
 from __future__ import annotations
@@ -30,6 +32,74 @@ def style_inputs(layer: str) -> tuple[str, str, str]:
     return f"gram_target_{layer}", f"gram_norm_{layer}", f"style_scale_{layer}"
 
 
+def w2_inputs(layer: str) -> tuple[str, str, str, str, str]:
+    """The w2 style term's inputs: the style's mean (C), its covariance's square root (C, C), that
+    covariance's trace, the eps added to the result's covariance, and k = weight / that trace."""
+    return (f"w2_mean_{layer}", f"w2_root_{layer}", f"w2_trace_{layer}", f"w2_eps_{layer}", f"style_scale_{layer}")
+
+
+NS_ITERATIONS = 18  # coupled Newton-Schulz steps for (A S A)^(1/2) and its inverse; the host uses eigh
+
+
+def newton_schulz(b: Builder, x: str, eye: str) -> tuple[str, str]:
+    """X^(1/2) and X^(-1/2) of a symmetric PSD (C, C) matrix by the coupled Newton-Schulz iteration on
+    X / |X|_F (standard operators only: ONNX has no eigendecomposition)."""
+    norm = b.op("Sqrt", [b.op("ReduceSum", [b.op("Mul", [x, x], "xx")], "xx_sum", keepdims=0)], "x_norm")
+    y, z = b.op("Div", [x, norm], "y0"), eye
+    half, three = b.const(np.array(0.5, np.float32), "half"), b.const(np.array(3.0, np.float32), "three")
+    three_eye = b.op("Mul", [eye, three], "three_eye")
+    for _ in range(NS_ITERATIONS):
+        t = b.op("Mul", [b.op("Sub", [three_eye, b.op("MatMul", [z, y], "zy")], "t3"), half], "t")
+        y, z = b.op("MatMul", [y, t], "y"), b.op("MatMul", [t, z], "z")
+    root_norm = b.op("Sqrt", [norm], "root_norm")
+    return b.op("Mul", [y, root_norm], "x_root"), b.op("Div", [z, root_norm], "x_inv_root")
+
+
+def _w2_term(b: Builder, layer: str, channels: int, flat: str) -> tuple[str, str, list[onnx.ValueInfoProto]]:
+    """k W2^2 of the features' Gaussian against the style's (nst.kernels.wasserstein), its gradient as
+    (C, M) and the term's graph inputs."""
+    mean_t, root, trace_t, eps, k = w2_inputs(layer)
+    infos = [
+        helper.make_tensor_value_info(mean_t, TensorProto.FLOAT, [channels, 1]),
+        helper.make_tensor_value_info(root, TensorProto.FLOAT, [channels, channels]),
+        _scalar(trace_t),
+        _scalar(eps),
+        _scalar(k),
+    ]
+    eye = b.const(np.eye(channels, dtype=np.float32), "eye")
+    positions = b.op("Cast", [b.op("Shape", [flat], "m", start=1, end=2)], "m_f", to=TensorProto.FLOAT)
+    mean = b.op("ReduceMean", [flat], "mean", axes=[1], keepdims=1)
+    centred = b.op("Sub", [flat, mean], "fc")
+    srm = b.op("MatMul", [centred, b.op("Transpose", [centred], "fct", perm=[1, 0])], "fcfc")
+    cov = b.op("Add", [b.op("Div", [srm, positions], "cov0"), b.op("Mul", [eye, eps], "eps_eye")], "cov")
+    cross = b.op("MatMul", [b.op("MatMul", [root, cov], "ac"), root], "aca")
+    cross_root, cross_inv_root = newton_schulz(b, cross, eye)
+
+    def trace(m: str) -> str:
+        diagonal = b.op("Mul", [m, eye], "diag")
+        return b.op("Cast", [b.op("ReduceSum", [diagonal], "tr", keepdims=0)], "tr64", to=TensorProto.DOUBLE)
+
+    diff = b.op("Sub", [mean, mean_t], "mdiff")
+    mean_term = b.op(
+        "ReduceSum", [b.op("Cast", [b.op("Mul", [diff, diff], "dd")], "dd64", to=TensorProto.DOUBLE)], "md", keepdims=0
+    )
+    two = b.const(np.array(2, np.float64), "two64")
+    w2 = b.op(
+        "Add",
+        [mean_term, b.op("Add", [trace(cov), b.op("Cast", [trace_t], "trt64", to=TensorProto.DOUBLE)], "trs")],
+        "w2a",
+    )
+    w2 = b.op("Sub", [w2, b.op("Mul", [two, trace(cross_root)], "tr2")], "w2")
+    loss = b.op("Mul", [w2, b.op("Cast", [k], "k64", to=TensorProto.DOUBLE)], "w2_loss")
+    transport = b.op("MatMul", [b.op("MatMul", [root, cross_inv_root], "az"), root], "aza")
+    d_cov = b.op("Mul", [b.op("Sub", [eye, transport], "i_aza"), k], "d_cov")
+    two32 = b.const(np.array(2, np.float32), "two32")
+    per_position = b.op("Div", [two32, positions], "two_m")
+    grad = b.op("MatMul", [b.op("Mul", [d_cov, per_position], "dcov_m"), centred], "dcf")
+    offset = b.op("Mul", [diff, b.op("Mul", [k, per_position], "k2m")], "offset")
+    return loss, b.op("Add", [grad, offset], "w2_grad"), infos
+
+
 def _sum(b: Builder, terms: list[str], hint: str) -> str:
     return terms[0] if len(terms) == 1 else b.op("Sum", terms, hint)
 
@@ -41,12 +111,19 @@ def _sum_of_squares(b: Builder, diff: str, scale: str) -> str:
     return b.op("Mul", [total, b.op("Cast", [scale], "scale64", to=TensorProto.DOUBLE)], "loss64")
 
 
-def build_fused(spec: VggSpec, content_layers: list[str], style_layers: list[str], pooling: str) -> onnx.ModelProto:
+def build_fused(
+    spec: VggSpec,
+    content_layers: list[str],
+    style_layers: list[str],
+    pooling: str,
+    padding: str = "zero",
+    style_loss: str = "gram",
+) -> onnx.ModelProto:
     """One graph for loss and gradient; inputs: image, the targets and the per-layer scalars."""
     loss_layers = spec.in_order([*content_layers, *style_layers])
     layers = spec.truncated(spec.deepest(loss_layers))
     b = Builder()
-    emit_forward(b, spec, layers, pooling)
+    emit_forward(b, spec, layers, pooling, padding)
     two = b.const(np.array(2, np.float32), "two")
     four = b.const(np.array(4, np.float32), "four")
     grads: dict[str, list[str]] = {name: [] for name in loss_layers}
@@ -58,8 +135,15 @@ def build_fused(spec: VggSpec, content_layers: list[str], style_layers: list[str
         content_terms.append(_sum_of_squares(b, diff, scale))
         grads[layer].append(b.op("Mul", [diff, b.op("Mul", [scale, two], "c2")], "cgrad"))
     for layer in style_layers:
-        target, norm, scale = style_inputs(layer)
         channels = spec.channels(layer)
+        if style_loss == "w2":
+            flat = b.op("Reshape", [layer, b.const(np.array([channels, -1], np.int64), "chw")], "F")
+            loss, d_flat, infos = _w2_term(b, layer, channels, flat)
+            inputs += infos
+            style_terms.append(loss)
+            grads[layer].append(b.op("Reshape", [d_flat, b.op("Shape", [layer], "ashape")], "sgrad"))
+            continue
+        target, norm, scale = style_inputs(layer)
         inputs += [
             helper.make_tensor_value_info(target, TensorProto.FLOAT, [channels, channels]),
             _scalar(norm),
@@ -75,7 +159,7 @@ def build_fused(spec: VggSpec, content_layers: list[str], style_layers: list[str
     for output, terms in (("content_loss", content_terms), ("style_loss", style_terms)):
         total = _sum(b, terms, output) if terms else b.const(np.array(0, np.float64), "zero_loss")
         b.op("Identity", [total], output, output)
-    emit_backward(b, layers, pooling, {name: _sum(b, terms, "gsum") for name, terms in grads.items()})
+    emit_backward(b, layers, pooling, {name: _sum(b, terms, "gsum") for name, terms in grads.items()}, padding)
     image = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, "H", "W"])
     outputs = [
         helper.make_tensor_value_info("content_loss", TensorProto.DOUBLE, []),

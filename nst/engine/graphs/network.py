@@ -53,20 +53,29 @@ def pool_input_name(layers: tuple[Layer, ...], index: int) -> str:
     return layers[index - 1].name
 
 
-def emit_forward(b: Builder, spec: VggSpec, layers: tuple[Layer, ...], pooling: str) -> list[str]:
+def emit_forward(
+    b: Builder, spec: VggSpec, layers: tuple[Layer, ...], pooling: str, padding: str = "zero"
+) -> list[str]:
     """Add the feature layers reading graph input "image"; ReLU and pool tensors take the layer names.
+    With `padding` "replicate" the first convolution reads the image with its edge pixels repeated instead
+    of zeros (the network was trained with zeros; repeated edges darken the border less).
     Returns the tensors the backward pass reuses."""
     x = b.op("Sub", ["image", b.const(spec.mean, "mean")], "centered")
     saved: list[str] = []
-    for layer in layers:
+    for index, layer in enumerate(layers):
         if layer.kind == "conv":
             weight, bias = (p.astype(np.float32) for p in layer.conv())
+            edge = index == 0 and padding == "replicate"
+            if edge:
+                x = b.op(
+                    "Pad", [x, b.const(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads1")], "edged", mode="edge"
+                )
             x = b.op(
                 "Conv",
                 [x, b.const(weight, layer.name + "_w"), b.const(bias, layer.name + "_b")],
                 layer.name,
                 kernel_shape=[3, 3],
-                pads=[1, 1, 1, 1],
+                pads=[0, 0, 0, 0] if edge else [1, 1, 1, 1],
             )
         elif layer.kind == "relu":
             x = b.op("Relu", [x], layer.name, layer.name)
@@ -79,13 +88,13 @@ def emit_forward(b: Builder, spec: VggSpec, layers: tuple[Layer, ...], pooling: 
 
 
 def build_forward(
-    spec: VggSpec, loss_layers: list[str], pooling: str, for_backward: bool = True
+    spec: VggSpec, loss_layers: list[str], pooling: str, for_backward: bool = True, padding: str = "zero"
 ) -> tuple[onnx.ModelProto, tuple[str, ...]]:
     """Features graph: image -> loss-layer activations and the tensors the backward graph reuses, or with
     `for_backward` off the loss-layer activations only (for targets: ONNX Runtime then frees every other
     activation as soon as the next layer has read it)."""
     b = Builder()
-    saved = emit_forward(b, spec, spec.truncated(spec.deepest(loss_layers)), pooling)
+    saved = emit_forward(b, spec, spec.truncated(spec.deepest(loss_layers)), pooling, padding)
     if not for_backward:
         saved = [name for name in spec.relu_names if name in set(loss_layers)]
     image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])
@@ -170,7 +179,26 @@ def _relu_adjoint(b: Builder, relu: str, g: str | None, masked: bool, grad_input
     return g if grad_input is None else b.op("Add", [g, mask(grad_input)], "gsum")
 
 
-def emit_backward(b: Builder, layers: tuple[Layer, ...], pooling: str, grad_inputs: dict[str, str]) -> str:
+def _fold_edges(b: Builder, g: str, output: str) -> str:
+    """The adjoint of edge padding by one pixel: (H+2, W+2) -> (H, W), each border row and column of the
+    padded gradient added onto the image's edge row or column it copied."""
+    big = np.iinfo(np.int64).max
+
+    def part(x: str, axis: int, start: int, end: int) -> str:
+        consts = [b.const(np.array([v], np.int64), f"s{v}") for v in (start, end, axis)]
+        return b.op("Slice", [x, *consts], "edge")
+
+    for axis in (2, 3):
+        inner = part(g, axis, 1, -1)
+        first = b.op("Add", [part(inner, axis, 0, 1), part(g, axis, 0, 1)], "first")
+        last = b.op("Add", [part(inner, axis, -1, big), part(g, axis, -1, big)], "last")
+        g = b.op("Concat", [first, part(inner, axis, 1, -1), last], "folded", output if axis == 3 else None, axis=axis)
+    return g
+
+
+def emit_backward(
+    b: Builder, layers: tuple[Layer, ...], pooling: str, grad_inputs: dict[str, str], padding: str = "zero"
+) -> str:
     """Add the adjoint chain from the deepest layer down to "grad_image"; `grad_inputs` maps ReLU names to
     the tensors holding d loss / d activation.  ReLU and pool tensors are read by their layer names."""
     zero = b.const(np.array(0, np.float32), "zero")
@@ -185,15 +213,18 @@ def emit_backward(b: Builder, layers: tuple[Layer, ...], pooling: str, grad_inpu
             raise ValueError(f"{layer.name}: the backward chain must start at a ReLU that has a loss")
         elif layer.kind == "conv":
             adjoint = np.ascontiguousarray(layer.conv()[0].astype(np.float32).transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
-            out = "grad_image" if i == 0 else None
+            edge = i == 0 and padding == "replicate"  # the full adjoint onto the padded image, then folded
+            out = "grad_image" if i == 0 and not edge else None
             g = b.op(
                 "Conv",
                 [g, b.const(adjoint, layer.name + "_wT")],
                 layer.name + "_gin",
                 out,
                 kernel_shape=[3, 3],
-                pads=[1, 1, 1, 1],
+                pads=[2, 2, 2, 2] if edge else [1, 1, 1, 1],
             )
+            if edge:
+                g = _fold_edges(b, g, "grad_image")
         elif pooling == "max":
             g, masked = _max_pool_adjoint(b, g, pool_input_name(layers, i), layer.name, zero), True
         else:
@@ -203,21 +234,23 @@ def emit_backward(b: Builder, layers: tuple[Layer, ...], pooling: str, grad_inpu
     return g
 
 
-def build_backward(spec: VggSpec, loss_layers: list[str], pooling: str, saved: tuple[str, ...]) -> onnx.ModelProto:
+def build_backward(
+    spec: VggSpec, loss_layers: list[str], pooling: str, saved: tuple[str, ...], padding: str = "zero"
+) -> onnx.ModelProto:
     """Gradient graph: saved forward tensors + d loss / d (loss-layer activations) -> d loss / d image."""
     b = Builder()
     grad_inputs = {name: f"grad_{name}" for name in loss_layers}
-    emit_backward(b, spec.truncated(spec.deepest(loss_layers)), pooling, grad_inputs)
+    emit_backward(b, spec.truncated(spec.deepest(loss_layers)), pooling, grad_inputs, padding)
     inputs = [tensor_info(name) for name in saved] + [tensor_info(grad_inputs[name]) for name in loss_layers]
     output = helper.make_tensor_value_info("grad_image", TensorProto.FLOAT, ["N", 3, None, None])
     return make_model(b, inputs, [output], "nst_backward")
 
 
-def build_graphs(spec: VggSpec, loss_layers: list[str], pooling: str) -> GraphPair:
-    """Forward and backward graphs for the given loss layers (ReLU names) and pooling mode."""
+def build_graphs(spec: VggSpec, loss_layers: list[str], pooling: str, padding: str = "zero") -> GraphPair:
+    """Forward and backward graphs for the given loss layers (ReLU names), pooling and first padding."""
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
     ordered = spec.in_order(loss_layers)
-    forward, saved = build_forward(spec, ordered, pooling)
-    backward = build_backward(spec, ordered, pooling, saved)
+    forward, saved = build_forward(spec, ordered, pooling, padding=padding)
+    backward = build_backward(spec, ordered, pooling, saved, padding)
     return GraphPair(forward, backward, saved, tuple(ordered))
