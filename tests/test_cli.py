@@ -238,6 +238,18 @@ def test_feature_flags_reach_the_engine(files):
     assert r.returncode == 2 and "16-bit" in r.stderr
 
 
+def test_picture_flags_reach_the_engine(files):
+    """The W2 loss, averaging, one style size, sqrt(2) scales and replicate padding from the command line."""
+    out = files / "w2.png"
+    flags = ["--style-loss", "w2", "--average", "0.9", "--style-size", 64, "--padding", "replicate"]
+    flags += ["--scales", 3, "--scale-ratio", 1.414, "--iterations", 3, "--no-detail", "--quiet"]
+    r = nst("transfer", files / "content.png", files / "style.jpg", "-o", out, "--size", 96, *flags)
+    assert r.returncode == 0, r.stderr
+    assert read_image(out).shape == (72, 96, 3)
+    r = nst("transfer", files / "content.png", files / "style.jpg", "-o", files / "x.png", "--style-loss", "w3")
+    assert r.returncode == 2 and "w3" in r.stderr and not (files / "x.png").exists()
+
+
 @pytest.mark.parametrize("args", [["--help"], ["transfer", "--help"], ["bench", "--help"], ["video", "--help"]])
 def test_help_imports_no_heavy_module(args):
     # `nst --help` must start fast (issue 4: under 0.5 s); time is measured by hand, not asserted here:

@@ -24,6 +24,7 @@ from .conftest import stripes, synthetic
         ({"tile": 256, "size": 512}, None, "tiled"),
         ({"tile": 256, "size": 512}, (200, 256), "split"),  # a step no larger than a tile is not tiled
         ({"tile": 1024, "size": 512}, None, "fused"),
+        ({"style_loss": "w2"}, None, "split"),  # on a CPU the host's eigh beats Newton-Schulz in the graph
     ],
 )
 def test_objective_kind(options, size, kind):
@@ -37,7 +38,7 @@ def test_objective_kind(options, size, kind):
         ({"path": "fused"}, FusedObjective),
         ({"path": "split"}, Objective),
         ({"style_masks": [None]}, MaskedObjective),
-        ({"tile": 32}, TiledObjective),
+        ({"tile": 32, "style_loss": "gram"}, TiledObjective),
     ],
 )
 def test_each_kind_builds_its_objective_behind_the_protocols(st, overrides, cls):

@@ -111,7 +111,7 @@ def test_presets_defaults():
         and n.scales == 3
         and n.history == 40
         and n.optimizer == "lbfgs"
-        and (n.content_weight, n.style_weight) == (5.0, 100.0)
+        and (n.content_weight, n.style_loss) == (5.0, "w2")
     )
     with pytest.raises(NstError, match="unknown preset"):
         resolve_options("picasso")

@@ -118,6 +118,8 @@ def test_tile_option_checks(st):
     with pytest.raises(NstError, match="at least 32"):
         st.options("nst", tile=16)
     with pytest.raises(NstError, match="need --path split"):
-        st.options("nst", tile=256, path="fused")
-    assert st.path(st.options("nst", tile=256, size=512)) == "split"
-    assert st.path(st.options("nst", tile=1024, size=512)) == "fused"  # small enough: no tiles
+        st.options("nst", tile=256, path="fused", style_loss="gram")
+    with pytest.raises(NstError, match="add --style-loss gram"):
+        st.options("nst", tile=256, size=512)  # the default's W2 is not tiled yet
+    assert st.path(st.options("nst", tile=256, size=512, style_loss="gram")) == "split"
+    assert st.path(st.options("nst", tile=1024, size=512, style_loss="gram")) == "fused"  # small enough: no tiles

@@ -90,3 +90,36 @@ def test_fused_graph_w2_matches_the_host(st, layers):
     assert fused.last.style == pytest.approx(split.last.style, rel=3e-3)
     assert loss_f == pytest.approx(loss_s, rel=3e-3)
     assert np.linalg.norm(grad_f - grad_s) < 5e-3 * np.linalg.norm(grad_s)
+
+
+def test_position_weights_fit_the_gaussian_to_the_masked_positions(pair):
+    """Weights 0/1 give the W2 of the selected positions alone; its gradient is zero elsewhere."""
+    features, style = pair
+    target = W2Target.from_moments(moments(style))
+    mask = (np.arange(features.shape[1]) % 3 != 0).astype(np.float32)
+    loss, grad = w2_loss_grad(features, target, 0.7, mask)
+    inside, grad_inside = w2_loss_grad(np.ascontiguousarray(features[:, mask > 0]), target, 0.7)
+    assert loss == pytest.approx(inside, rel=1e-6)
+    np.testing.assert_allclose(grad[:, mask > 0], grad_inside, rtol=1e-4, atol=1e-7)
+    assert not grad[:, mask == 0].any()
+
+
+def test_masked_objective_with_w2_matches_finite_differences(st):
+    from .conftest import stripes, synthetic
+    from .reference import check_gradient
+
+    content = synthetic(36, 44, seed=1)
+    left = np.zeros((36, 44), np.float32)
+    left[:, :20] = 1.0
+    prepared = st.prepare(
+        content,
+        [stripes(40, 40), synthetic(40, 40, seed=4)],
+        size=44,
+        init="noise",
+        seed=5,
+        style_loss="w2",
+        style_weight=1e5,
+        style_masks=[left, 1.0 - left],
+    )
+    assert type(prepared.objective).__name__ == "MaskedObjective"
+    check_gradient(prepared.objective, prepared.x0)

@@ -34,7 +34,10 @@ def objective_kind(opts: Options, device: str, h: int | None = None, w: int | No
         return "masked"
     if opts.path != AUTO:
         return opts.path
-    return "split" if host_only(opts) else DEFAULT_PATH[device]
+    if host_only(opts):
+        return "split"
+    # On a CPU the host's eigendecomposition costs less than the fused graph's Newton-Schulz products.
+    return "split" if opts.style_loss == "w2" and device == "cpu" else DEFAULT_PATH[device]
 
 
 def graph_path(kind: str) -> str:

@@ -125,7 +125,7 @@ class Objective:
         for layer, weight in opts.style_layers.items():
             a = acts[layer]
             if opts.style_loss == "w2":  # relative to the style's variance, whatever the convention (wasserstein.py)
-                loss, g = w2_loss_grad(_flat(a), self.w2[layer], opts.style_weight * weight)
+                loss, g = self.style_term(layer, _flat(a), 1.0, opts.style_weight * weight)
             else:
                 norm = self.convention.gram_divisor(*a.shape[1:])
                 scale = self.convention.style_scale(opts.style_weight * weight, a.shape[1])
@@ -138,7 +138,9 @@ class Objective:
         return content, style, grads
 
     def style_term(self, layer: str, features: np.ndarray, norm: float, scale: float) -> tuple[float, np.ndarray]:
-        """One layer's style loss and its gradient for features (C, M)."""
+        """One layer's style loss and its gradient for features (C, M) (w2: `norm` unused, `scale` its weight)."""
+        if self.options.style_loss == "w2":
+            return w2_loss_grad(features, self.w2[layer], scale)
         return kernels.style_loss_grad(features, self.style_target[layer], norm, scale)
 
     def network(self, image: np.ndarray) -> tuple[float, float, np.ndarray]:
@@ -221,6 +223,8 @@ class MaskedObjective(Objective):
 
         self.styles = []
         for target, mask, weight in zip(style_targets_each, masks, blend):
+            if options.style_loss == "w2":
+                target = {layer: W2Target.from_moments(t) for layer, t in target.items()}
             per_layer = {
                 layer: np.ascontiguousarray(
                     cv2.resize(mask, (shapes[layer][3], shapes[layer][2]), interpolation=cv2.INTER_AREA).reshape(-1)
@@ -234,6 +238,11 @@ class MaskedObjective(Objective):
         grad = np.zeros_like(features)
         for target, masks, weight in self.styles:
             mask = masks[layer]
+            if self.options.style_loss == "w2":  # the Gaussian of the masked positions against this style's
+                part, g = w2_loss_grad(features, target[layer], scale * weight, mask)
+                loss += part
+                grad += g
+                continue
             part, g = kernels.style_loss_grad(
                 kernels.scale_columns(features, mask), target[layer], norm, scale * weight
             )

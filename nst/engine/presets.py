@@ -85,26 +85,38 @@ class Options:
 
 DEFAULT_PRESET = "nst"  # the preset of a transfer that names none
 PRESETS: dict[str, Options] = {
-    # nst's own default: the johnson objective, coarse to fine (quarter, half, then full size), so the
-    # full-size pass starts close to its optimum, with nst's L-BFGS and a 40-step memory (the schedule
-    # tuning is in benchmarks/results/nst_schedule_tuning_512.json and nst_schedule_tuning_256.json).
-    "nst": Options(preset="nst", scales=3, scale_iterations="200,100,195", history=40),
+    # nst's own default: coarse to fine (quarter, half, then full size) with nst's L-BFGS and a 40-step
+    # memory, the content loss of the johnson objective, and the W2 style loss: it matches the painting's
+    # colours and feature covariances where Gram matrices left a pale palette. relu5_1 weighs 0.3 and
+    # TV 2e-3: a full-weight deepest layer repaints the painting's own objects, weaker TV leaves speckle
+    # (docs/picture.md; the measured choice is benchmarks/results/picture_nst.json).
+    "nst": Options(
+        preset="nst",
+        scales=3,
+        scale_iterations="200,100,160",
+        history=40,
+        style_loss="w2",
+        style_weight=4e6,
+        tv_weight=2e-3,
+        style_layers={**{name: 1.0 for name in DEFAULT_STYLE_LAYERS}, "relu5_1": 0.3},
+    ),
     # jcjohnson/neural-style's defaults (pixels 0..255, MSE losses, Gram / CHW).
     "johnson": Options(optimizer="lbfgsb"),
     # crowsonkb/style-transfer-pytorch's defaults: the W2 loss, style layers weighted 256:64:16:4:1 (sum 1),
-    # content 0.015, Adam (step 0.02 of the 0..1 range, betas 0.9 and 0.99) 1000 iterations at 128 px then
-    # 500 at each scale up by sqrt(2), iterates averaged with decay 0.99, replicate padding, content start.
-    # Departures: nst's VGG-19 is the original Caffe one, whose features are about 58x that tool's
-    # (no input scaling by the ImageNet spread), so its TV weight 2 (a mean over 0..1 pixels) becomes
-    # nst's sum-over-0..255 weight for a 512 x 384 result; Adam's moments restart at each scale instead of
-    # being resized; finer scales start from the average without the content's detail band.
+    # Adam (step 0.02 of the 0..1 range, betas 0.9 and 0.99), 1000 iterations at 128 px then 500 at each
+    # scale up by sqrt(2), iterates averaged with decay 0.99, replicate padding, the content as the start.
+    # Departures: nst's VGG-19 is the original Caffe one (features about 58x that tool's, no division by the
+    # ImageNet spread) and its W2 is relative to each layer's style variance, so the weights are set for
+    # that tool's balance here, not copied: content 5 x MSE as in johnson, style weight sized to the default
+    # preset's, and its TV weight 2 (a mean over 0..1 pixels) as nst's sum over 0..255 pixels at 512 x 384
+    # in that ratio to the content; Adam's moments restart at each scale instead of being resized; finer
+    # scales start from the average without the content's detail band.
     "ck": Options(
         preset="ck",
         style_loss="w2",
-        content_weight=0.015,
-        style_weight=1.0,
+        style_weight=1.5e7,
         style_layers={name: w / 341 for name, w in zip(DEFAULT_STYLE_LAYERS, (256, 64, 16, 4, 1))},
-        tv_weight=3.5e-7,
+        tv_weight=1.2e-4,
         optimizer="adam",
         lr=0.02 * 255,
         beta2=0.99,

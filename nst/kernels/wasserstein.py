@@ -67,11 +67,17 @@ class W2Target:
         return cls(mean, sqrt_psd(cov), float(np.trace(cov)), eps)
 
 
-def w2_loss_grad(features: np.ndarray, target: W2Target, weight: float) -> tuple[float, np.ndarray]:
-    """loss = weight * W2^2 / tr(S_t) for features (C, M) float32, and d loss / d F (C, M) float32."""
+def w2_loss_grad(
+    features: np.ndarray, target: W2Target, weight: float, positions: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
+    """loss = weight * W2^2 / tr(S_t) for features (C, M) float32, and d loss / d F (C, M) float32.
+    `positions` (M weights, such as a style mask scaled to the layer) fits the Gaussian to the weighted
+    positions only: a masked region is compared with the style, not diluted by the zeros outside it."""
     c, m = features.shape
-    mean = features.mean(axis=1, dtype=np.float64)
-    srm = np.dot(features, features.T).astype(np.float64) / m
+    w = np.ones(m, np.float32) if positions is None else np.asarray(positions, np.float32)
+    total = max(float(w.sum(dtype=np.float64)), 1e-12)
+    mean = (features @ w).astype(np.float64) / total
+    srm = np.dot(features * w, features.T).astype(np.float64) / total
     cov = srm - np.outer(mean, mean) + target.eps * np.eye(c)
     a = target.cov_sqrt
     values, vectors = np.linalg.eigh(_symmetric(a @ cov @ a))
@@ -81,9 +87,11 @@ def w2_loss_grad(features: np.ndarray, target: W2Target, weight: float) -> tuple
     k = weight / target.cov_trace
     b = a @ vectors  # A (A S A)^(-1/2) A = B diag(1 / roots) B^T: two products instead of four
     d_cov = k * (np.eye(c) - (b * _inverse(roots)) @ b.T)  # d loss / d cov, symmetric
-    centred_coef = (2.0 / m) * d_cov
-    # d loss / d F = (2/M) d_cov (F - mu 1^T) + (2k/M) (mu - mu_t) 1^T: one (C, C) x (C, M) product.
-    offset = (2.0 * k / m) * diff - centred_coef @ mean
+    centred_coef = (2.0 / total) * d_cov
+    # d loss / d F = [(2/W) d_cov (F - mu 1^T) + (2k/W) (mu - mu_t) 1^T] diag(w): one (C, C) x (C, M) product.
+    offset = (2.0 * k / total) * diff - centred_coef @ mean
     grad = np.dot(centred_coef.astype(np.float32), features)
     grad += offset.astype(np.float32)[:, None]
+    if positions is not None:
+        grad *= w
     return k * w2, grad
