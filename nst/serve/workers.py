@@ -4,8 +4,10 @@ instance), taking jobs from one queue in the order they were accepted."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -14,8 +16,10 @@ from nst.engine.errors import NstError
 
 from .config import ServeConfig
 from .events import Hub
+from .intake import ALLOWED
+from .messages import clip, for_client, without_paths
 from .metrics import Metrics
-from .store import RESULT, Job, JobStore
+from .store import RESULT, Job, JobStore, disk_full
 
 log = logging.getLogger("nst.serve")
 PROGRESS_INTERVAL = 0.1  # at most 10 progress events a second per job
@@ -35,12 +39,21 @@ def preview_jpeg(rgb) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
+    """A failure as the client is told it (before paths are hidden): what went wrong, in one line."""
+    if disk_full(exc):
+        return "the server's disk is full; submit the transfer again later"
     if isinstance(exc, NstError):
-        return str(exc)
+        return for_client(str(exc), ALLOWED)
     if isinstance(exc, MemoryError):
         return "not enough memory for this transfer; ask for a smaller size"
+    if isinstance(exc, OSError):
+        return f"internal error ({type(exc).__name__}: {exc.strerror or exc.errno}); the server log has more"
     text = str(exc).strip().splitlines()
     return f"internal error ({type(exc).__name__}: {text[0] if text else 'no message'}); the server log has more"
+
+
+class QueueFull(Exception):
+    """No place left in the queue for another job."""
 
 
 class Reporter:
@@ -80,15 +93,21 @@ class Reporter:
 
 
 class Pool:
-    """Runs accepted jobs on `config.workers` threads; cancels, resumes after a restart, and shuts down."""
+    """Runs accepted jobs on `config.workers` threads; cancels, resumes after a restart, and shuts down.
+
+    A worker never dies of a job: whatever one job does, it ends `failed` and the worker takes the next."""
 
     def __init__(self, config: ServeConfig, store: JobStore, hub: Hub, metrics: Metrics) -> None:
         self.config, self.store, self.hub, self.metrics = config, store, hub, metrics
         self.jobs: dict[str, Job] = {}
         self.progress: dict[str, dict] = {}
         self.running: set[str] = set()
+        self.broken: str | None = None  # why a worker stopped, for /healthz
         self._queue: deque[str] = deque()
         self._cancelled: set[str] = set()
+        self._unsaved: set[str] = set()  # records a full or failing disk kept from being written; retried
+        self._reserved = 0  # uploads being received, counted against the queue
+        self._ready = 0  # workers with a model, taking jobs
         self._cond = threading.Condition()
         self._closing = False
         self._threads: list[threading.Thread] = []
@@ -100,8 +119,10 @@ class Pool:
                 job.status = "queued"
                 self._queue.append(job.id)
             elif job.status == "cancelled":
-                self.store.remove_inputs(job)  # a crash may have come between the cancel and the removal
+                self._remove_inputs(job)  # a crash may have come between the cancel and the removal
             self.jobs[job.id] = job
+        for line in self.store.set_aside:
+            log.warning("start-up: %s", line)
         for index in range(self.config.workers):
             thread = threading.Thread(target=self._work, name=f"nst-worker-{index}", daemon=True)
             thread.start()
@@ -120,6 +141,26 @@ class Pool:
     def queued(self) -> int:
         return len(self._queue)
 
+    def health(self) -> str | None:
+        """None while the pool can run jobs; otherwise why not, in one line."""
+        starting = any(t.is_alive() for t in self._threads) and self._ready == 0 and self.broken is None
+        if self._ready > 0 or starting or self._closing:
+            return None
+        return self.broken or "no worker is running"
+
+    @contextlib.contextmanager
+    def place(self):
+        """Hold a queue place while an upload is received, decided atomically: QueueFull when none is left."""
+        with self._cond:
+            if len(self._queue) + self._reserved >= self.config.queue:
+                raise QueueFull
+            self._reserved += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._reserved -= 1
+
     def submit(self, job: Job) -> None:
         with self._cond:
             self.jobs[job.id] = job
@@ -134,32 +175,60 @@ class Pool:
         with self._cond:
             job.status = "cancelled"
             job.finished = time.time()
-            self.store.save(job)
+            self._persist(job)
             if job.id in self._queue:
                 self._queue.remove(job.id)
             if job.id in self.running:
                 self._cancelled.add(job.id)  # the worker removes the images when the run has stopped
             else:
-                self.store.remove_inputs(job)
+                self._remove_inputs(job)
         self.metrics.finish("cancelled")
         self.hub.publish(job.id, "cancelled", self.status(job))
 
-    def expire(self) -> int:
-        """Remove finished jobs older than the keep time; returns how many."""
+    def forget(self, job: Job) -> bool:
+        """Remove a finished job whole; False while its run is still stopping (its worker owns the folder)."""
         with self._cond:
-            old = self.store.expired(list(self.jobs.values()), self.config.keep_hours * 3600)
-            for job in old:
-                if job.id not in self.running:
-                    self.jobs.pop(job.id, None)
-                    self.progress.pop(job.id, None)
-                    self.store.remove(job.id)
-        return len(old)
+            if job.id in self.running:
+                return False
+            self.jobs.pop(job.id, None)
+            self.progress.pop(job.id, None)
+            self._unsaved.discard(job.id)
+        self.store.remove(job.id)
+        return True
+
+    def expire(self) -> int:
+        """Remove finished jobs older than the keep time, and write records a full disk held back."""
+        self.flush()
+        old = self.store.expired(list(self.jobs.values()), self.config.keep_hours * 3600)
+        return sum(self.forget(job) for job in old)
+
+    def flush(self) -> None:
+        """Write the records that could not be written when they changed."""
+        with self._cond:
+            for job_id in list(self._unsaved):
+                if job_id in self.jobs:
+                    self._persist(self.jobs[job_id])
 
     def status(self, job: Job) -> dict:
         """A job's answer to GET /v1/transfers/{id}."""
         progress = self.progress.get(job.id) or job.progress
         empty = {"scale": 0, "scales": 0, "iteration": 0, "iterations": 0, "loss": None}
         return {"id": job.id, "status": job.status, "progress": progress or empty, "error": job.error}
+
+    def _persist(self, job: Job) -> None:
+        """Write a job's record; when the disk refuses, keep the state in memory and retry it later."""
+        try:
+            self.store.save(job)
+            self._unsaved.discard(job.id)
+        except (OSError, sqlite3.Error) as exc:
+            self._unsaved.add(job.id)
+            log.warning("job %s: its record could not be written (%s); retried later", job.id, exc)
+
+    def _remove_inputs(self, job: Job) -> None:
+        try:
+            self.store.remove_inputs(job)
+        except OSError as exc:  # left for the expiry to remove with the folder
+            log.warning("job %s: its images could not be removed (%s)", job.id, exc)
 
     def _take(self) -> Job | None:
         with self._cond:
@@ -170,7 +239,7 @@ class Pool:
             job = self.jobs[self._queue.popleft()]
             job.status, job.started, job.attempts = "running", time.time(), job.attempts + 1
             self.running.add(job.id)
-            self.store.save(job)
+            self._persist(job)
         return job
 
     def _work(self) -> None:
@@ -178,12 +247,37 @@ class Pool:
 
         try:  # made in this thread: numba's thread count is set per thread
             st = StyleTransfer(device=self.config.device, threads=self.config.threads)
-        except Exception:
+        except Exception as exc:
             log.exception("a worker could not load the model")
+            self.broken = f"a worker could not load the model ({_one_line(exc)})"
             return
-        while (job := self._take()) is not None:
+        with self._cond:
+            self._ready += 1
+        try:
+            while (job := self._take()) is not None:
+                self._run_safely(st, job)
+        except BaseException as exc:  # a fault outside any job: say so on /healthz rather than vanish
+            log.exception("a worker stopped")
+            self.broken = f"a worker stopped ({_one_line(exc)})"
+            raise
+        finally:
+            with self._cond:
+                self._ready -= 1
+
+    def _run_safely(self, st, job: Job) -> None:
+        """Run one job; any failure, even in recording its end, ends that job and leaves the worker running."""
+        try:
             self.hub.publish(job.id, "progress", self.status(job))
             self._run(st, job)
+        except Exception as exc:
+            log.exception("job %s: its run failed outside the transfer", job.id)
+            self._finish(job, self._client_error(job, exc))
+
+    def _client_error(self, job: Job, exc: BaseException) -> str:
+        folder = self.store.folder(job.id)
+        labels = {str(folder / job.content): "content image"}
+        labels.update({str(folder / s): f"style image {i + 1}" for i, s in enumerate(job.styles)})
+        return clip(without_paths(_one_line(exc), self.store.root, labels))
 
     def _run(self, st, job: Job) -> None:
         folder = self.store.folder(job.id)
@@ -200,13 +294,14 @@ class Pool:
         except Exception as exc:  # any failure is the job's, never the worker's
             if not isinstance(exc, NstError):
                 log.exception("job %s failed", job.id)
-            error = _one_line(exc)
+            error = self._client_error(job, exc)
         if error is None and not self.stopping(job.id):
             try:
                 self._save_result(folder / RESULT, result)
             except Exception as exc:
-                log.exception("job %s: the result could not be saved", job.id)
-                error = _one_line(exc)
+                log.warning("job %s: the result could not be saved (%s)", job.id, exc)
+                (folder / RESULT).unlink(missing_ok=True)  # never a partial result, and the space back
+                error = self._client_error(job, exc)
         self._finish(job, error)
 
     @staticmethod
@@ -223,15 +318,15 @@ class Pool:
             job.progress = self.progress.get(job.id)
             if job.id in self._cancelled:
                 self._cancelled.discard(job.id)
-                self.store.remove_inputs(job)
+                self._remove_inputs(job)
                 return
             if self._closing:  # shutting down: left queued on disk, resumed at the next start
                 job.status = "queued"
-                self.store.save(job)
+                self._persist(job)
                 return
             job.status, job.error, job.finished = (
                 ("failed", error, time.time()) if error else ("done", None, time.time())
             )
-            self.store.save(job)
+            self._persist(job)
         self.metrics.finish(job.status, job.finished - (job.started or job.finished))
         self.hub.publish(job.id, job.status, self.status(job))
