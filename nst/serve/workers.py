@@ -240,6 +240,7 @@ class Pool:
             job.status, job.started, job.attempts = "running", time.time(), job.attempts + 1
             self.running.add(job.id)
             self._persist(job)
+            self.flush()  # records a full disk held back, now that it may have room
         return job
 
     def _work(self) -> None:
