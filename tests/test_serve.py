@@ -84,12 +84,16 @@ def test_transfer_events_and_result(server, client):
     assert client.get(f"/v1/transfers/{job_id}/result", params={"format": "gif"}).status_code == 422
 
 
-def test_a_damaged_result_is_410_when_converted(server, client):
+def test_a_damaged_or_deleted_result_is_410(server, client):
     job_id = submit(client, TINY).json()["id"]
     assert events(client, job_id)[-1][0] == "done"
     (server.data / "jobs" / job_id / "result.png").write_bytes(b"\x89PNG damaged")
     answer = client.get(f"/v1/transfers/{job_id}/result", params={"format": "jpg"})
     assert answer.status_code == 410 and "lost" in answer.json()["error"], answer.text
+    (server.data / "jobs" / job_id / "result.png").unlink()
+    for fmt in ("png", "jpg"):
+        answer = client.get(f"/v1/transfers/{job_id}/result", params={"format": fmt})
+        assert answer.status_code == 410 and "lost" in answer.json()["error"], answer.text
 
 
 def test_cancel_running_removes_files(server, client):
@@ -146,13 +150,18 @@ def test_upload_over_limit_is_413(client):
         ({"size": 64, "style_blend": [1, 2]}, "options.style_blend has 2 weight(s) for 1 style image(s)"),
         ({"format": "tiff"}, "options.format 'tiff'"),
         ({"preset": "fast"}, "unknown preset 'fast'"),
+        ({"size": 128, "style_scale": 8}, "options.style_scale 8 makes the style images 1024 px"),
+        ({"size": 64, "style_scale": 9}, "options.style_scale 9 is out of range"),
+        ({"preset": "x" * 200_000}, "options.preset: a string of 200000 characters"),
+        ({"style_blend": [1] * 100_000}, "options.style_blend: a list of 100000 items"),
     ],
 )
 def test_bad_options_are_422_with_one_line(client, options, says):
     response = submit(client, options)
     assert response.status_code == 422
     reason = response.json()["error"]
-    assert says in reason and "\n" not in reason
+    assert says in reason and "\n" not in reason and len(response.content) < 1000
+    assert "--" not in reason and "NST_" not in reason  # a client sets options, not the server's flags
 
 
 @pytest.mark.parametrize(
@@ -173,6 +182,20 @@ def test_bad_uploads_are_422(server, client, content, extra, says):
     assert response.status_code == 422 and says in response.json()["error"], response.text
     assert set((server.data / "jobs").iterdir()) == before  # nothing was accepted
     assert not any((server.data / "incoming").iterdir())  # nothing was left half-received
+
+
+def test_too_many_styles_says_how_many(client):
+    files = [("content", ("c.png", CONTENT, "image/png"))] + [
+        ("style", (f"{i}.png", STYLE, "image/png")) for i in range(5)
+    ]
+    response = client.post("/v1/transfers", files=files, data={"options": json.dumps(TINY)})
+    assert response.status_code == 422 and "at most 4 styles" in response.json()["error"], response.text
+
+
+def test_unknown_routes_answer_in_the_api_shape(client):
+    for method, path, code in (("GET", "/v2/nothing", 404), ("PUT", "/v1/transfers", 405)):
+        response = client.request(method, path)
+        assert response.status_code == code and set(response.json()) == {"error"}, response.text
 
 
 def test_missing_style_is_422(client):

@@ -247,3 +247,48 @@ def test_start_up_refusals_are_one_line(tmp_path, request, case):
         _one_line(_serve("--data", str(folder / "data")), "give a folder this user can write")
     else:
         _one_line(_serve("--data", str(tmp_path / "data"), "--max-upload-mb", "inf"), "--max-upload-mb inf")
+
+
+def test_sigterm_with_open_event_streams_stops_quietly(tmp_path):
+    server = ServerProcess(tmp_path / "data", args=("--workers", 1)).start()
+    try:
+        with client_of(server) as client:
+            job_id = submit(client, {"size": 64, "iterations": 2000, "preset": "johnson"}).json()["id"]
+            wait_for(client, job_id, ("running",))
+            opened = threading.Barrier(3)
+
+            def watch() -> None:
+                with client_of(server) as own, own.stream("GET", f"/v1/transfers/{job_id}/events") as stream:
+                    opened.wait(30)
+                    with contextlib.suppress(httpx.HTTPError):
+                        for _ in stream.iter_lines():
+                            pass
+
+            watchers = [threading.Thread(target=watch) for _ in range(2)]
+            for thread in watchers:
+                thread.start()
+            opened.wait(30)
+            started = time.monotonic()
+            server.stop()  # SIGTERM
+            assert time.monotonic() - started < 30
+            for thread in watchers:
+                thread.join(30)
+        assert record(server.data, job_id)["status"] == "queued"  # resumed at the next start
+        no_traceback(server)
+    finally:
+        server.kill()
+
+
+def test_engine_messages_name_options_for_clients():
+    from nst.serve.intake import ALLOWED
+    from nst.serve.messages import for_client
+
+    engine = (
+        "a 1024x768 transfer needs about 3.1 GB of memory but about 1.2 GB is available; try --size 512 or "
+        "--tile 512 or --history 5 (NST_MEMORY_CHECK=0 skips this check)"
+    )
+    assert for_client(engine, ALLOWED) == (
+        "a 1024x768 transfer needs about 3.1 GB of memory but about 1.2 GB is available; try options.size 512"
+    )
+    only_flags = "a 64x48 transfer needs more GPU memory than is free; try --device cpu (NST_MEMORY_CHECK=0 skips it)"
+    assert for_client(only_flags, ALLOWED).endswith("is free; ask for a smaller size")
