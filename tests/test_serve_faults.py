@@ -237,7 +237,7 @@ def read_only_folder(tmp_path):
         subprocess.run(["umount", folder], check=True)
 
 
-@pytest.mark.parametrize("case", ["a file", "read-only", "inf"])
+@pytest.mark.parametrize("case", ["a file", "read-only", "inf", "damaged database"])
 def test_start_up_refusals_are_one_line(tmp_path, request, case):
     if case == "a file":
         (tmp_path / "data").write_text("not a folder")
@@ -245,8 +245,13 @@ def test_start_up_refusals_are_one_line(tmp_path, request, case):
     elif case == "read-only":
         folder = request.getfixturevalue("read_only_folder")
         _one_line(_serve("--data", str(folder / "data")), "give a folder this user can write")
-    else:
+    elif case == "inf":
         _one_line(_serve("--data", str(tmp_path / "data"), "--max-upload-mb", "inf"), "--max-upload-mb inf")
+    else:
+        (tmp_path / "data").mkdir()
+        (tmp_path / "data" / "jobs.sqlite3").write_bytes(b"not a database, but the operator's to judge" * 100)
+        _one_line(_serve("--data", str(tmp_path / "data")), "jobs.sqlite3 cannot be read")
+        assert (tmp_path / "data" / "jobs.sqlite3").stat().st_size == 4300  # left as it was
 
 
 def test_sigterm_with_open_event_streams_stops_quietly(tmp_path):

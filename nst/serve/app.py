@@ -179,7 +179,10 @@ class Server:
         every = min(60.0, self.config.keep_hours * 3600 / 4)
         while True:
             await asyncio.sleep(every)
-            await run_in_threadpool(self.pool.expire)
+            try:
+                await run_in_threadpool(self.pool.expire)
+            except (OSError, sqlite3.Error) as exc:  # the disk refused: the next round tries again
+                log.warning("removing expired jobs failed: %s", exc)
 
 
 def _encode(path: Path, fmt: str) -> bytes:

@@ -145,4 +145,4 @@ def check_decodes(path: Path, label: str) -> None:
     try:
         read_image(path)
     except NstError as exc:
-        raise Refused(422, str(exc).replace(str(path), label)) from None
+        raise Refused(422, for_client(str(exc).replace(str(path), label), ALLOWED)) from None

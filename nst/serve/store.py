@@ -29,6 +29,8 @@ DATABASE = "jobs.sqlite3"
 LEGACY_RECORD = "job.json"  # where versions before the database kept each record; imported once
 RESULT = "result.png"  # lossless; other formats are encoded when asked for
 TERMINAL = ("done", "failed", "cancelled")
+SQLITE_FULL = 13
+VERSION = 1  # PRAGMA user_version: a newer version's database is used as far as this one understands it
 SCHEMA = "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, created REAL NOT NULL, record TEXT NOT NULL)"
 log = logging.getLogger("nst.serve")
 
@@ -99,6 +101,11 @@ def write_file(path: Path, data: bytes) -> None:
 
 
 def disk_full(exc: BaseException) -> bool:
+    """Whether a write failed for want of space (the system's errno, or SQLite's own SQLITE_FULL)."""
+    if exc.__context__ is not None and disk_full(exc.__context__):  # an error raised while handling ENOSPC
+        return True
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", None) == SQLITE_FULL
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -126,6 +133,11 @@ class JobStore:
         self._db.execute("PRAGMA synchronous=FULL")  # a 202 promises the job survives a power loss
         self._db.execute(SCHEMA)
         self.set_aside: list[str] = []  # what start-up found and left alone, one line each
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > VERSION:
+            self.set_aside.append(f"{DATABASE} is of a newer version ({version}); only the records this one reads run")
+        elif version < VERSION:
+            self._db.execute(f"PRAGMA user_version = {VERSION}")
 
     def close(self) -> None:
         with self._lock:
@@ -213,9 +225,9 @@ class JobStore:
             (folder / name).unlink(missing_ok=True)
 
     def remove(self, job_id: str) -> None:
-        """Remove a job whole: its record, then its folder."""
-        self._write("DELETE FROM jobs WHERE id = ?", (job_id,))
+        """Remove a finished job whole: its folder first, which gives a full disk room for the record's removal."""
         shutil.rmtree(self.folder(job_id), ignore_errors=True)
+        self._write("DELETE FROM jobs WHERE id = ?", (job_id,))
 
     def expired(self, jobs: list[Job], keep_seconds: float, now: float | None = None) -> list[Job]:
         """Finished jobs older than the keep time."""
@@ -235,7 +247,10 @@ def open_data(data: Path) -> tuple[DataLock, JobStore]:
         raise NstError(f"--data {data}: {exc.strerror or exc}; give a folder this user can write") from None
     try:
         return lock, JobStore(data)
-    except (OSError, sqlite3.Error) as exc:
+    except (OSError, sqlite3.OperationalError) as exc:
         lock.release()
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise NstError(f"--data {data}: {reason}; give a folder this user can write") from None
+    except sqlite3.DatabaseError as exc:  # damaged: nothing is deleted, the operator decides
+        lock.release()
+        raise NstError(f"--data {data}: {DATABASE} cannot be read ({exc}); move it aside to start afresh") from None

@@ -190,10 +190,11 @@ class Pool:
         with self._cond:
             if job.id in self.running:
                 return False
+        self.store.remove(job.id)  # first: when the disk refuses, the job is still here to delete again
+        with self._cond:
             self.jobs.pop(job.id, None)
             self.progress.pop(job.id, None)
             self._unsaved.discard(job.id)
-        self.store.remove(job.id)
         return True
 
     def expire(self) -> int:
