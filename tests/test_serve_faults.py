@@ -127,6 +127,8 @@ def test_health_is_503_when_no_worker_can_run(tmp_path):
                 time.sleep(0.2)  # the worker is still loading its model
             assert health.status_code == 503, health.text
             assert "could not load the model" in health.json()["error"]
+            refused = submit(client, TINY)  # it would wait for ever
+            assert refused.status_code == 503 and "could not load the model" in refused.json()["error"]
 
 
 def test_the_queue_limit_holds_under_concurrent_uploads(tmp_path):
@@ -158,19 +160,20 @@ def _other_versions_data(data) -> dict:
     jobs = data / "jobs"
     (jobs / "lost+found").mkdir(parents=True)
     (jobs / "lost+found" / "#1234").write_bytes(b"recovered by fsck")
-    newer = "a" * 32  # a record of a newer version, after a rollback: one field this version does not know
-    (jobs / newer).mkdir()
-    (jobs / newer / "content").write_bytes(CONTENT)
-    (jobs / newer / "style1").write_bytes(STYLE)
-    fields = {"id": newer, "options": TINY, "content": "content", "styles": ["style1"], "priority": "high"}
-    (jobs / newer / "job.json").write_text(json.dumps(fields))
+    newer, option = "a" * 32, "d" * 32  # records of a newer version, after a rollback: a field, an option unknown
+    for job_id, options in ((newer, TINY), (option, TINY | {"init": "/etc/passwd"})):
+        (jobs / job_id).mkdir()
+        (jobs / job_id / "content").write_bytes(CONTENT)
+        (jobs / job_id / "style1").write_bytes(STYLE)
+        fields = {"id": job_id, "options": options, "content": "content", "styles": ["style1"], "priority": "high"}
+        (jobs / job_id / "job.json").write_text(json.dumps(fields))
     broken = "b" * 32
     (jobs / broken).mkdir()
     (jobs / broken / "job.json").write_text('{"id": "' + broken + '", "status": "qu')  # cut short
     with contextlib.closing(sqlite3.connect(data / "jobs.sqlite3")) as db, db:
         db.execute("CREATE TABLE jobs (id TEXT PRIMARY KEY, created REAL NOT NULL, record TEXT NOT NULL)")
         db.execute("INSERT INTO jobs VALUES (?, 0, ?)", ("c" * 32, '{"id": "' + "c" * 32 + '", "version": 9'))
-    return {"newer": newer, "broken": broken, "row": "c" * 32}
+    return {"newer": newer, "option": option, "broken": broken, "row": "c" * 32}
 
 
 def test_start_up_deletes_nothing_it_did_not_create(tmp_path):
@@ -182,6 +185,8 @@ def test_start_up_deletes_nothing_it_did_not_create(tmp_path):
         assert health["set_aside"] == 3, server.tail()  # lost+found, the cut record, the unreadable row
         assert wait_for(client, ids["newer"], timeout=120)["status"] == "done"
         assert record(data, ids["newer"])["priority"] == "high"  # the newer version's field is kept
+        refused = wait_for(client, ids["option"], timeout=120)  # a record never runs what a client may not ask
+        assert refused["status"] == "failed" and "options.init: this server version does not run it" in refused["error"]
         assert client.get(f"/v1/transfers/{ids['broken']}").status_code == 404
     after = {str(p.relative_to(data)) for p in (data / "jobs").rglob("*")}
     assert set(before) <= after  # nothing was removed (the finished job gained its result)

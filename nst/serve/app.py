@@ -62,6 +62,9 @@ class Server:
 
     async def submit(self, request: Request) -> dict:
         """Check a POST /v1/transfers completely, then store it durably and queue it."""
+        problem = self.pool.health()
+        if problem is not None:  # a job accepted now would wait for a worker that cannot come
+            raise Refused(503, f"this server cannot run transfers now: {problem}")
         try:
             with self.pool.place():  # decided before the body is read, and atomically
                 return await self._receive(request)

@@ -52,6 +52,13 @@ def _one_line(exc: BaseException) -> str:
     return f"internal error ({type(exc).__name__}: {text[0] if text else 'no message'}); the server log has more"
 
 
+def _check_options(options: dict) -> None:
+    """A record's options are a client's (a newer version's record may hold more): never anything else."""
+    unknown = sorted(set(options) - set(ALLOWED))
+    if unknown:
+        raise NstError(f"options.{unknown[0][:40]}: this server version does not run it; submit the transfer again")
+
+
 class QueueFull(Exception):
     """No place left in the queue for another job."""
 
@@ -286,6 +293,7 @@ class Pool:
         overrides = {k: v for k, v in job.options.items() if k not in ("preset", "format")}
         result, error = None, None
         try:
+            _check_options(job.options)
             result = st.stylize(
                 str(folder / job.content),
                 [str(folder / s) for s in job.styles],
