@@ -311,11 +311,12 @@ def test_progress_events_are_throttled_and_previews_spaced(monkeypatch):
     import numpy as np
 
     from nst.engine.progress import Progress
-    from nst.serve import workers
+    from nst.serve import reporting
+    from nst.serve.metrics import Metrics
     from nst.serve.store import Job
 
     clock = [100.0]
-    monkeypatch.setattr(workers.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(reporting.time, "monotonic", lambda: clock[0])
 
     class Hub:
         sent: list = []
@@ -328,7 +329,7 @@ def test_progress_events_are_throttled_and_previews_spaced(monkeypatch):
 
     class Pool:
         hub, progress = Hub(), {}
-        metrics = workers.Metrics()
+        metrics = Metrics()
 
         def stopping(self, job_id):
             return False
@@ -337,14 +338,14 @@ def test_progress_events_are_throttled_and_previews_spaced(monkeypatch):
             return {"id": job.id}
 
     job = Job(id="a" * 32, options={}, content="content", styles=["style1"])
-    reporter = workers.Reporter(Pool(), job)
+    reporter = reporting.Reporter(Pool(), job)
     image = np.full((1, 3, 8, 8), 128.0, np.float32)
     for i in range(100):  # 100 iterations in 1 s of the fake clock
         reporter(Progress(i, 100, {"loss": 1.0}, i * 0.01, image))
         clock[0] += 0.01
     times = [t for t, event in Pool.hub.sent if event == "progress"]
     assert 9 <= len(times) <= 11  # at most 10 a second, and the last iteration's
-    assert all(b - a >= workers.PROGRESS_INTERVAL - 1e-9 for a, b in zip(times[:-2], times[1:-1]))
+    assert all(b - a >= reporting.PROGRESS_INTERVAL - 1e-9 for a, b in zip(times[:-2], times[1:-1]))
     assert [event for _, event in Pool.hub.sent].count("preview") == 1  # one every 2 s
 
 

@@ -9,6 +9,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from nst.engine.errors import NstError
+
+from .store import disk_full
+
 FLAG = re.compile(r"--([a-z][a-z0-9-]*)")
 HINTS = re.compile(r"; try ([^;()]*)")
 SWITCH = re.compile(r" ?\([^()]*\bNST_[A-Z_]+=[^()]*\)")  # "(NST_MEMORY_CHECK=0 skips this check)"
@@ -49,3 +53,17 @@ def without_paths(text: str, root: Path, labels: dict[str, str]) -> str:
     for prefix in {str(root), str(root.resolve())}:
         text = re.sub(re.escape(prefix) + r"[^\s'\":,;)]*", "a server file", text)
     return text
+
+
+def failure_line(exc: BaseException, allowed: tuple[str, ...]) -> str:
+    """A failure as the client is told it (before paths are hidden): what went wrong, in one line."""
+    if disk_full(exc):
+        return "the server's disk is full; submit the transfer again later"
+    if isinstance(exc, NstError):
+        return for_client(str(exc), allowed)
+    if isinstance(exc, MemoryError):
+        return "not enough memory for this transfer; ask for a smaller size"
+    if isinstance(exc, OSError):
+        return f"internal error ({type(exc).__name__}: {exc.strerror or exc.errno}); the server log has more"
+    text = str(exc).strip().splitlines()
+    return f"internal error ({type(exc).__name__}: {text[0] if text else 'no message'}); the server log has more"

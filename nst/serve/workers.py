@@ -3,7 +3,6 @@ instance), taking jobs from one queue in the order they were accepted."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
 import os
@@ -17,39 +16,12 @@ from nst.engine.errors import NstError
 from .config import ServeConfig
 from .events import Hub
 from .intake import ALLOWED
-from .messages import clip, for_client, without_paths
+from .messages import clip, failure_line, without_paths
 from .metrics import Metrics
-from .store import RESULT, Job, JobStore, disk_full
+from .reporting import Reporter
+from .store import RESULT, Job, JobStore
 
 log = logging.getLogger("nst.serve")
-PROGRESS_INTERVAL = 0.1  # at most 10 progress events a second per job
-PREVIEW_INTERVAL = 2.0  # seconds between preview images
-PREVIEW_SIDE = 256
-
-
-def preview_jpeg(rgb) -> str:
-    """A small JPEG of an HxWx3 uint8 image, base64-encoded for an event."""
-    import cv2
-
-    h, w = rgb.shape[:2]
-    scale = min(1.0, PREVIEW_SIDE / max(h, w))
-    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".jpg", small[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 80])
-    return base64.b64encode(buf.tobytes()).decode() if ok else ""
-
-
-def _one_line(exc: BaseException) -> str:
-    """A failure as the client is told it (before paths are hidden): what went wrong, in one line."""
-    if disk_full(exc):
-        return "the server's disk is full; submit the transfer again later"
-    if isinstance(exc, NstError):
-        return for_client(str(exc), ALLOWED)
-    if isinstance(exc, MemoryError):
-        return "not enough memory for this transfer; ask for a smaller size"
-    if isinstance(exc, OSError):
-        return f"internal error ({type(exc).__name__}: {exc.strerror or exc.errno}); the server log has more"
-    text = str(exc).strip().splitlines()
-    return f"internal error ({type(exc).__name__}: {text[0] if text else 'no message'}); the server log has more"
 
 
 def _check_options(options: dict) -> None:
@@ -61,42 +33,6 @@ def _check_options(options: dict) -> None:
 
 class QueueFull(Exception):
     """No place left in the queue for another job."""
-
-
-class Reporter:
-    """A transfer's callback: records progress, publishes events, and stops the run when asked."""
-
-    def __init__(self, pool: Pool, job: Job) -> None:
-        self.pool, self.job = pool, job
-        self.last_event = self.last_preview = 0.0
-        self.last_elapsed = 0.0
-
-    def __call__(self, p) -> None:
-        if self.pool.stopping(self.job.id):
-            p.stop()
-            return
-        progress = {
-            "scale": p.scale,
-            "scales": p.scales,
-            "iteration": p.iteration + 1,  # evaluations done in this scale
-            "iterations": p.iterations,
-            "loss": float(p.losses["loss"]),
-        }
-        self.pool.progress[self.job.id] = progress
-        if p.iteration > 0:
-            self.pool.metrics.iteration(p.elapsed - self.last_elapsed)
-        self.last_elapsed = p.elapsed
-        hub, now = self.pool.hub, time.monotonic()
-        if not hub.watched(self.job.id):
-            return
-        if now - self.last_event >= PROGRESS_INTERVAL or p.iteration + 1 == p.iterations:
-            self.last_event = now
-            hub.publish(self.job.id, "progress", self.pool.status(self.job))
-        if now - self.last_preview >= PREVIEW_INTERVAL:
-            self.last_preview = now
-            hub.publish(
-                self.job.id, "preview", {"id": self.job.id, "jpeg": preview_jpeg(p.image()), "progress": progress}
-            )
 
 
 class Pool:
@@ -258,7 +194,7 @@ class Pool:
             st = StyleTransfer(device=self.config.device, threads=self.config.threads)
         except Exception as exc:
             log.exception("a worker could not load the model")
-            self.broken = f"a worker could not load the model ({_one_line(exc)})"
+            self.broken = f"a worker could not load the model ({failure_line(exc, ALLOWED)})"
             return
         with self._cond:
             self._ready += 1
@@ -267,7 +203,7 @@ class Pool:
                 self._run_safely(st, job)
         except BaseException as exc:  # a fault outside any job: say so on /healthz rather than vanish
             log.exception("a worker stopped")
-            self.broken = f"a worker stopped ({_one_line(exc)})"
+            self.broken = f"a worker stopped ({failure_line(exc, ALLOWED)})"
             raise
         finally:
             with self._cond:
@@ -286,7 +222,7 @@ class Pool:
         folder = self.store.folder(job.id)
         labels = {str(folder / job.content): "content image"}
         labels.update({str(folder / s): f"style image {i + 1}" for i, s in enumerate(job.styles)})
-        return clip(without_paths(_one_line(exc), self.store.root, labels))
+        return clip(without_paths(failure_line(exc, ALLOWED), self.store.root, labels))
 
     def _run(self, st, job: Job) -> None:
         folder = self.store.folder(job.id)
