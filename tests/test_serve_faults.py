@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -242,7 +243,7 @@ def read_only_folder(tmp_path):
         subprocess.run(["umount", folder], check=True)
 
 
-@pytest.mark.parametrize("case", ["a file", "read-only", "inf", "damaged database"])
+@pytest.mark.parametrize("case", ["a file", "read-only", "inf", "damaged database", "port in use"])
 def test_start_up_refusals_are_one_line(tmp_path, request, case):
     if case == "a file":
         (tmp_path / "data").write_text("not a folder")
@@ -250,6 +251,13 @@ def test_start_up_refusals_are_one_line(tmp_path, request, case):
     elif case == "read-only":
         folder = request.getfixturevalue("read_only_folder")
         _one_line(_serve("--data", str(folder / "data")), "give a folder this user can write")
+    elif case == "port in use":
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            command = [sys.executable, "-m", "nst", "serve", "--port", str(port), "--data", str(tmp_path / "data")]
+            _one_line(subprocess.run(command, capture_output=True, text=True, timeout=120), "choose another port")
     elif case == "inf":
         _one_line(_serve("--data", str(tmp_path / "data"), "--max-upload-mb", "inf"), "--max-upload-mb inf")
     else:

@@ -33,7 +33,7 @@ def serve(
     """Serve transfers over HTTP (docs/serve.md) and the web page at /."""
     try:
         from nst.serve.app import create_app
-        from nst.serve.run import run
+        from nst.serve.run import listen, run
     except ImportError:
         raise NstError('nst serve needs the serve extra: pip install "nst[serve]"') from None
     check_bind(host, token)
@@ -48,9 +48,10 @@ def serve(
     )
     settings.update({k: v for k, v in (("data", data), ("workers", workers)) if v is not None})
     config = ServeConfig(**settings).checked()
+    sock = listen(host, port)
     app = create_app(config)
     typer.echo(
         f"nst serve: http://{host}:{port}/ ({config.workers} worker(s) x {config.threads} thread(s), "
         f"jobs in {config.data})"
     )
-    run(app, host, port)  # the running transfers stop and stay queued: they resume at the next start
+    run(app, sock)  # the running transfers stop and stay queued: they resume at the next start
