@@ -185,7 +185,7 @@ class JobStore:
         for job_id, text in rows:
             try:
                 jobs.append(Job.from_record(text))
-            except (ValueError, RecursionError) as exc:
+            except (ValueError, TypeError, RecursionError) as exc:  # TypeError: not text at all
                 self.set_aside.append(f"record {str(job_id)[:40]!r} is not one this version reads ({exc}); kept")
         return jobs
 
