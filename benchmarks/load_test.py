@@ -12,6 +12,7 @@ Writes benchmarks/results/load_test.json.  Every loop is bounded in count and ti
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -290,11 +291,11 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def server_records(data: Path) -> dict[str, dict]:
-    records = {}
-    for path in (data / "jobs").glob("*/job.json"):
-        record = json.loads(path.read_text())
-        records[record["id"]] = record
-    return records
+    """Every job record the server committed (its SQLite database under `data`)."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(data / "jobs.sqlite3", timeout=30)) as db:
+        return {job_id: json.loads(text) for job_id, text in db.execute("SELECT id, record FROM jobs")}
 
 
 def iteration_metrics(url: str) -> tuple[float, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
 import json
@@ -40,6 +41,15 @@ def submit(
     files = [("content", ("content.png", content, "image/png")), ("style", ("style.png", style, "image/png"))]
     data = {"options": json.dumps(TINY if options is None else options)} | (form or {})
     return client.post("/v1/transfers", files=files, data=data)
+
+
+def record(data, job_id: str) -> dict | None:
+    """A job's record as the server committed it (its database under `data`), or None when there is none."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(data / "jobs.sqlite3", timeout=30)) as db:
+        row = db.execute("SELECT record FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return json.loads(row[0]) if row else None
 
 
 def wait_for(client, job_id: str, statuses=("done", "failed", "cancelled"), timeout: float = 240.0) -> dict:

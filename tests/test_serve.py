@@ -14,7 +14,7 @@ import zlib
 
 import pytest
 
-from .serving import CONTENT, STYLE, TINY, events, need, submit, wait_for
+from .serving import CONTENT, STYLE, TINY, events, need, record, submit, wait_for
 
 httpx = need("httpx", "the server tests need httpx")
 need("fastapi", "nst serve needs its extra")
@@ -63,7 +63,8 @@ def test_transfer_events_and_result(server, client):
     body = response.json()
     assert body["status"] == "queued" and len(body["id"]) == 32
     job_id = body["id"]
-    assert (server.data / "jobs" / job_id / "job.json").exists()  # on disk before the 202
+    assert record(server.data, job_id)["status"] in ("queued", "running")  # committed before the 202
+    assert folder_items(server, job_id) == ["content", "style1"]
     seen = events(client, job_id)
     names = [name for name, _ in seen]
     assert names[-1] == "done" and "progress" in names and "preview" in names
@@ -83,12 +84,16 @@ def test_transfer_events_and_result(server, client):
     assert client.get(f"/v1/transfers/{job_id}/result", params={"format": "gif"}).status_code == 422
 
 
-def test_a_damaged_result_is_410_when_converted(server, client):
+def test_a_damaged_or_deleted_result_is_410(server, client):
     job_id = submit(client, TINY).json()["id"]
     assert events(client, job_id)[-1][0] == "done"
     (server.data / "jobs" / job_id / "result.png").write_bytes(b"\x89PNG damaged")
     answer = client.get(f"/v1/transfers/{job_id}/result", params={"format": "jpg"})
     assert answer.status_code == 410 and "lost" in answer.json()["error"], answer.text
+    (server.data / "jobs" / job_id / "result.png").unlink()
+    for fmt in ("png", "jpg"):
+        answer = client.get(f"/v1/transfers/{job_id}/result", params={"format": fmt})
+        assert answer.status_code == 410 and "lost" in answer.json()["error"], answer.text
 
 
 def test_cancel_running_removes_files(server, client):
@@ -100,9 +105,9 @@ def test_cancel_running_removes_files(server, client):
     assert response.status_code == 200 and response.json()["status"] == "cancelled"
     assert events(client, job_id)[-1][0] == "cancelled"
     deadline = time.monotonic() + 60
-    while folder_items(server, job_id) != ["job.json"] and time.monotonic() < deadline:
+    while folder_items(server, job_id) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert folder_items(server, job_id) == ["job.json"]  # images gone, the record answers
+    assert folder_items(server, job_id) == []  # images gone, the record answers
     assert client.get(f"/v1/transfers/{job_id}").json()["status"] == "cancelled"
     assert client.get(f"/v1/transfers/{job_id}/result").status_code == 409
 
@@ -142,16 +147,21 @@ def test_upload_over_limit_is_413(client):
         ({"size": 256}, "above this server's limit of 128"),
         ({"size": 64, "iterations": 500}, "above this server's limit of 400"),
         ({"optimizer": "sgd"}, "unknown optimizer 'sgd'"),
-        ({"size": 64, "style_blend": [1, 2]}, "--style-blend has 2 weight(s) for 1 style image(s)"),
+        ({"size": 64, "style_blend": [1, 2]}, "options.style_blend has 2 weight(s) for 1 style image(s)"),
         ({"format": "tiff"}, "options.format 'tiff'"),
         ({"preset": "fast"}, "unknown preset 'fast'"),
+        ({"size": 128, "style_scale": 8}, "options.style_scale 8 makes the style images 1024 px"),
+        ({"size": 64, "style_scale": 9}, "options.style_scale 9 is out of range"),
+        ({"preset": "x" * 200_000}, "options.preset: a string of 200000 characters"),
+        ({"style_blend": [1] * 100_000}, "options.style_blend: a list of 100000 items"),
     ],
 )
 def test_bad_options_are_422_with_one_line(client, options, says):
     response = submit(client, options)
     assert response.status_code == 422
     reason = response.json()["error"]
-    assert says in reason and "\n" not in reason
+    assert says in reason and "\n" not in reason and len(response.content) < 1000
+    assert "--" not in reason and "NST_" not in reason  # a client sets options, not the server's flags
 
 
 @pytest.mark.parametrize(
@@ -174,6 +184,20 @@ def test_bad_uploads_are_422(server, client, content, extra, says):
     assert not any((server.data / "incoming").iterdir())  # nothing was left half-received
 
 
+def test_too_many_styles_says_how_many(client):
+    files = [("content", ("c.png", CONTENT, "image/png"))] + [
+        ("style", (f"{i}.png", STYLE, "image/png")) for i in range(5)
+    ]
+    response = client.post("/v1/transfers", files=files, data={"options": json.dumps(TINY)})
+    assert response.status_code == 422 and "at most 4 styles" in response.json()["error"], response.text
+
+
+def test_unknown_routes_answer_in_the_api_shape(client):
+    for method, path, code in (("GET", "/v2/nothing", 404), ("PUT", "/v1/transfers", 405)):
+        response = client.request(method, path)
+        assert response.status_code == code and set(response.json()) == {"error"}, response.text
+
+
 def test_missing_style_is_422(client):
     files = [("content", ("c.png", CONTENT, "image/png"))]
     response = client.post("/v1/transfers", files=files, data={"options": json.dumps(TINY)})
@@ -185,8 +209,9 @@ def test_token_is_needed_everywhere_but_the_page(server):
         for method, path in (("GET", "/healthz"), ("GET", "/metrics"), ("POST", "/v1/transfers"), ("GET", "/v1/x")):
             response = anonymous.request(method, path)
             assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
-        wrong = anonymous.get("/healthz", headers={"Authorization": "Bearer nope"})
-        assert wrong.status_code == 403 and "token" in wrong.json()["error"]
+        wrong = anonymous.get("/healthz", headers={"Authorization": "Bearer nope"})  # RFC 6750, 3.1
+        assert wrong.status_code == 401 and "token" in wrong.json()["error"]
+        assert wrong.headers["www-authenticate"] == 'Bearer error="invalid_token"'
         page = anonymous.get("/")
         assert page.status_code == 200 and '<script src="static/app.js">' in page.text
         assert anonymous.get("/static/paintings/starry_night.jpg").status_code == 200
@@ -235,8 +260,8 @@ def test_restart_after_sigkill_resumes_and_serves(tmp_path):
             interrupted = submit(client, {"size": 64, "iterations": 300}).json()["id"]
             wait_for(client, interrupted, ("running",))
         proc.stop()  # SIGTERM (uvicorn re-raises it after its shutdown): the transfer stops, stays queued
-        record = json.loads((proc.data / "jobs" / interrupted / "job.json").read_text())
-        assert record["status"] == "queued" and record["attempts"] == 1
+        kept = record(proc.data, interrupted)
+        assert kept is not None and kept["status"] == "queued" and kept["attempts"] == 1
     finally:
         proc.stop()
 
@@ -286,11 +311,12 @@ def test_progress_events_are_throttled_and_previews_spaced(monkeypatch):
     import numpy as np
 
     from nst.engine.progress import Progress
-    from nst.serve import workers
+    from nst.serve import reporting
+    from nst.serve.metrics import Metrics
     from nst.serve.store import Job
 
     clock = [100.0]
-    monkeypatch.setattr(workers.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(reporting.time, "monotonic", lambda: clock[0])
 
     class Hub:
         sent: list = []
@@ -303,7 +329,7 @@ def test_progress_events_are_throttled_and_previews_spaced(monkeypatch):
 
     class Pool:
         hub, progress = Hub(), {}
-        metrics = workers.Metrics()
+        metrics = Metrics()
 
         def stopping(self, job_id):
             return False
@@ -312,14 +338,14 @@ def test_progress_events_are_throttled_and_previews_spaced(monkeypatch):
             return {"id": job.id}
 
     job = Job(id="a" * 32, options={}, content="content", styles=["style1"])
-    reporter = workers.Reporter(Pool(), job)
+    reporter = reporting.Reporter(Pool(), job)
     image = np.full((1, 3, 8, 8), 128.0, np.float32)
     for i in range(100):  # 100 iterations in 1 s of the fake clock
         reporter(Progress(i, 100, {"loss": 1.0}, i * 0.01, image))
         clock[0] += 0.01
     times = [t for t, event in Pool.hub.sent if event == "progress"]
     assert 9 <= len(times) <= 11  # at most 10 a second, and the last iteration's
-    assert all(b - a >= workers.PROGRESS_INTERVAL - 1e-9 for a, b in zip(times[:-2], times[1:-1]))
+    assert all(b - a >= reporting.PROGRESS_INTERVAL - 1e-9 for a, b in zip(times[:-2], times[1:-1]))
     assert [event for _, event in Pool.hub.sent].count("preview") == 1  # one every 2 s
 
 

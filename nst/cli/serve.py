@@ -32,9 +32,8 @@ def serve(
 ) -> None:
     """Serve transfers over HTTP (docs/serve.md) and the web page at /."""
     try:
-        import uvicorn
-
         from nst.serve.app import create_app
+        from nst.serve.run import listen, run
     except ImportError:
         raise NstError('nst serve needs the serve extra: pip install "nst[serve]"') from None
     check_bind(host, token)
@@ -49,10 +48,10 @@ def serve(
     )
     settings.update({k: v for k, v in (("data", data), ("workers", workers)) if v is not None})
     config = ServeConfig(**settings).checked()
+    sock = listen(host, port)
     app = create_app(config)
     typer.echo(
         f"nst serve: http://{host}:{port}/ ({config.workers} worker(s) x {config.threads} thread(s), "
         f"jobs in {config.data})"
     )
-    # open event streams end with their jobs: give them a few seconds, then stop (the jobs resume at the next start)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    run(app, sock)  # the running transfers stop and stay queued: they resume at the next start

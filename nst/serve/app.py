@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import shutil
+import sqlite3
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -13,19 +15,25 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from .config import ServeConfig
 from .events import Hub, frame
 from .guards import BodyTooLarge, TokenGuard, UploadLimit
 from .intake import FORMATS, Refused, check_decodes, check_header, parse_options, resolve
+from .messages import clip
 from .metrics import Metrics
-from .store import RESULT, TERMINAL, Job, JobStore, valid_id
-from .workers import Pool
+from .store import RESULT, TERMINAL, Job, disk_full, open_data, valid_id, write_file
+from .workers import Pool, QueueFull
 
 STATIC = Path(__file__).resolve().parent / "static"
 FIELDS = ("content", "style", "options")
+FORM = "multipart/form-data with content, style and options fields"
+LOST = "the result of this transfer is lost (its file is damaged or gone); submit it again"
 MEDIA = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
 KEEPALIVE_SECONDS = 15
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+log = logging.getLogger("nst.serve")
 
 
 class Server:
@@ -35,7 +43,8 @@ class Server:
         from nst.engine.graphs.vgg import load_spec
 
         self.config = config.checked()
-        self.store = JobStore(config.data)
+        self.lock, self.store = open_data(config.data)  # refused in one line while another server holds it
+        self.stopping = False  # set when the process is asked to stop: open event streams end
         self.hub, self.metrics = Hub(), Metrics()
         self.pool = Pool(config, self.store, self.hub, self.metrics)
         self.relu_names = load_spec(None).relu_names
@@ -53,22 +62,37 @@ class Server:
 
     async def submit(self, request: Request) -> dict:
         """Check a POST /v1/transfers completely, then store it durably and queue it."""
-        if self.pool.queued >= self.config.queue:
+        problem = self.pool.health()
+        if problem is not None:  # a job accepted now would wait for a worker that cannot come
+            raise Refused(503, f"this server cannot run transfers now: {problem}")
+        try:
+            with self.pool.place():  # decided before the body is read, and atomically
+                return await self._receive(request)
+        except QueueFull:
             raise Refused(
                 429,
                 f"the queue is full ({self.pool.queued} jobs waiting); retry later",
                 {"Retry-After": str(self.retry_after())},
-            )
+            ) from None
+
+    async def _receive(self, request: Request) -> dict:
         try:
             form = await request.form(max_files=self.config.max_styles + 1, max_fields=len(FIELDS))
         except BodyTooLarge as exc:
             raise Refused(413, str(exc)) from None
+        except HTTPException as exc:  # the form parser's own refusals
+            if "Too many files" in str(exc.detail):
+                raise self._too_many_styles(f"more than {self.config.max_styles}") from None
+            raise Refused(422, f"the form could not be read ({clip(str(exc.detail))}); send {FORM}") from None
         except Exception:
-            raise Refused(422, "send multipart/form-data with content, style and options fields") from None
+            raise Refused(422, f"send {FORM}") from None
         try:
             return await self._accept(form)
         finally:
             await form.close()
+
+    def _too_many_styles(self, count: str) -> Refused:
+        return Refused(422, f"style: {count} images; this server takes at most {self.config.max_styles} styles")
 
     async def _accept(self, form) -> dict:
         unknown = sorted(set(form.keys()) - set(FIELDS))
@@ -80,7 +104,7 @@ class Server:
         if not styles or not all(isinstance(s, UploadFile) for s in styles):
             raise Refused(422, "style: send one or more image files")
         if len(styles) > self.config.max_styles:
-            raise Refused(422, f"style: {len(styles)} images; this server takes at most {self.config.max_styles}")
+            raise self._too_many_styles(str(len(styles)))
         options = form.get("options")
         if isinstance(options, UploadFile):
             options = (await options.read()).decode("utf-8", "replace")
@@ -94,7 +118,7 @@ class Server:
         job_id, staged = self.store.staging()
         try:
             for name, data in uploads.items():
-                (staged / name).write_bytes(data)
+                await run_in_threadpool(write_file, staged / name, data)
             async with self.decoding:
                 for name in uploads:
                     await run_in_threadpool(check_decodes, staged / name, labels[name])
@@ -113,7 +137,7 @@ class Server:
         try:
             yield frame("progress", self.pool.status(job))
             idle = 0.0
-            while job.status not in TERMINAL:
+            while job.status not in TERMINAL and not self.stopping:
                 try:
                     event, data = await asyncio.wait_for(queue.get(), 1.0)
                 except asyncio.TimeoutError:
@@ -125,7 +149,8 @@ class Server:
                 if event in TERMINAL:
                     break
                 yield frame(event, data)
-            yield frame(job.status, self.pool.status(job))
+            if job.status in TERMINAL:  # else the server is stopping: the job resumes at its next start
+                yield frame(job.status, self.pool.status(job))
         finally:
             self.hub.unsubscribe(job.id, queue)
 
@@ -136,19 +161,20 @@ class Server:
         if fmt not in FORMATS:
             raise Refused(422, f"format {fmt!r}: use one of {', '.join(FORMATS)}")
         path = self.store.folder(job.id) / RESULT
+        if not await run_in_threadpool(_looks_whole, path):
+            raise Refused(410, LOST)
         headers = {"Content-Disposition": f'attachment; filename="nst-{job.id[:8]}.{fmt}"'}
         if fmt == "png":
             return FileResponse(path, media_type=MEDIA[fmt], headers=headers)
         return Response(await run_in_threadpool(_encode, path, fmt), media_type=MEDIA[fmt], headers=headers)
 
     def delete(self, job: Job) -> dict:
-        """Cancel a queued or running job (its images are removed); a finished job is removed whole."""
+        """Cancel a queued or running job (its images are removed); a finished job is removed whole, once its
+        run has stopped (a second DELETE while a cancelled run stops answers the same and removes nothing)."""
         if job.status in TERMINAL:
-            status = job.status
-            self.pool.jobs.pop(job.id, None)
-            self.store.remove(job.id)
-            return {"id": job.id, "status": status}
-        self.pool.cancel(job)
+            self.pool.forget(job)
+        else:
+            self.pool.cancel(job)
         return {"id": job.id, "status": job.status}
 
     async def sweep(self) -> None:
@@ -156,7 +182,10 @@ class Server:
         every = min(60.0, self.config.keep_hours * 3600 / 4)
         while True:
             await asyncio.sleep(every)
-            await run_in_threadpool(self.pool.expire)
+            try:
+                await run_in_threadpool(self.pool.expire)
+            except (OSError, sqlite3.Error) as exc:  # the disk refused: the next round tries again
+                log.warning("removing expired jobs failed: %s", exc)
 
 
 def _encode(path: Path, fmt: str) -> bytes:
@@ -164,15 +193,41 @@ def _encode(path: Path, fmt: str) -> bytes:
 
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
-        raise Refused(410, "the result of this transfer is lost (its file is damaged or gone); submit it again")
+        raise Refused(410, LOST)
     return cv2.imencode(f".{fmt}", image, [])[1].tobytes()
+
+
+def _looks_whole(path: Path) -> bool:
+    """Whether a result file is there and starts as a PNG (a full check would decode it for every download)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE
+    except OSError:
+        return False
 
 
 def _routes(app: FastAPI, server: Server) -> None:
     @app.exception_handler(Refused)
     async def refused(request: Request, exc: Refused) -> JSONResponse:
         server.metrics.refuse(exc.status)
-        return JSONResponse({"error": exc.reason}, exc.status, exc.headers)
+        return JSONResponse({"error": clip(exc.reason)}, exc.status, exc.headers)
+
+    @app.exception_handler(HTTPException)
+    async def no_route(request: Request, exc: HTTPException) -> JSONResponse:
+        """Routing's refusals (404, 405) in the API's own shape."""
+        reason = {404: "no such route here; the API is under /v1/transfers (docs/serve.md)"}.get(
+            exc.status_code, clip(str(exc.detail))
+        )
+        return await refused(request, Refused(exc.status_code, f"{request.method} {request.url.path[:80]}: {reason}"))
+
+    @app.exception_handler(OSError)
+    @app.exception_handler(sqlite3.Error)
+    async def storage(request: Request, exc: Exception) -> JSONResponse:
+        """The server's own disk failed (full, read-only, gone): a JSON answer and one log line, no traceback."""
+        log.warning("%s %s: the data folder failed: %s", request.method, request.url.path, exc)
+        if disk_full(exc):
+            return await refused(request, Refused(507, "the server's disk is full; retry later"))
+        return await refused(request, Refused(503, "the server cannot use its data folder now; retry later"))
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
@@ -203,8 +258,12 @@ def _routes(app: FastAPI, server: Server) -> None:
         return await run_in_threadpool(server.delete, server.job(job_id))
 
     @app.get("/healthz")
-    async def healthz() -> dict:
-        return {"status": "ok", "queued": server.pool.queued, "running": len(server.pool.running)}
+    async def healthz() -> JSONResponse:
+        """200 while the pool can run jobs; 503 with the reason when no worker can."""
+        problem = server.pool.health()
+        body = {"status": "ok" if problem is None else "failing", "queued": server.pool.queued}
+        body |= {"running": len(server.pool.running), "set_aside": len(server.store.set_aside)}
+        return JSONResponse(body if problem is None else body | {"error": problem}, 200 if problem is None else 503)
 
     @app.get("/metrics")
     async def metrics() -> PlainTextResponse:
@@ -227,6 +286,8 @@ def create_app(config: ServeConfig | None = None, **settings) -> FastAPI:
         finally:
             sweeper.cancel()
             await run_in_threadpool(server.pool.close)
+            server.store.close()
+            server.lock.release()
 
     app = FastAPI(title="nst", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.server = server

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,8 +58,8 @@ class ServeConfig:
             if getattr(self, name) < 1:
                 raise NstError(f"--{name.replace('_', '-')} {getattr(self, name)}: give at least 1")
         for name in ("max_upload_mb", "max_megapixels", "keep_hours"):
-            if not getattr(self, name) > 0:
-                raise NstError(f"--{name.replace('_', '-')} {getattr(self, name)}: give a positive number")
+            if not 0 < getattr(self, name) < math.inf:
+                raise NstError(f"--{name.replace('_', '-')} {getattr(self, name)}: give a finite positive number")
         return self
 
 

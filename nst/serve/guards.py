@@ -27,7 +27,7 @@ async def _answer(send, status: int, reason: str, headers: list | None = None) -
 
 
 class TokenGuard:
-    """Every request but the page's own files needs `Authorization: Bearer <token>` (401 without, 403 wrong)."""
+    """Every request but the page's own files needs `Authorization: Bearer <token>` (401 without or wrong, RFC 6750)."""
 
     def __init__(self, app, token: str | None, on_refuse) -> None:
         self.app, self.token, self.on_refuse = app, token, on_refuse
@@ -44,8 +44,11 @@ class TokenGuard:
                 send, 401, "this server needs Authorization: Bearer <token>", [(b"www-authenticate", b"Bearer")]
             )
         if not hmac.compare_digest(value.strip().encode(), self.token.encode()):
-            self.on_refuse(403)
-            return await _answer(send, 403, "the token is not this server's; check --token or NST_TOKEN")
+            self.on_refuse(401)  # RFC 6750: an invalid token is 401 with the error in WWW-Authenticate
+            challenge = b'Bearer error="invalid_token"'
+            return await _answer(
+                send, 401, "the token is not this server's; ask its operator for it", [(b"www-authenticate", challenge)]
+            )
         await self.app(scope, receive, send)
 
 

@@ -13,6 +13,7 @@ from nst.engine.presets import Options, resolve_options
 from nst.engine.schedule import scale_schedule
 
 from .config import ServeConfig
+from .messages import for_client
 
 # Transfer settings only: nothing that names a file (init, style_masks) or reaches the machine (device, path).
 ALLOWED = (
@@ -30,6 +31,7 @@ ALLOWED = (
     "optimizer",
     "format",
 )
+LONGEST_VALUE = 64  # characters of a string option: more than any valid one, and never echoed back whole
 FORMATS = ("png", "jpg", "webp")  # what a result can be sent as
 HEADER_FORMATS = "PNG, JPEG, WebP, BMP or GIF"  # what engine.imageheader sizes before decoding
 _DEFAULTS = Options()
@@ -64,6 +66,10 @@ def _checked_value(key: str, value):
     if isinstance(value, bool) or not isinstance(value, expected):
         names = {int: "an integer", str: "a string"}.get(expected, "a number or a list of numbers")
         raise Refused(422, f"options.{key}: {json.dumps(value)[:60]} is not {names}")
+    if isinstance(value, str) and len(value) > LONGEST_VALUE:
+        raise Refused(422, f"options.{key}: a string of {len(value)} characters; valid ones are short, see the docs")
+    if isinstance(value, list) and len(value) > LONGEST_VALUE:
+        raise Refused(422, f"options.{key}: a list of {len(value)} items; give one per style image")
     if _path_like(value):
         raise Refused(422, f"options.{key}: {str(value)[:60]!r} looks like a path; a client never names a server file")
     if key == "style_blend" and isinstance(value, list) and not all(isinstance(v, (int, float)) for v in value):
@@ -99,9 +105,16 @@ def resolve(client: dict, styles: int, relu_names: list[str], config: ServeConfi
         style_blend(opts.style_blend, styles)
         total = sum(scale_schedule(opts)[1])
     except NstError as exc:
-        raise Refused(422, str(exc)) from None
+        raise Refused(422, for_client(str(exc), ALLOWED)) from None
     if opts.size > config.max_size:
         raise Refused(422, f"options.size {opts.size} is above this server's limit of {config.max_size}; ask less")
+    style_side = round(opts.size * opts.style_scale)  # the style images' side: their work grows with its square
+    if style_side > config.max_size:
+        raise Refused(
+            422,
+            f"options.style_scale {opts.style_scale:g} makes the style images {style_side} px at size {opts.size}, "
+            f"above this server's limit of {config.max_size}; ask at most {config.max_size / opts.size:.2f}",
+        )
     if total > config.max_iterations:
         raise Refused(
             422, f"{total} iterations in all is above this server's limit of {config.max_iterations}; ask fewer"
@@ -132,4 +145,4 @@ def check_decodes(path: Path, label: str) -> None:
     try:
         read_image(path)
     except NstError as exc:
-        raise Refused(422, str(exc).replace(str(path), label)) from None
+        raise Refused(422, for_client(str(exc).replace(str(path), label), ALLOWED)) from None

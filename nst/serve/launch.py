@@ -41,9 +41,8 @@ class ServerProcess:
         env.pop("NST_TOKEN", None)
         if self.token:
             env["NST_TOKEN"] = self.token
-        command = [sys.executable, "-m", "nst", "serve", "--port", str(self.port), "--data", str(self.data)]
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([*command, *self.args], stdout=log, stderr=subprocess.STDOUT, env=env)
+            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -53,6 +52,11 @@ class ServerProcess:
             time.sleep(0.2)
         self.kill()
         raise RuntimeError(f"nst serve did not answer within {timeout:.0f} s: {self.tail()}")
+
+    def command(self) -> list[str]:
+        """The command line that starts it."""
+        serve = ["serve", "--port", str(self.port), "--data", str(self.data), *self.args]
+        return [sys.executable, "-m", "nst", *serve]
 
     def healthy(self) -> bool:
         request = urllib.request.Request(self.url + "/healthz", headers=self.headers())
