@@ -112,10 +112,12 @@ def test_features_and_first_step_match_the_engine(st, bundle_dir, tmp_path, pool
     )
     objective.loss_and_grad(x0)
     want = objective.last
-    assert float(style_loss) == pytest.approx(want.style, rel=1e-6)
+    # The default's W2 takes the style's square root once by eigh in the engine, at each step by Newton-Schulz
+    # in the bundle: they agree to about 1e-5.
+    assert float(style_loss) == pytest.approx(want.style, rel=1e-4)
     assert float(tv_loss) == pytest.approx(want.tv, rel=1e-6)
     assert float(content_loss) == pytest.approx(want.content, rel=1e-6, abs=1e-6 * want.total)
-    assert float(loss) == pytest.approx(want.total, rel=1e-6)
+    assert float(loss) == pytest.approx(want.total, rel=1e-4)
 
 
 def test_w2_and_replicate_padding_bundle_matches_the_engine(st, tmp_path):

@@ -29,6 +29,9 @@ ALLOWED = (
     "match_colors",
     "seed",
     "optimizer",
+    "style_loss",
+    "average",
+    "padding",
     "format",
 )
 LONGEST_VALUE = 64  # characters of a string option: more than any valid one, and never echoed back whole
