@@ -87,9 +87,27 @@ def test_exif_rotated_photo_comes_out_upright(tmp_path, picture):
     _close(img, np.rot90(picture, k=-1), 4.0)
 
 
+def test_a_dark_float_array_stays_dark():
+    """A fade's frame, brightest value 1 of 255, is not taken as a 0..1 image and multiplied to white."""
+    dark = np.zeros((8, 8, 3), np.float32)
+    dark[2:4, 2:4] = 1.0
+    np.testing.assert_array_equal(as_image(dark), dark)
+    mask = np.zeros((8, 8), np.float32)
+    mask[:, :4] = 1.0  # a float mask holds weights 0..1: white where it is 1
+    assert as_image(mask, float_white=1.0)[0, 0, 0] == 255.0
+
+
+def test_a_float_mask_beyond_one_is_refused():
+    from nst.engine.inputs import load_masks
+
+    with pytest.raises(NstError, match="weights in 0..1"):
+        load_masks([np.full((8, 8), 255.0)], 1, 8, 8)
+    np.testing.assert_array_equal(load_masks([np.full((8, 8), 0.5)], 1, 8, 8)[0], np.full((8, 8), 0.5, np.float32))
+
+
 def test_arrays_are_accepted(picture):
     np.testing.assert_array_equal(as_image(picture), picture.astype(np.float32))
-    np.testing.assert_allclose(as_image(picture / 255.0), picture, atol=1e-3)
+    np.testing.assert_allclose(as_image(picture.astype(np.float64)), picture)  # float arrays are 0..255 too
     assert as_image(picture[:, :, 0]).shape == (40, 60, 3)
     with pytest.raises(NstError, match="HxWx3"):
         as_image(np.zeros((4, 4, 5), np.uint8))

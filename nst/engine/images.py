@@ -62,8 +62,9 @@ def _codec_messages():
                 os.write(2, ("\n".join(others) + "\n").encode())
 
 
-def _to_float_rgb(array: np.ndarray, what: str) -> np.ndarray:
-    """Any HxW / HxWx{1,3,4} integer or float array (RGB order) -> float32 HxWx3 in 0..255."""
+def _to_float_rgb(array: np.ndarray, what: str, float_white: float = 255.0) -> np.ndarray:
+    """Any HxW / HxWx{1,3,4} integer or float array (RGB order) -> float32 HxWx3 in 0..255. A float array's
+    white is `float_white`, never guessed from its values: a dark frame's maximum may be 1 or less."""
     a = np.asarray(array)
     if a.ndim == 2:
         a = a[:, :, None]
@@ -76,7 +77,7 @@ def _to_float_rgb(array: np.ndarray, what: str) -> np.ndarray:
     elif np.issubdtype(a.dtype, np.floating):
         if not np.all(np.isfinite(a)):
             raise NstError(f"{what}: the image holds NaN or infinite values")
-        scale = 255.0 if a.size and float(a.max()) <= 1.0 else 1.0
+        scale = 255.0 / float_white
     else:
         raise NstError(f"{what}: unsupported pixel type {a.dtype}; use uint8, uint16 or float")
     rgb = a.astype(np.float32) * np.float32(scale)
@@ -136,12 +137,13 @@ def read_image(path: str | os.PathLike, longest: int | None = None) -> np.ndarra
     return _to_float_rgb(bgr, str(p))
 
 
-def as_image(source, what: str = "image", longest: int | None = None) -> np.ndarray:
-    """A path or an HxWx3 array -> RGB float32 HxWx3 in 0..255 (`longest`: as for read_image)."""
+def as_image(source, what: str = "image", longest: int | None = None, float_white: float = 255.0) -> np.ndarray:
+    """A path or an HxWx3 array -> RGB float32 HxWx3 in 0..255 (`longest`: as for read_image). Float arrays
+    hold 0..`float_white` (255 for images, as `stylize` returns them; 1 for masks)."""
     if isinstance(source, (str, os.PathLike)):
         return read_image(source, longest)
     if isinstance(source, np.ndarray):
-        return _to_float_rgb(source, what)
+        return _to_float_rgb(source, what, float_white)
     raise NstError(f"{what}: expected a file path or an HxWx3 uint8 RGB array, got {type(source).__name__}")
 
 
