@@ -7,6 +7,7 @@ Everything comes back as RGB float32 HxWx3 in 0..255, whatever the file held: gr
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 import threading
@@ -145,6 +146,18 @@ def as_image(source, what: str = "image", longest: int | None = None, float_whit
     if isinstance(source, np.ndarray):
         return _to_float_rgb(source, what, float_white)
     raise NstError(f"{what}: expected a file path or an HxWx3 uint8 RGB array, got {type(source).__name__}")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes (what a result was made from), read in blocks; one NstError line if unreadable."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    except OSError as exc:
+        raise NstError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    return h.hexdigest()
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +11,16 @@ import numpy as np
 from nst.engine.errors import NstError
 
 DEFAULT_FPS = 25.0
+# FFmpeg's decoder logs each damaged packet on stderr; the damage is reported in one line by check() instead.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+FPS_RANGE = (0.01, 1000.0)  # a frame every 100 s to 1000 a second: what players and ffmpeg's muxers take
+
+
+def check_fps(fps: float) -> None:
+    """`--fps` must be a frame rate a video file can hold (NaN and infinity are not)."""
+    lo, hi = FPS_RANGE
+    if not (math.isfinite(fps) and lo <= fps <= hi):
+        raise NstError(f"--fps {fps}: give a frame rate from {lo:g} to {hi:g}")
 
 
 def parse_frames(text: str | None, count: int) -> range:
@@ -26,6 +38,29 @@ def parse_frames(text: str | None, count: int) -> range:
     if not 0 <= start < min(stop, count):
         raise NstError(f"--frames {text!r}: the input has frames 0:{count}; give a range inside it")
     return range(start, min(stop, count))
+
+
+def same_size(folder: Path, files: list[Path], start: int) -> None:
+    """Refuse frames (file `start + k` of a folder) that differ in size, read from their headers."""
+    from nst.engine.imageheader import dimensions
+
+    first = None
+    for k, path in enumerate(files):
+        try:
+            with open(path, "rb") as fh:
+                size = dimensions(fh.read(1 << 16))
+        except OSError:
+            size = None  # decoding it will say what is wrong
+        if size is None:
+            continue
+        if first is None:
+            first = (k, size)
+        elif size != first[1]:
+            (j, (w0, h0)), (w, h) = first, size
+            raise NstError(
+                f"{folder}: frame {start + k} ({path.name}) is {w}x{h} but frame {start + j} ({files[j].name}) is "
+                f"{w0}x{h0}; a clip's frames need one size: resize them, or give --frames for a run of one size"
+            )
 
 
 class FrameSource:
@@ -53,7 +88,8 @@ class FrameSource:
         try:
             if not cap.isOpened():
                 raise NstError(f"{self.path}: OpenCV cannot read this as a video; give a video file or a folder")
-            fps = cap.get(cv2.CAP_PROP_FPS) or DEFAULT_FPS
+            fps = cap.get(cv2.CAP_PROP_FPS)
+            fps = fps if math.isfinite(fps) and FPS_RANGE[0] <= fps <= FPS_RANGE[1] else DEFAULT_FPS
             count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
             if count <= 0:  # some containers do not say: count by reading
                 count = 0
@@ -64,6 +100,32 @@ class FrameSource:
         if count == 0:
             raise NstError(f"{self.path}: the video has no frames")
         return count, float(fps)
+
+    def check(self, indices: range) -> None:
+        """Before any work: every frame of the range can be decoded (a truncated file ends early) and, in a
+        folder, all have one size (the flow pairs each frame with the one before)."""
+        if self.files is None:
+            readable = self._readable(indices.stop)
+            if readable < indices.stop:
+                raise NstError(
+                    f"{self.path}: only frames 0:{readable} of {self.count} can be decoded (the file is truncated or "
+                    f"damaged): give --frames {indices.start}:{readable}, or repair the file"
+                )
+            return
+        same_size(self.path, [self.files[i] for i in indices], indices.start)
+
+    def _readable(self, stop: int) -> int:
+        """How many of the first `stop` frames can be decoded (the container's count may promise more)."""
+        import cv2
+
+        cap = cv2.VideoCapture(str(self.path))
+        try:
+            count = 0
+            while count < stop and cap.grab():
+                count += 1
+        finally:
+            cap.release()
+        return count
 
     def frames(self, indices: range):
         """Yield (index, frame) for the consecutive `indices`, decoding one frame at a time."""
@@ -81,7 +143,10 @@ class FrameSource:
             for i in indices:
                 ok, bgr = cap.read()
                 if not ok:
-                    raise NstError(f"{self.path}: frame {i} could not be decoded")
+                    raise NstError(
+                        f"{self.path}: frame {i} could not be decoded (the file is truncated or damaged); "
+                        f"frames before it can be read: give --frames {indices.start}:{i}"
+                    )
                 yield i, bgr[:, :, ::-1].astype(np.float32)
         finally:
             cap.release()
