@@ -132,6 +132,26 @@ def test_bad_files(tmp_path, make, message):
     assert "\n" not in str(info.value)
 
 
+def test_a_pipe_or_a_device_is_refused_not_read(tmp_path):
+    """A FIFO would block the read forever and /dev/zero has no end; neither is an 'empty' file."""
+    os.mkfifo(tmp_path / "pipe.png")
+    for path in (tmp_path / "pipe.png", "/dev/zero"):
+        with pytest.raises(NstError, match="not a regular file"):
+            read_image(path)
+
+
+def test_transfer_refuses_a_pipe_as_input(tmp_path):
+    """From the command line: refused in one line, not left waiting in the memory check's header read."""
+    import subprocess
+    import sys
+
+    os.mkfifo(tmp_path / "pipe.png")
+    write_image(tmp_path / "style.png", synthetic(40, 40))
+    r = subprocess.run([sys.executable, "-m", "nst", "transfer", tmp_path / "pipe.png", tmp_path / "style.png", "-o",
+                        tmp_path / "o.png", "--size", "64"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 2 and "pipe.png: not a regular file" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
 def test_truncated_file(tmp_path, picture):
     PIL.fromarray(synthetic(200, 300)).save(tmp_path / "full.png")
     data = (tmp_path / "full.png").read_bytes()

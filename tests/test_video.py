@@ -229,6 +229,8 @@ def test_video_without_ray_never_imports_ray(clip, tmp_path):
         (["--temporal-weight", "nan"], "--temporal-weight nan"),
         (["--temporal-weight", "inf"], "--temporal-weight inf"),
         (["--warm-iterations", "-3"], "--warm-iterations -3"),
+        (["--ray", "--ray-chunk", "0"], "--ray-chunk 0"),
+        (["--ray", "--ray-gpus", "nan"], "--ray-gpus at least 0"),
     ],
 )
 def test_video_errors_are_one_line(clip, tmp_path, args, message):

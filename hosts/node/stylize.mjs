@@ -106,6 +106,11 @@ const isFolder = (path) => {
 // As Pillow, OpenCV and Chromium (colorSpaceConversion none) read files: the stored values, no ICC transform;
 // CMYK by plain inversion; transparency composited on white (in fromPixels).
 async function decode(path, manifest) {
+  let regular = true;
+  try {
+    regular = statSync(path).isFile();
+  } catch {} // a missing file: sharp says so below
+  if (!regular) fail(`${path}: not a regular file (a folder, pipe or device); ${KINDS}`); // a pipe would block
   try {
     const open = () => sharp(path, { failOn: 'error', limitInputPixels: false }).autoOrient();
     const { width, height, space, format, depth } = await open().metadata();
@@ -138,13 +143,20 @@ async function encode(path, img) {
 
 function readBundle(folder) {
   const files = {};
+  let text;
   try {
-    files.manifest = JSON.parse(readFileSync(join(folder, 'manifest.json'), 'utf8'));
+    text = readFileSync(join(folder, 'manifest.json'), 'utf8');
     for (const name of ['features.onnx', 'step.onnx']) files[name] = readFileSync(join(folder, name));
   } catch (err) {
     fail(`${folder} is not a readable bundle (${err.code || err.message}); run nst export ${folder}`);
   }
-  const problem = manifestProblem(files.manifest);
+  let problem;
+  try {
+    files.manifest = JSON.parse(text);
+    problem = manifestProblem(files.manifest);
+  } catch {
+    problem = 'it is not valid JSON';
+  }
   const again = 'export the bundle again with nst export';
   if (problem) fail(`${join(folder, 'manifest.json')} is damaged (${problem}): ${again}`);
   return files;

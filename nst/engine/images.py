@@ -101,6 +101,8 @@ def read_image(path: str | os.PathLike, longest: int | None = None) -> np.ndarra
         raise NstError(f"{p}: no such file; check the path")
     if p.is_dir():
         raise NstError(f"{p}: is a folder, not an image file")
+    if not p.is_file():  # reading a pipe waits for a writer, a device may never end
+        raise NstError(f"{p}: not a regular file (a pipe or a device); give a PNG, JPEG, WebP, BMP, GIF or TIFF file")
     try:
         data = np.fromfile(p, dtype=np.uint8)
     except OSError as exc:

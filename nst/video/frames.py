@@ -78,6 +78,8 @@ class FrameSource:
             self.files = None
             self.count, self.fps = self._probe()
             self.audio = True  # whether it really has a track is ffmpeg's to find out (`-map 1:a?`)
+        elif self.path.exists():  # a pipe or a device: reading it could wait forever
+            raise NstError(f"{self.path}: not a regular file (a pipe or a device); give a video file or a folder")
         else:
             raise NstError(f"{self.path}: no such video file or folder of frames")
 
