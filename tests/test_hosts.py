@@ -255,7 +255,7 @@ def test_hosts_refuse_bad_requests_in_one_line(host, bundle_dir, pair, odd_image
     before = Path(content).read_bytes()
     for expected, args in cases.items():
         done = subprocess.run([*hosts(host), *args, "--bundle", str(bundle_dir)], capture_output=True, text=True,
-                              timeout=60)  # fmt: skip
+                              timeout=300)  # fmt: skip
         assert done.returncode == 2 and done.stderr.startswith("error: "), (expected, done.stderr[-500:])
         assert expected in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr
         assert not done.stdout and list(tmp_path.iterdir()) == []
