@@ -127,6 +127,17 @@ def test_temporal_term_gradient_by_finite_differences():
     assert np.allclose(total_grad, grad + x, rtol=1e-4)
 
 
+def test_a_fade_to_black_stays_black(st):
+    """Frames are 0..255 by construction: one whose brightest value is 1 is not taken for a 0..1 image."""
+    from nst.video.stylize import VideoOptions, VideoStylizer
+
+    dark = (synthetic(40, 48) > 128).astype(np.float32)  # a fade's last frame: 0 and 1 of 255
+    stylizer = VideoStylizer(st, [stripes(40, 40)], VideoOptions(), None, size=48, iterations=2, scales=1,
+                             style_weight=0.0, init="content")  # fmt: skip
+    result, *_ = stylizer.frame(dark)
+    assert result.max() < 8.0
+
+
 def nst(*args):
     return subprocess.run(
         [sys.executable, "-m", "nst", *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=600
