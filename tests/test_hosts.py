@@ -343,8 +343,10 @@ def test_python_library_raises_what_the_command_line_prints(bundle_dir, pair, od
         go(content, [])
     with pytest.raises(host.BundleError, match="the content image holds values outside 0..255"):
         go(np.full_like(content, np.nan), [style])
-    with pytest.raises(host.BundleError, match=r"the style image is \(64, 48, 3\): give a \(1, 3, H, W\)"):
+    with pytest.raises(host.BundleError, match=r"the style image is uint8 \(64, 48, 3\): give a \(1, 3, H, W\)"):
         go(content, [np.zeros((64, 48, 3), np.uint8)])
+    with pytest.raises(host.BundleError, match="the content image is float64"):
+        go(content.astype(np.float64), [style])
 
 
 def test_python_host_composites_on_white_and_inverts_cmyk(odd_images):

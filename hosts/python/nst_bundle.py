@@ -330,9 +330,9 @@ def stylize(bundle, content, styles, size, iterations, scales, settings, on_step
 
 def check_image(what: str, x: object) -> None:
     """An image as load() returns it: a (1, 3, H, W) float32 array of finite RGB values in 0..255."""
-    if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[:2] != (1, 3) or min(x.shape[2:]) < 1:
-        shape = getattr(x, "shape", type(x).__name__)
-        raise BundleError(f"the {what} image is {shape}: give a (1, 3, H, W) float32 array, as load() returns")
+    if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.ndim != 4 or x.shape[:2] != (1, 3) or not x.size:
+        kind = f"{x.dtype} {x.shape}" if isinstance(x, np.ndarray) else type(x).__name__
+        raise BundleError(f"the {what} image is {kind}: give a (1, 3, H, W) float32 array, as load() returns")
     if not np.isfinite(x).all() or x.min() < 0 or x.max() > 255:
         raise BundleError(f"the {what} image holds values outside 0..255 (or NaN): give RGB values in 0..255")
 

@@ -11,6 +11,7 @@ from typing import Callable
 from nst.engine.errors import NstError
 from nst.engine.images import write_bytes
 
+from .chunks import LEAD, TAIL
 from .encode import encode, frames_folder, is_video
 from .frames import FrameSource, check_fps, parse_frames
 from .record import input_record, merge_input
@@ -98,7 +99,7 @@ class VideoJob:
                 f"{folder}: holds frames made with other settings; give another output or delete that folder"
             )
         new = input_record(source, self.indices)
-        done = lambda i: frame_path(folder, i).exists()
+        done = lambda i: any(frame_path(folder / sub, i).exists() for sub in ("", LEAD, TAIL))  # Ray's overlaps too
         settings["input"] = merge_input(old and old.get("input"), new, done, folder) if folder.is_dir() else new
         folder.mkdir(exist_ok=True)
         write_bytes(marker, json.dumps(settings, indent=1).encode())

@@ -36,7 +36,7 @@ def merge_input(old: dict | None, new: dict, done: Callable[[int], bool], folder
         return new | {"frames": old["frames"] | new["frames"]}
     if old and old.get("sha256") is not None and old.get("sha256") == new.get("sha256"):
         return new
-    if any(p.stem.isdigit() for p in folder.glob("*.png")):
+    if any(p.stem.isdigit() for p in folder.rglob("*.png")):  # with a Ray run's overlap frames
         what = f"of {old['path']}" if old else "with no record of their input"
         raise NstError(f"{folder}: holds frames {what}, not of {new['path']}; {again}")
     return new
