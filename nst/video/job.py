@@ -75,6 +75,8 @@ class VideoJob:
         return frames_folder(self.output)
 
     def _check_output(self, source: FrameSource) -> None:
+        """Refuse an output that cannot be written or would overwrite the input, and frames that cannot be read,
+        before the frames folder is made."""
         out, folder = self.output, self.folder
         if not (out.parent if str(out.parent) else Path(".")).is_dir():
             raise NstError(f"{out}: the folder {out.parent} does not exist; create it first")
@@ -87,6 +89,12 @@ class VideoJob:
         if self.bit_depth not in (8, 16) or (self.bit_depth == 16 and is_video(out)):
             raise NstError(f"--bit-depth {self.bit_depth}: video files take 8; a folder of PNG frames 8 or 16")
         source.check(self.indices)
+        self._record(source)
+
+    def _record(self, source: FrameSource) -> None:
+        """Keep what makes the frames (settings and input) in the folder; refuse a folder made otherwise, since a
+        rerun resumes into it."""
+        folder = self.folder
         settings = {"styles": [str(Path(s).resolve()) for s in self.styles], "preset": self.preset}
         settings = json.loads(json.dumps(settings | {"options": self.options, "video": asdict(self.video)}))
         marker = folder / SETTINGS
