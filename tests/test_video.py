@@ -317,6 +317,8 @@ def test_video_says_which_frames_of_a_truncated_clip_can_be_read(clip, tmp_path)
     assert r.returncode == 2 and "can be decoded" in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
     readable = int(r.stderr.split("give --frames 0:")[1].split(",")[0])
     assert 0 < readable < 30 and not (tmp_path / "o").exists()
+    r = nst("video", cut, clip / "style.png", "-o", tmp_path / "o", "--frames", f"{readable + 1}:", *TINY)
+    assert r.returncode == 2 and f"give --frames 0:{readable}," in r.stderr, r.stderr  # a range that exists
 
 
 def test_ray_flag_takes_an_optional_address():

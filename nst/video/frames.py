@@ -63,6 +63,11 @@ def same_size(folder: Path, files: list[Path], start: int) -> None:
             )
 
 
+def readable_range(start: int, readable: int) -> str:
+    """A --frames value within the first `readable` frames, from `start` where that lies inside them."""
+    return f"{start}:{readable}" if start < readable else f"0:{readable}"
+
+
 class FrameSource:
     """Frames of a video file or of a folder of images (sorted by name), as HxWx3 float32 RGB 0..255."""
 
@@ -111,7 +116,7 @@ class FrameSource:
             if readable < indices.stop:
                 raise NstError(
                     f"{self.path}: only frames 0:{readable} of {self.count} can be decoded (the file is truncated or "
-                    f"damaged): give --frames {indices.start}:{readable}, or repair the file"
+                    f"damaged): give --frames {readable_range(indices.start, readable)}, or repair the file"
                 )
             return
         same_size(self.path, [self.files[i] for i in indices], indices.start)
@@ -147,7 +152,7 @@ class FrameSource:
                 if not ok:
                     raise NstError(
                         f"{self.path}: frame {i} could not be decoded (the file is truncated or damaged); "
-                        f"frames before it can be read: give --frames {indices.start}:{i}"
+                        f"frames before it can be read: give --frames {readable_range(indices.start, i)}"
                     )
                 yield i, bgr[:, :, ::-1].astype(np.float32)
         finally:
