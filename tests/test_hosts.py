@@ -422,6 +422,23 @@ def bundle_copy(bundle_dir: Path, folder: Path, manifest: dict | None = None, st
     return folder
 
 
+def test_hosts_refuse_a_pipe_in_the_bundle(bundle_dir, pair, tmp_path):
+    """A bundle file that is a pipe is named, not read (the read would wait for a writer forever)."""
+    node_ready()
+    folder = tmp_path / "bundle"
+    folder.mkdir()
+    for name in ("features.onnx", "step.onnx"):
+        (folder / name).symlink_to(bundle_dir / name)
+    os.mkfifo(folder / "manifest.json")
+    said = []
+    for host in ("python", "node"):
+        done = subprocess.run([*hosts(host), *map(str, pair), "-o", str(tmp_path / "o.png"), "--bundle", str(folder)],
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 2 and "(manifest.json is not a regular file)" in done.stderr, done.stderr
+        said.append(done.stderr)
+    assert said[0] == said[1] and len(said[0].splitlines()) == 1
+
+
 @pytest.mark.parametrize("host", ["python", "node"])
 def test_hosts_stop_on_a_loss_that_overflows(host, bundle_dir, pair, tmp_path):
     """Weights too large for float32 overflow the gradient: the run stops in one line, as nst's does, instead

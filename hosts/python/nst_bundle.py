@@ -195,6 +195,9 @@ class Bundle:
 
         root = Path(folder)
         try:
+            for name in ("manifest.json", "features.onnx", "step.onnx"):  # a pipe would block the read
+                if (root / name).exists() and not (root / name).is_file():
+                    raise OSError(f"{name} is not a regular file")
             text = (root / "manifest.json").read_text()
             files = {name: (root / name).read_bytes() for name in ("features.onnx", "step.onnx")}
         except (OSError, ValueError) as exc:
