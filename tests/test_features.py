@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from nst.engine.colour import match_colours, preserve_colours
 from nst.engine.errors import NstError
-from nst.engine.images import read_image, save_result
+from nst.engine.images import read_image, save_result, write_image
 from nst.engine.inputs import initial_image
 from nst.engine.presets import resolve_options
-from nst.engine.schedule import next_scale_start, scale_schedule
+from nst.engine.schedule import fitting_scales, next_scale_start, scale_schedule
 from nst.kernels.colour import RGB_TO_YCBCR, affine_colour, match_histograms, rgb_to_ycbcr, ycbcr_to_rgb
 
 from .conftest import stripes, synthetic
@@ -44,6 +47,35 @@ def test_scale_schedule():
     for bad in ({"scales": "300,200,500"}, {"scales": "128,256"}, {"scales": 3, "scale_iterations": "1,2"}):
         with pytest.raises(NstError):
             scale_schedule(resolve_options("johnson", size=500, **bad))
+
+
+def test_wide_pictures_leave_out_the_coarse_scales_too_thin_for_the_network(st):
+    """A 4:1 panorama at 256 px would be 16 px high at the quarter scale: that scale is left out, with one
+    warning, and the run ends at the size asked (the nst preset's schedule)."""
+    from nst.engine.errors import NstWarning
+
+    seen = []
+    with pytest.warns(NstWarning, match="coarse scale.*of 64 px: left out"):
+        out = st.transfer(
+            synthetic(40, 160), [stripes(50, 50)], "nst", size=256, iterations=1,
+            callback=lambda p: seen.append((p.scales, p.image().shape[1])),
+        )  # fmt: skip
+    assert out.shape == (64, 256, 3) and seen == [(2, 128), (2, 256)]
+    with pytest.warns(NstWarning, match="of 64, 128 px"):
+        assert fitting_scales([64, 128, 256, 512], [4, 3, 2, 1], 20, 160) == ([256, 512], [2, 1])
+
+
+def test_wide_clip_runs_from_the_command_line(tmp_path):
+    """A 2.39:1 picture at --size 128 with the default preset: one warning line, exit 0."""
+    write_image(tmp_path / "wide.png", synthetic(54, 129))
+    write_image(tmp_path / "style.png", stripes(40, 40))
+    r = subprocess.run(
+        [sys.executable, "-m", "nst", "transfer", tmp_path / "wide.png", tmp_path / "style.png", "-o",
+         tmp_path / "o.png", "--size", "128", "--iterations", "1", "-q"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 0 and r.stderr.count("\n") == 1 and r.stderr.startswith("warning: "), r.stderr
+    assert read_image(tmp_path / "o.png").shape == (54, 128, 3)
 
 
 def test_finer_scale_start_adds_back_the_content_detail():

@@ -3,9 +3,11 @@ bundle and images, 20 Adam steps at 128 px, the same losses at every step and fi
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -199,9 +201,11 @@ def odd_images(tmp_path_factory) -> dict[str, Path]:
     Image.fromarray(noise).convert("RGB").convert("CMYK").save(folder / "cmyk.jpg", quality=95)
     huge = io.BytesIO()
     Image.new("RGB", (1, 1)).save(huge, "PNG")
-    ihdr = b"IHDR" + struct.pack(">II", 20000, 20000) + huge.getvalue()[24:29]
-    patched = huge.getvalue()[:12] + ihdr + struct.pack(">I", zlib.crc32(ihdr)) + huge.getvalue()[33:]
-    (folder / "huge.png").write_bytes(patched)  # a header claiming 400 megapixels
+    for name, side in (("huge", 20000), ("vast", 100000)):  # headers claiming 400 and 10000 megapixels
+        ihdr = b"IHDR" + struct.pack(">II", side, side) + huge.getvalue()[24:29]
+        patched = huge.getvalue()[:12] + ihdr + struct.pack(">I", zlib.crc32(ihdr)) + huge.getvalue()[33:]
+        (folder / f"{name}.png").write_bytes(patched)
+    os.mkfifo(folder / "fifo.png")  # reading it would wait for a writer forever
     Image.fromarray(noise[:, :, :3]).save(folder / "badexif.png", exif=b"Exif\x00\x00not a TIFF block")
     Image.fromarray((rng.random((48, 64)) * 1e9).astype(np.int32)).save(folder / "int32.tif")
     return {path.stem: path for path in folder.iterdir()}
@@ -241,6 +245,12 @@ def test_hosts_refuse_bad_requests_in_one_line(host, bundle_dir, pair, odd_image
         "over 134 megapixels": [str(odd_images["huge"]), style, "-o", out],
         "give an 8- or 16-bit PNG, JPEG, WebP, GIF or TIFF image": [str(odd_images["int32"]), style, "-o", out],
         "too long": [content, style, "-o", str(tmp_path / ("a" * 300 + ".png"))],
+        "vast.png: the image is 100000x100000, over 134 megapixels": [str(odd_images["vast"]), style, "-o", out],
+        '--size needs a whole number, not " 64"': [content, style, "-o", out, "--size", " 64"],
+        '--size needs a whole number, not "-64"': [content, style, "-o", out, "--size", "-64"],
+        '--threads needs a whole number, not "-1"': [content, style, "-o", out, "--threads", "-1"],
+        "fifo.png: not a regular file": [str(odd_images["fifo"]), style, "-o", out],
+        "/dev/zero: not a regular file": [content, "/dev/zero", "-o", out],
     }
     before = Path(content).read_bytes()
     for expected, args in cases.items():
@@ -249,7 +259,22 @@ def test_hosts_refuse_bad_requests_in_one_line(host, bundle_dir, pair, odd_image
         assert done.returncode == 2 and done.stderr.startswith("error: "), (expected, done.stderr[-500:])
         assert expected in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr
         assert not done.stdout and list(tmp_path.iterdir()) == []
+        refusals.setdefault(expected, {})[host] = done.stderr.replace(str(tmp_path), "TMP")
     assert Path(content).read_bytes() == before
+
+
+refusals: dict[str, dict[str, str]] = {}  # what each host said to each case above
+
+
+def test_hosts_refuse_alike():
+    """Both hosts refuse every case of the table above with the same line, bar the argument parsers' own
+    wording of an unknown option and the decoders' own reason (Pillow's, sharp's) for a file they cannot read."""
+    both = {case: said for case, said in refusals.items() if len(said) == 2}
+    if len(both) < len(refusals) or not both:
+        pytest.skip("needs both hosts' runs of test_hosts_refuse_bad_requests_in_one_line")
+    same = lambda line: re.sub(r"as an image \(.*\);", "as an image (...);", line)
+    differ = [case for case, said in both.items() if same(said["python"]) != same(said["node"]) and case != "--bogus"]
+    assert not differ, {case: both[case] for case in differ}
 
 
 @pytest.mark.parametrize(
@@ -312,6 +337,16 @@ def test_python_library_raises_what_the_command_line_prints(bundle_dir, pair, od
     image = host.stylize(bundle, content, [style], size, iterations, scales, bundle.manifest["defaults"],
                          records.append)  # fmt: skip
     assert image.shape == (1, 3, 64, 48) and [r["iteration"] for r in records] == [0, 1]
+    go = lambda c, styles: host.stylize(bundle, c, styles, size, iterations, scales, bundle.manifest["defaults"],
+                                        records.append)  # fmt: skip
+    with pytest.raises(host.BundleError, match="at least one style"):
+        go(content, [])
+    with pytest.raises(host.BundleError, match="the content image holds values outside 0..255"):
+        go(np.full_like(content, np.nan), [style])
+    with pytest.raises(host.BundleError, match=r"the style image is uint8 \(64, 48, 3\): give a \(1, 3, H, W\)"):
+        go(content, [np.zeros((64, 48, 3), np.uint8)])
+    with pytest.raises(host.BundleError, match="the content image is float64"):
+        go(content.astype(np.float64), [style])
 
 
 def test_python_host_composites_on_white_and_inverts_cmyk(odd_images):
@@ -339,6 +374,8 @@ DAMAGE = {
     "lr NaN": damaged(lr=float("nan")),
     "iterations as text": damaged(iterations=["200", "150", "200"]),
     "a weight of 1e39": damaged(content_weight=1e39),
+    "a layer weight NaN": lambda m: {**m, "content_layers": {"relu4_2": float("nan")}},  # json writes NaN
+    "no layers": lambda m: {k: v for k, v in m.items() if not k.endswith("_layers")},
 }
 
 
@@ -352,10 +389,93 @@ def test_hosts_refuse_a_damaged_manifest_in_one_line(host, damage, bundle_dir, p
     manifest = DAMAGE[damage](json.loads((bundle_dir / "manifest.json").read_text()))
     (broken / "manifest.json").write_text(json.dumps(manifest))
     out = tmp_path / "out.png"
-    done = subprocess.run([*hosts(host), *map(str, pair), "-o", str(out), "--bundle", str(broken)],
+    quick = ["--size", "64", "--iterations", "1", "--scales", "1"]  # a host that takes it is done soon
+    done = subprocess.run([*hosts(host), *map(str, pair), "-o", str(out), "--bundle", str(broken), *quick],
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
     assert "nst export" in done.stderr and not out.exists()
+    damage_said.setdefault(damage, {})[host] = done.stderr.replace(str(tmp_path), "TMP")
+
+
+damage_said: dict[str, dict[str, str]] = {}  # what each host said to each damage above
+
+
+def test_hosts_refuse_damage_alike():
+    """The same line from both hosts for each damaged manifest (NaN, which Python's json reads and the Node
+    host's JSON.parse does not, included)."""
+    if not damage_said or any(len(said) < 2 for said in damage_said.values()):
+        pytest.skip("needs both hosts' runs of test_hosts_refuse_a_damaged_manifest_in_one_line")
+    assert all(said["python"] == said["node"] for said in damage_said.values()), damage_said
+
+
+def bundle_copy(bundle_dir: Path, folder: Path, manifest: dict | None = None, step: bytes | None = None) -> Path:
+    """A bundle in `folder`: links to `bundle_dir`'s graphs, or `step` as step.onnx (its hash in the manifest)."""
+    folder.mkdir()
+    manifest = manifest or json.loads((bundle_dir / "manifest.json").read_text())
+    (folder / "features.onnx").symlink_to(bundle_dir / "features.onnx")
+    if step is None:
+        (folder / "step.onnx").symlink_to(bundle_dir / "step.onnx")
+    else:
+        (folder / "step.onnx").write_bytes(step)
+        manifest["files"]["step.onnx"] = hashlib.sha256(step).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def test_hosts_refuse_a_pipe_in_the_bundle(bundle_dir, pair, tmp_path):
+    """A bundle file that is a pipe is named, not read (the read would wait for a writer forever)."""
+    node_ready()
+    folder = tmp_path / "bundle"
+    folder.mkdir()
+    for name in ("features.onnx", "step.onnx"):
+        (folder / name).symlink_to(bundle_dir / name)
+    os.mkfifo(folder / "manifest.json")
+    said = []
+    for host in ("python", "node"):
+        done = subprocess.run([*hosts(host), *map(str, pair), "-o", str(tmp_path / "o.png"), "--bundle", str(folder)],
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 2 and "(manifest.json is not a regular file)" in done.stderr, done.stderr
+        said.append(done.stderr)
+    assert said[0] == said[1] and len(said[0].splitlines()) == 1
+
+
+@pytest.mark.parametrize("host", ["python", "node"])
+def test_hosts_stop_on_a_loss_that_overflows(host, bundle_dir, pair, tmp_path):
+    """Weights too large for float32 overflow the gradient: the run stops in one line, as nst's does, instead
+    of writing a black image with exit 0 (and the Python host printing "loss": NaN, which is not JSON)."""
+    manifest = damaged(style_weight=3e38)(json.loads((bundle_dir / "manifest.json").read_text()))
+    broken = bundle_copy(bundle_dir, tmp_path / "bundle", manifest)
+    out = tmp_path / "out.png"
+    command = [*hosts(host), *map(str, pair), "-o", str(out), "--bundle", str(broken), "--size", "64"]
+    done = subprocess.run([*command, "--iterations", "2", "--scales", "1"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr.startswith("error: the loss is not finite at step 0"), done.stderr
+    assert len(done.stderr.splitlines()) == 1 and not out.exists()
+    assert all(json.loads(line, parse_constant=pytest.fail) for line in done.stdout.splitlines())
+
+
+@pytest.fixture(scope="module")
+def renamed_step(bundle_dir) -> bytes:
+    """step.onnx as another version might have it: its input tv_weight renamed."""
+    import onnx
+
+    model = onnx.load(str(bundle_dir / "step.onnx"))
+    for value in model.graph.input:
+        if value.name == "tv_weight":
+            value.name = "weight_tv"
+    for node in model.graph.node:
+        node.input[:] = ["weight_tv" if name == "tv_weight" else name for name in node.input]
+    return model.SerializeToString()
+
+
+@pytest.mark.parametrize("host", ["python", "node"])
+def test_hosts_check_the_graphs_against_the_manifest(host, bundle_dir, pair, renamed_step, tmp_path):
+    """A graph of another version is named on open, in one line, not in a traceback after the first step."""
+    other = bundle_copy(bundle_dir, tmp_path / "bundle", step=renamed_step)
+    out = tmp_path / "out.png"
+    done = subprocess.run([*hosts(host), *map(str, pair), "-o", str(out), "--bundle", str(other), "--size", "64"],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert "step.onnx does not fit manifest.json (it has no input tv_weight)" in done.stderr and not out.exists()
 
 
 @pytest.mark.parametrize("host", ["python", "node"])

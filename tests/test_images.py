@@ -87,9 +87,27 @@ def test_exif_rotated_photo_comes_out_upright(tmp_path, picture):
     _close(img, np.rot90(picture, k=-1), 4.0)
 
 
+def test_a_dark_float_array_stays_dark():
+    """A fade's frame, brightest value 1 of 255, is not taken as a 0..1 image and multiplied to white."""
+    dark = np.zeros((8, 8, 3), np.float32)
+    dark[2:4, 2:4] = 1.0
+    np.testing.assert_array_equal(as_image(dark), dark)
+    mask = np.zeros((8, 8), np.float32)
+    mask[:, :4] = 1.0  # a float mask holds weights 0..1: white where it is 1
+    assert as_image(mask, float_white=1.0)[0, 0, 0] == 255.0
+
+
+def test_a_float_mask_beyond_one_is_refused():
+    from nst.engine.inputs import load_masks
+
+    with pytest.raises(NstError, match="weights in 0..1"):
+        load_masks([np.full((8, 8), 255.0)], 1, 8, 8)
+    np.testing.assert_array_equal(load_masks([np.full((8, 8), 0.5)], 1, 8, 8)[0], np.full((8, 8), 0.5, np.float32))
+
+
 def test_arrays_are_accepted(picture):
     np.testing.assert_array_equal(as_image(picture), picture.astype(np.float32))
-    np.testing.assert_allclose(as_image(picture / 255.0), picture, atol=1e-3)
+    np.testing.assert_allclose(as_image(picture.astype(np.float64)), picture)  # float arrays are 0..255 too
     assert as_image(picture[:, :, 0]).shape == (40, 60, 3)
     with pytest.raises(NstError, match="HxWx3"):
         as_image(np.zeros((4, 4, 5), np.uint8))
@@ -112,6 +130,26 @@ def test_bad_files(tmp_path, make, message):
     with pytest.raises(NstError, match=message) as info:
         read_image(path)
     assert "\n" not in str(info.value)
+
+
+def test_a_pipe_or_a_device_is_refused_not_read(tmp_path):
+    """A FIFO would block the read forever and /dev/zero has no end; neither is an 'empty' file."""
+    os.mkfifo(tmp_path / "pipe.png")
+    for path in (tmp_path / "pipe.png", "/dev/zero"):
+        with pytest.raises(NstError, match="not a regular file"):
+            read_image(path)
+
+
+def test_transfer_refuses_a_pipe_as_input(tmp_path):
+    """From the command line: refused in one line, not left waiting in the memory check's header read."""
+    import subprocess
+    import sys
+
+    os.mkfifo(tmp_path / "pipe.png")
+    write_image(tmp_path / "style.png", synthetic(40, 40))
+    r = subprocess.run([sys.executable, "-m", "nst", "transfer", tmp_path / "pipe.png", tmp_path / "style.png", "-o",
+                        tmp_path / "o.png", "--size", "64"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 2 and "pipe.png: not a regular file" in r.stderr and len(r.stderr.splitlines()) == 1
 
 
 def test_truncated_file(tmp_path, picture):

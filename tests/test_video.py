@@ -127,6 +127,17 @@ def test_temporal_term_gradient_by_finite_differences():
     assert np.allclose(total_grad, grad + x, rtol=1e-4)
 
 
+def test_a_fade_to_black_stays_black(st):
+    """Frames are 0..255 by construction: one whose brightest value is 1 is not taken for a 0..1 image."""
+    from nst.video.stylize import VideoOptions, VideoStylizer
+
+    dark = (synthetic(40, 48) > 128).astype(np.float32)  # a fade's last frame: 0 and 1 of 255
+    stylizer = VideoStylizer(st, [stripes(40, 40)], VideoOptions(), None, size=48, iterations=2, scales=1,
+                             style_weight=0.0, init="content")  # fmt: skip
+    result, *_ = stylizer.frame(dark)
+    assert result.max() < 8.0
+
+
 def nst(*args):
     return subprocess.run(
         [sys.executable, "-m", "nst", *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=600
@@ -223,11 +234,91 @@ def test_video_without_ray_never_imports_ray(clip, tmp_path):
         (["--frames", "5:9"], "--frames"),
         (["--flow", "magic"], "--flow"),
         (["--size", 16], "--size"),
+        (["--fps", "nan"], "--fps nan: give a frame rate"),
+        (["--fps", "inf"], "--fps inf: give a frame rate"),
+        (["--fps", "1e-9"], "--fps 1e-09: give a frame rate"),
+        (["--temporal-weight", "nan"], "--temporal-weight nan"),
+        (["--temporal-weight", "inf"], "--temporal-weight inf"),
+        (["--warm-iterations", "-3"], "--warm-iterations -3"),
+        (["--ray", "--ray-chunk", "0"], "--ray-chunk 0"),
+        (["--ray", "--ray-gpus", "nan"], "--ray-gpus at least 0"),
     ],
 )
 def test_video_errors_are_one_line(clip, tmp_path, args, message):
+    """Refused before any work: one line, status 2, no output folder made."""
     r = nst("video", clip / "frames", clip / "style.png", "-o", tmp_path / "o", *TINY, *args)
-    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and message in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def frames_folder_of(root: Path, pictures: list[np.ndarray], names: str = "{:06d}.png") -> Path:
+    root.mkdir()
+    for t, picture in enumerate(pictures):
+        write_image(root / names.format(t), picture)
+    return root
+
+
+@pytest.mark.parametrize("names", ["{:06d}.png", "f{}.png"])
+def test_video_refuses_its_input_folder_as_output(clip, tmp_path, names):
+    """Frames named as results would be taken as finished ones; others would get results among them."""
+    frames = frames_folder_of(tmp_path / "frames", [synthetic(40, 48, seed=t) for t in range(2)], names)
+    before = {p.name: p.read_bytes() for p in frames.iterdir()}
+    r = nst("video", frames, clip / "style.png", "-o", frames, *TINY)
+    assert r.returncode == 2 and "is the folder of the input frames" in r.stderr, r.stderr
+    assert {p.name: p.read_bytes() for p in frames.iterdir()} == before
+    r = nst("video", frames, clip / "style.png", "-o", frames / "out", "--frames", "0:1", *TINY)
+    assert r.returncode == 0, r.stderr  # a subfolder works
+
+
+def avi(path: Path, pictures: list[np.ndarray]) -> Path:
+    """A small MJPEG .avi written by OpenCV (no ffmpeg needed)."""
+    import cv2
+
+    h, w = pictures[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10, (w, h))
+    for picture in pictures:
+        writer.write(np.ascontiguousarray(picture[:, :, ::-1]))
+    writer.release()
+    return path
+
+
+def test_video_resume_refuses_frames_of_another_input(clip, tmp_path):
+    """A rerun on another clip into the same folder must not keep the first clip's frames as its own."""
+    style, out = clip / "style.png", tmp_path / "out"
+    first = frames_folder_of(tmp_path / "a", [synthetic(40, 48, seed=t) for t in range(2)], "f{}.png")
+    assert nst("video", first, style, "-o", out, "--frames", "0:1", *TINY).returncode == 0
+    write_image(first / "f1.png", synthetic(40, 48, seed=9))  # a frame not yet made may change
+    assert nst("video", first, style, "-o", out, *TINY).returncode == 0
+    made = (out / "000000.png").read_bytes()
+    second = frames_folder_of(tmp_path / "b", [stripes(40, 48) for t in range(2)], "f{}.png")
+    r = nst("video", second, style, "-o", out, *TINY)
+    assert r.returncode == 2 and "frame 0 was made from another f0.png" in r.stderr, r.stderr
+    assert (out / "000000.png").read_bytes() == made
+    clips = [avi(tmp_path / f"{name}.avi", [synthetic(40, 48, seed=s + t) for t in range(2)]) for name, s in
+             (("one", 0), ("two", 5))]  # fmt: skip
+    assert nst("video", clips[0], style, "-o", tmp_path / "v", "--frames", "0:1", *TINY).returncode == 0
+    r = nst("video", clips[1], style, "-o", tmp_path / "v", *TINY)
+    assert r.returncode == 2 and "holds frames of" in r.stderr and "one.avi" in r.stderr, r.stderr
+
+
+def test_video_refuses_frames_of_mixed_sizes_before_any_work(clip, tmp_path):
+    pictures = [synthetic(40, 48), synthetic(40, 48, seed=1), synthetic(48, 40, seed=2)]
+    frames = frames_folder_of(tmp_path / "frames", pictures, "f{}.png")
+    r = nst("video", frames, clip / "style.png", "-o", tmp_path / "o", *TINY)
+    assert r.returncode == 2 and "frame 2 (f2.png) is 40x48 but frame 0 (f0.png) is 48x40" in r.stderr, r.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_video_says_which_frames_of_a_truncated_clip_can_be_read(clip, tmp_path):
+    full = avi(tmp_path / "full.avi", [synthetic(40, 48, seed=t) for t in range(30)])
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    r = nst("video", cut, clip / "style.png", "-o", tmp_path / "o", *TINY)
+    assert r.returncode == 2 and "can be decoded" in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
+    readable = int(r.stderr.split("give --frames 0:")[1].split(",")[0])
+    assert 0 < readable < 30 and not (tmp_path / "o").exists()
+    r = nst("video", cut, clip / "style.png", "-o", tmp_path / "o", "--frames", f"{readable + 1}:", *TINY)
+    assert r.returncode == 2 and f"give --frames 0:{readable}," in r.stderr, r.stderr  # a range that exists
 
 
 def test_ray_flag_takes_an_optional_address():

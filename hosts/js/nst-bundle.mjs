@@ -71,6 +71,11 @@ const finite = (x) => typeof x === 'number' && Number.isFinite(x);
 export function manifestProblem(m) {
   if (m?.format !== 'nst-bundle' || m.version !== 1) return 'it is not an nst bundle of version 1';
   if (!(m.files instanceof Object) || Array.isArray(m.files)) return 'files is not a table of hashes';
+  const table = (t) => t instanceof Object && !Array.isArray(t);
+  const layers = [m.content_layers, m.style_layers];
+  if (!layers.every(table) || !layers.some((t) => Object.keys(t).length)) {
+    return 'content_layers and style_layers are not tables of layer names';
+  }
   const { min_side: lo, max_side: hi, max_pixels: most } = m.limits ?? {};
   if (!whole(lo, 32, 65536) || !whole(hi, lo, 65536) || !whole(most, hi * hi, 2 ** 50)) {
     return 'limits lack min_side, max_side or max_pixels, or they are out of order';
@@ -93,6 +98,23 @@ export function manifestProblem(m) {
   return null;
 }
 
+const STEP_OUTPUTS = ['image_next', 'm_next', 'v_next', 'loss', 'content_loss', 'style_loss', 'tv_loss'];
+
+// What a graph's inputs and outputs lack, or hold beyond, what the manifest's layers call for (a graph of
+// another version), or null. The Python host checks the same.
+export function interfaceProblem(m, name, inputs, outputs) {
+  const targets = [...Object.keys(m.content_layers).map((k) => `content.${k}`),
+    ...Object.keys(m.style_layers).map((k) => `gram.${k}`)];
+  const [wantIn, wantOut] = name === 'features.onnx'
+    ? [['image'], targets]
+    : [['image', 'm', 'v', 't', ...SCALARS, ...targets], STEP_OUTPUTS];
+  const missing = [...wantIn.filter((k) => !inputs.includes(k)).map((k) => `input ${k}`),
+    ...wantOut.filter((k) => !outputs.includes(k)).map((k) => `output ${k}`)];
+  const extra = inputs.filter((k) => !wantIn.includes(k)).map((k) => `input ${k}`);
+  if (missing.length) return `it has no ${missing[0]}`;
+  return extra.length ? `it has an unknown ${extra[0]}` : null;
+}
+
 function checkManifest(m) {
   const problem = manifestProblem(m);
   if (problem) throw new Error(`manifest.json is damaged (${problem}): export the bundle again with nst export`);
@@ -109,6 +131,8 @@ export async function openBundle(ort, files, sessionOptions, sha256) {
       throw new Error(`${name} does not match manifest.json; export the bundle again`);
     }
     sessions[name] = await ort.InferenceSession.create(files[name], sessionOptions);
+    const problem = interfaceProblem(manifest, name, sessions[name].inputNames, sessions[name].outputNames);
+    if (problem) throw new Error(`${name} does not fit manifest.json (${problem}); export the bundle again`);
   }
   return { ort, manifest, features: sessions['features.onnx'], step: sessions['step.onnx'] };
 }
@@ -153,7 +177,9 @@ function nextStart(x, c) {
 // loss, seconds, size and the three terms; image: the image the losses belong to); returning true stops.
 export async function stylize(bundle, content, styles, { size, iterations, scales, settings, onStep }) {
   const { ort } = bundle;
+  if (!Array.isArray(styles) || !styles.length) throw new Error('give at least one style image');
   const named = styles.length === 1 ? { style: styles[0] } : Object.fromEntries(styles.map((s, i) => [`style ${i + 1}`, s]));
+  for (const [what, img] of Object.entries({ content, ...named })) checkImage(what, img);
   checkSides(bundle.manifest, { content, ...named }, size);
   const blend = styles.map(() => 1 / styles.length);
   const start = performance.now();
@@ -170,6 +196,7 @@ export async function stylize(bundle, content, styles, { size, iterations, scale
     let v = new ort.Tensor('float32', new Float32Array(x.data.length), image.dims);
     for (let t = 1; t <= iterations[s]; t++) {
       const out = await bundle.step.run({ ...feeds, image, m, v, t: scalar(ort, t) });
+      checkFinite(step, Number(out.loss.data[0]), out.image_next.data);
       const record = {
         iteration: step++,
         loss: Number(out.loss.data[0]),
@@ -187,6 +214,26 @@ export async function stylize(bundle, content, styles, { size, iterations, scale
     }
   }
   return x;
+}
+
+// An image as the hosts read it: {data, h, w} with 3*h*w finite RGB values in 0..255.
+function checkImage(what, img) {
+  const ok = img?.data instanceof Float32Array && whole(img.h, 1, Infinity) && whole(img.w, 1, Infinity);
+  if (!ok || img.data.length !== 3 * img.h * img.w) {
+    throw new Error(`the ${what} image is not {data, h, w} with 3*h*w float32 values, as the hosts read images`);
+  }
+  if (!img.data.every((x) => x >= 0 && x <= 255)) {
+    throw new Error(`the ${what} image holds values outside 0..255 (or NaN): give RGB values in 0..255`);
+  }
+}
+
+// Stop on a loss or image that overflowed (weights too large for float32), as nst does: the image would come
+// out black.
+function checkFinite(step, loss, image) {
+  if (!Number.isFinite(loss) || !image.every(Number.isFinite)) {
+    throw new Error(`the loss is not finite at step ${step}: the weights in manifest.json's defaults are too large ` +
+      'for float32; lower them, or export the bundle again');
+  }
 }
 
 // An error that means the runtime or JavaScript ran out of memory (hosts say so, and to choose a smaller size).

@@ -4,7 +4,7 @@
 // Prints one JSON line per iteration ({"iteration", "loss", "seconds", ...}). Images are read and written with
 // sharp (libvips): JPEG, PNG, WebP, TIFF, ...; decoded as Pillow and browsers decode them, EXIF orientation applied.
 import { createHash, randomBytes } from 'node:crypto';
-import { accessSync, constants, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
@@ -95,6 +95,14 @@ function checkOutput(output, inputs) {
   }
 }
 
+const isFile = (path) => {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+};
+
 const isFolder = (path) => {
   try {
     return statSync(path).isDirectory();
@@ -106,6 +114,8 @@ const isFolder = (path) => {
 // As Pillow, OpenCV and Chromium (colorSpaceConversion none) read files: the stored values, no ICC transform;
 // CMYK by plain inversion; transparency composited on white (in fromPixels).
 async function decode(path, manifest) {
+  // A pipe would block the read (a missing file: sharp says so below).
+  if (existsSync(path) && !isFile(path)) fail(`${path}: not a regular file (a folder, pipe or device); ${KINDS}`);
   try {
     const open = () => sharp(path, { failOn: 'error', limitInputPixels: false }).autoOrient();
     const { width, height, space, format, depth } = await open().metadata();
@@ -138,13 +148,24 @@ async function encode(path, img) {
 
 function readBundle(folder) {
   const files = {};
+  let text;
   try {
-    files.manifest = JSON.parse(readFileSync(join(folder, 'manifest.json'), 'utf8'));
+    for (const name of ['manifest.json', 'features.onnx', 'step.onnx']) {
+      const path = join(folder, name); // a pipe would block the read
+      if (existsSync(path) && !isFile(path)) throw new Error(`${name} is not a regular file`);
+    }
+    text = readFileSync(join(folder, 'manifest.json'), 'utf8');
     for (const name of ['features.onnx', 'step.onnx']) files[name] = readFileSync(join(folder, name));
   } catch (err) {
     fail(`${folder} is not a readable bundle (${err.code || err.message}); run nst export ${folder}`);
   }
-  const problem = manifestProblem(files.manifest);
+  let problem;
+  try {
+    files.manifest = JSON.parse(text);
+    problem = manifestProblem(files.manifest);
+  } catch {
+    problem = 'it is not valid JSON';
+  }
   const again = 'export the bundle again with nst export';
   if (problem) fail(`${join(folder, 'manifest.json')} is damaged (${problem}): ${again}`);
   return files;

@@ -84,6 +84,8 @@ def load(path: str, max_pixels: int) -> np.ndarray:
 
 def opened(path: str, max_pixels: int) -> Image.Image:
     """The file opened (its header read), within the bundle's pixel limit and of a kind both hosts read."""
+    if os.path.exists(path) and not os.path.isfile(path):  # a pipe would block the read, a device never end
+        raise BundleError(f"{path}: not a regular file (a folder, pipe or device); {KINDS}")
     limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # the bundle's limit instead, below
     try:
         image = Image.open(path)
@@ -140,6 +142,9 @@ def manifest_problem(m: object) -> str | None:
         return "it is not an nst bundle of version 1"
     if not isinstance(m.get("files"), dict):
         return "files is not a table of hashes"
+    layers = [m.get("content_layers"), m.get("style_layers")]
+    if not all(isinstance(t, dict) and all(isinstance(k, str) for k in t) for t in layers) or not any(layers):
+        return "content_layers and style_layers are not tables of layer names"
     limits = m.get("limits") if isinstance(m.get("limits"), dict) else {}
     lo, hi, most = (limits.get(k) for k in ("min_side", "max_side", "max_pixels"))
     if not (whole(lo, 32, 65536) and whole(hi, lo, 65536) and whole(most, hi * hi, 2**50)):
@@ -160,6 +165,28 @@ def manifest_problem(m: object) -> str | None:
     return None
 
 
+def no_constant(name: str) -> None:
+    """NaN and Infinity are not JSON: the JS hosts' parser refuses them, so this one does too."""
+    raise ValueError(f"{name} is not JSON")
+
+
+SCALARS = ("lr", "content_weight", "style_weight", "tv_weight")
+STEP_OUTPUTS = ("image_next", "m_next", "v_next", "loss", "content_loss", "style_loss", "tv_loss")
+
+
+def interface_problem(m: dict, name: str, inputs: list[str], outputs: list[str]) -> str | None:
+    """What a graph's inputs and outputs lack, or hold beyond, what the manifest's layers call for (a graph of
+    another version), or None (the JS hosts check the same)."""
+    targets = [f"content.{k}" for k in m["content_layers"]] + [f"gram.{k}" for k in m["style_layers"]]
+    want_in, want_out = (["image"], targets) if name == "features.onnx" else (
+        ["image", "m", "v", "t", *SCALARS, *targets], list(STEP_OUTPUTS))  # fmt: skip
+    missing = [f"input {k}" for k in want_in if k not in inputs] + [f"output {k}" for k in want_out if k not in outputs]
+    extra = [f"input {k}" for k in inputs if k not in want_in]
+    if missing:
+        return f"it has no {missing[0]}"
+    return f"it has an unknown {extra[0]}" if extra else None
+
+
 class Bundle:
     """The two sessions and the manifest of a bundle folder (file hashes checked)."""
 
@@ -168,11 +195,18 @@ class Bundle:
 
         root = Path(folder)
         try:
-            self.manifest = json.loads((root / "manifest.json").read_text())
+            for name in ("manifest.json", "features.onnx", "step.onnx"):  # a pipe would block the read
+                if (root / name).exists() and not (root / name).is_file():
+                    raise OSError(f"{name} is not a regular file")
+            text = (root / "manifest.json").read_text()
             files = {name: (root / name).read_bytes() for name in ("features.onnx", "step.onnx")}
         except (OSError, ValueError) as exc:
             raise BundleError(f"{root} is not a readable bundle ({first_line(exc)}); run nst export {root}") from None
-        problem = manifest_problem(self.manifest)
+        try:
+            self.manifest = json.loads(text, parse_constant=no_constant)
+            problem = manifest_problem(self.manifest)
+        except ValueError:
+            problem = "it is not valid JSON"
         if problem:
             raise BundleError(
                 f"{root / 'manifest.json'} is damaged ({problem}): export the bundle again with nst export"
@@ -186,11 +220,16 @@ class Bundle:
             if hashlib.sha256(data).hexdigest() != self.manifest["files"].get(name):
                 raise BundleError(f"{root / name} does not match manifest.json; export the bundle again")
             try:
-                self.sessions[name] = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+                session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
             except Exception as exc:  # a graph that onnxruntime refuses: say which, in one line
                 raise BundleError(
                     f"{root / name} cannot be loaded ({first_line(exc)}); export the bundle again"
                 ) from None
+            names = [[x.name for x in session.get_inputs()], [x.name for x in session.get_outputs()]]
+            problem = interface_problem(self.manifest, name, *names)
+            if problem:
+                raise BundleError(f"{root / name} does not fit manifest.json ({problem}); export the bundle again")
+            self.sessions[name] = session
 
     def features(self, image: np.ndarray) -> dict[str, np.ndarray]:
         session = self.sessions["features.onnx"]
@@ -262,10 +301,14 @@ def check_sides(manifest: dict, images: dict[str, np.ndarray], size: int) -> Non
 
 def stylize(bundle, content, styles, size, iterations, scales, settings, on_step=print) -> np.ndarray:
     """Adam from the content image, coarse to fine; returns (1, 3, H, W) float32 in 0..255."""
+    if not isinstance(styles, (list, tuple)) or not styles:
+        raise BundleError("give at least one style image (a list of what load() returns)")
     named = {"style": styles[0]} if len(styles) == 1 else {f"style {i + 1}": s for i, s in enumerate(styles)}
+    for what, image in {"content": content, **named}.items():
+        check_image(what, image)
     check_sides(bundle.manifest, {"content": content, **named}, size)
     blend = [1.0 / len(styles)] * len(styles)
-    weights = {k: np.array(settings[k], np.float32) for k in ("lr", "content_weight", "style_weight", "tv_weight")}
+    weights = {k: np.array(settings[k], np.float32) for k in SCALARS}
     x, step, start = None, 0, time.perf_counter()
     for fraction, count in zip(scales, iterations):
         side = scale_side(bundle.manifest, [content, *styles], size, fraction)
@@ -279,9 +322,29 @@ def stylize(bundle, content, styles, size, iterations, scales, settings, on_step
         m, v = np.zeros_like(x), np.zeros_like(x)
         for t in range(1, count + 1):
             feeds = {"image": x, "m": m, "v": v, "t": np.array(t, np.float32), **fixed}
-            x_next, m, v, loss, *terms = bundle.sessions["step.onnx"].run(None, feeds)
+            x_next, m, v, loss, *terms = bundle.sessions["step.onnx"].run(list(STEP_OUTPUTS), feeds)
+            check_finite(step, float(loss), x_next)
             seconds = {"seconds": round(time.perf_counter() - start, 4), "cpu_seconds": time.process_time()}
             terms = dict(zip(("content_loss", "style_loss", "tv_loss"), map(float, terms)))
             on_step({"iteration": step, "loss": float(loss), **seconds, "size": side, **terms})
             x, step = x_next, step + 1
     return x
+
+
+def check_image(what: str, x: object) -> None:
+    """An image as load() returns it: a (1, 3, H, W) float32 array of finite RGB values in 0..255."""
+    if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.ndim != 4 or x.shape[:2] != (1, 3) or not x.size:
+        kind = f"{x.dtype} {x.shape}" if isinstance(x, np.ndarray) else type(x).__name__
+        raise BundleError(f"the {what} image is {kind}: give a (1, 3, H, W) float32 array, as load() returns")
+    if not np.isfinite(x).all() or x.min() < 0 or x.max() > 255:
+        raise BundleError(f"the {what} image holds values outside 0..255 (or NaN): give RGB values in 0..255")
+
+
+def check_finite(step: int, loss: float, x: np.ndarray) -> None:
+    """Stop on a loss or image that overflowed (weights too large for float32), as nst does: the image
+    would come out black."""
+    if not (math.isfinite(loss) and np.isfinite(x).all()):
+        raise BundleError(
+            f"the loss is not finite at step {step}: the weights in manifest.json's defaults are too large for "
+            "float32; lower them, or export the bundle again"
+        )

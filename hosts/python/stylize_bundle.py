@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -72,6 +73,15 @@ def save(path: str, x: np.ndarray) -> None:
             Path(tmp).unlink(missing_ok=True)
 
 
+def whole_number(flag: str, text: str | None) -> int | None:
+    """A flag's digits as a number; anything else (a sign, a space, a fraction) refused as the Node host does."""
+    if text is None:
+        return None
+    if not re.fullmatch(r"[0-9]+", text):
+        fail(f"{flag} needs a whole number, not {json.dumps(text)}")
+    return int(text)
+
+
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, as every other refusal (argparse prints the usage too)
         fail(f"{message} (--help shows the usage)")
@@ -83,12 +93,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("styles", nargs="+")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--bundle", required=True)
-    p.add_argument("--size", type=int)
-    p.add_argument("--iterations", type=int, help="steps at every scale (default: the bundle's schedule)")
-    p.add_argument("--scales", type=int, help="run only the last N scales of the schedule (1: the final size)")
-    p.add_argument("--threads", type=int, default=0, help=f"0 (all cores) to {MAX_THREADS}")
+    p.add_argument("--size")
+    p.add_argument("--iterations", help="steps at every scale (default: the bundle's schedule)")
+    p.add_argument("--scales", help="run only the last N scales of the schedule (1: the final size)")
+    p.add_argument("--threads", default="0", help=f"0 (all cores) to {MAX_THREADS}")
     args = p.parse_args(argv)
-    if not 0 <= args.threads <= MAX_THREADS:
+    for flag in ("size", "iterations", "scales", "threads"):
+        setattr(args, flag, whole_number(f"--{flag}", getattr(args, flag)))
+    if args.threads > MAX_THREADS:
         fail(f"--threads {args.threads}: give 0 (all cores) to {MAX_THREADS}")
     check_output(args.output, [args.content, *args.styles])
     size = args.size

@@ -22,7 +22,16 @@ from typing import Callable
 import numpy as np
 
 from nst.engine.errors import NstError
-from nst.engine.images import as_image, check_format, check_output, image_suffix, list_images, save_result, write_bytes
+from nst.engine.images import (
+    as_image,
+    check_format,
+    check_output,
+    file_sha256,
+    image_suffix,
+    list_images,
+    save_result,
+    write_bytes,
+)
 from nst.engine.inputs import INITS
 from nst.engine.memory import check_decoding, style_side
 from nst.engine.presets import Options
@@ -66,14 +75,7 @@ def _digest(source) -> str:
     """sha256 of a file's bytes or an array's pixels."""
     if isinstance(source, np.ndarray):
         return hashlib.sha256(np.ascontiguousarray(source).tobytes()).hexdigest()
-    h = hashlib.sha256()
-    try:
-        with open(source, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    except OSError as exc:
-        raise NstError(f"{source}: cannot be read ({exc.strerror or exc})") from None
-    return h.hexdigest()
+    return file_sha256(source)
 
 
 def _image_value(value):

@@ -36,11 +36,30 @@ def optional_ray_address(argv: list[str]) -> list[str]:
     return out
 
 
+def _one_line_warnings() -> None:
+    """The engine's NstWarning (a setting it changed so the run goes on) as one `warning:` line, without
+    Python's file and line."""
+    import warnings
+
+    from nst.engine.errors import NstWarning
+
+    shown = warnings.showwarning
+
+    def show(message, category, *args, **kwargs):
+        if issubclass(category, NstWarning):
+            typer.echo(f"warning: {message}", err=True)
+        else:
+            shown(message, category, *args, **kwargs)
+
+    warnings.showwarning = show
+
+
 def main() -> None:
     """Run the app; a usage error or an NstError becomes `error: ...` on stderr and exit status 2."""
     from nst.engine.errors import NstError
 
     args = optional_ray_address(sys.argv[1:]) or ["--help"]
+    _one_line_warnings()
     try:
         code = app(args=args, standalone_mode=False)
     except typer.TyperException as exc:  # click's usage block and message, in one line

@@ -44,8 +44,15 @@ def video(
 ) -> None:
     """Stylise every frame of INPUT in order; each starts from the previous result moved by optical flow.
     Finished frames are kept: a rerun (or one after Ctrl-C) resumes."""
+    from nst.engine.errors import NstError
     from nst.video.job import VideoJob
 
+    if ray is not None:  # the Ray flags too are checked before the frames folder is made
+        from nst.distributed.pool import RayResources
+
+        RayResources(ray_actors, ray_threads, ray_gpus, run["device"]).check()
+        if ray_chunk < 1:
+            raise NstError(f"--ray-chunk {ray_chunk}: give at least 1 frame per chunk")
     job = VideoJob.plan(
         input,
         [str(s) for s in styles],

@@ -25,6 +25,11 @@ class RayResources:
     gpus: float = 0.0
     device: str = "cpu"
 
+    def check(self) -> None:
+        """Before any work (NaN GPUs included): one line saying what the flags take."""
+        if self.actors < 1 or self.threads < 1 or not (0 <= self.gpus < math.inf):
+            raise NstError("--ray-actors and --ray-threads must be at least 1, --ray-gpus at least 0")
+
 
 def connect(address: str | None, resources: RayResources):
     """Join the cluster at `address`, or start a local one sized for the actors ('local' or None)."""
@@ -32,8 +37,7 @@ def connect(address: str | None, resources: RayResources):
         import ray
     except ImportError:
         raise NstError("--ray needs Ray: pip install 'nst[ray]'") from None
-    if resources.actors < 1 or resources.threads < 1 or resources.gpus < 0:
-        raise NstError("--ray-actors and --ray-threads must be at least 1, --ray-gpus at least 0")
+    resources.check()
     if ray.is_initialized():
         return ray
     if address in (None, "", "local"):

@@ -134,9 +134,9 @@ def check_init(init) -> None:
         raise NstError(f"--init {str(init)!r}: no such file, and not one of {', '.join(INITS)} (or give an image path)")
 
 
-def check_sides(h: int, w: int, size: int, sizes: Sequence[int] = ()) -> None:
-    """The network needs MIN_SIDE px on each side at --size and at every coarser scale: say which size would
-    do, or that none does (an aspect ratio beyond MAX_SIDE / MIN_SIDE)."""
+def check_sides(h: int, w: int, size: int) -> None:
+    """The network needs MIN_SIDE px on each side at --size: say which size would do, or that none does (an
+    aspect ratio beyond MAX_SIDE / MIN_SIDE). Coarser scales too small are left out (fitting_scales)."""
     short = lambda s: min(fit_size(h, w, s))
     if short(MAX_SIDE) < MIN_SIDE:
         raise NstError(
@@ -149,12 +149,6 @@ def check_sides(h: int, w: int, size: int, sizes: Sequence[int] = ()) -> None:
         raise NstError(
             f"at --size {size} the {w}x{h} content image would be {pw}x{ph}; the network needs at least {MIN_SIDE} "
             f"px on each side: give --size {need} or more"
-        )
-    coarse = [s for s in sizes if short(s) < MIN_SIDE]
-    if coarse:
-        raise NstError(
-            f"at the coarse scale of {coarse[0]} px the {w}x{h} content image would be under {MIN_SIDE} px on its "
-            f"short side: use fewer --scales, or sizes from {need} up (for example --scales {need},{size})"
         )
 
 

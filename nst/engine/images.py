@@ -7,6 +7,7 @@ Everything comes back as RGB float32 HxWx3 in 0..255, whatever the file held: gr
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 import threading
@@ -62,8 +63,9 @@ def _codec_messages():
                 os.write(2, ("\n".join(others) + "\n").encode())
 
 
-def _to_float_rgb(array: np.ndarray, what: str) -> np.ndarray:
-    """Any HxW / HxWx{1,3,4} integer or float array (RGB order) -> float32 HxWx3 in 0..255."""
+def _to_float_rgb(array: np.ndarray, what: str, float_white: float = 255.0) -> np.ndarray:
+    """Any HxW / HxWx{1,3,4} integer or float array (RGB order) -> float32 HxWx3 in 0..255. A float array's
+    white is `float_white`, never guessed from its values: a dark frame's maximum may be 1 or less."""
     a = np.asarray(array)
     if a.ndim == 2:
         a = a[:, :, None]
@@ -76,7 +78,7 @@ def _to_float_rgb(array: np.ndarray, what: str) -> np.ndarray:
     elif np.issubdtype(a.dtype, np.floating):
         if not np.all(np.isfinite(a)):
             raise NstError(f"{what}: the image holds NaN or infinite values")
-        scale = 255.0 if a.size and float(a.max()) <= 1.0 else 1.0
+        scale = 255.0 / float_white
     else:
         raise NstError(f"{what}: unsupported pixel type {a.dtype}; use uint8, uint16 or float")
     rgb = a.astype(np.float32) * np.float32(scale)
@@ -99,6 +101,8 @@ def read_image(path: str | os.PathLike, longest: int | None = None) -> np.ndarra
         raise NstError(f"{p}: no such file; check the path")
     if p.is_dir():
         raise NstError(f"{p}: is a folder, not an image file")
+    if not p.is_file():  # reading a pipe waits for a writer, a device may never end
+        raise NstError(f"{p}: not a regular file (a pipe or a device); give a PNG, JPEG, WebP, BMP, GIF or TIFF file")
     try:
         data = np.fromfile(p, dtype=np.uint8)
     except OSError as exc:
@@ -136,13 +140,26 @@ def read_image(path: str | os.PathLike, longest: int | None = None) -> np.ndarra
     return _to_float_rgb(bgr, str(p))
 
 
-def as_image(source, what: str = "image", longest: int | None = None) -> np.ndarray:
-    """A path or an HxWx3 array -> RGB float32 HxWx3 in 0..255 (`longest`: as for read_image)."""
+def as_image(source, what: str = "image", longest: int | None = None, float_white: float = 255.0) -> np.ndarray:
+    """A path or an HxWx3 array -> RGB float32 HxWx3 in 0..255 (`longest`: as for read_image). Float arrays
+    hold 0..`float_white` (255 for images, as `stylize` returns them; 1 for masks)."""
     if isinstance(source, (str, os.PathLike)):
         return read_image(source, longest)
     if isinstance(source, np.ndarray):
-        return _to_float_rgb(source, what)
+        return _to_float_rgb(source, what, float_white)
     raise NstError(f"{what}: expected a file path or an HxWx3 uint8 RGB array, got {type(source).__name__}")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes (what a result was made from), read in blocks; one NstError line if unreadable."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    except OSError as exc:
+        raise NstError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    return h.hexdigest()
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")

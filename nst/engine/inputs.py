@@ -52,6 +52,17 @@ def load_masks(sources, count: int, h: int, w: int) -> list[np.ndarray]:
             continue
         import cv2
 
-        grey = (as_image(source, f"style mask {i + 1}").mean(axis=2) / 255.0).astype(np.float32)
+        grey = (_mask_image(source, f"style mask {i + 1}").mean(axis=2) / 255.0).astype(np.float32)
         masks.append(np.clip(cv2.resize(grey, (w, h), interpolation=cv2.INTER_AREA), 0.0, 1.0))
     return masks
+
+
+def _mask_image(source, what: str) -> np.ndarray:
+    """A mask file or array as HxWx3 0..255; a float array holds weights in 0..1 (refused beyond, rather than
+    guessing that it meant 0..255)."""
+    floats = isinstance(source, np.ndarray) and np.issubdtype(source.dtype, np.floating)
+    if floats and source.size and np.isfinite(source).all() and float(source.max()) > 1.0:
+        raise NstError(
+            f"{what}: a float mask holds weights in 0..1, this one reaches {source.max():g}; divide it by 255"
+        )
+    return as_image(source, what, float_white=1.0)

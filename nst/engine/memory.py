@@ -91,8 +91,8 @@ def decoded_size(source, what: str, longest: int | None = None) -> Decoded | Non
     `longest`), read from its header without decoding; None when the header does not say."""
     if hasattr(source, "shape") and len(source.shape) >= 2:
         return Decoded(what, int(source.shape[1]), int(source.shape[0]))
-    if not isinstance(source, (str, os.PathLike)):
-        return None
+    if not isinstance(source, (str, os.PathLike)) or not os.path.isfile(source):
+        return None  # a pipe would block the read; the decoder says what is wrong with such a file
     try:
         with open(source, "rb") as fh:
             head, file_bytes = fh.read(HEADER_BYTES), os.fstat(fh.fileno()).st_size

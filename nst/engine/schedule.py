@@ -3,11 +3,13 @@ finer scale starts."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .choices import MIN_SIDE
-from .errors import NstError
-from .images import resize
+from .errors import NstError, NstWarning
+from .images import fit_size, resize
 from .presets import Options
 
 
@@ -39,6 +41,22 @@ def scale_schedule(opts: Options) -> tuple[list[int], list[int]]:
     else:
         counts = [opts.iterations] * len(sizes)
     return sizes, counts
+
+
+def fitting_scales(sizes: list[int], counts: list[int], h: int, w: int) -> tuple[list[int], list[int]]:
+    """The schedule without its coarse scales at which an h x w content would be under MIN_SIDE px on its short
+    side (a wide picture's), with one warning naming them: the network cannot see an image that thin, and the
+    finer scales still reach the result. The final scale is checked by check_sides."""
+    keep = [i for i, s in enumerate(sizes) if min(fit_size(h, w, s)) >= MIN_SIDE or i == len(sizes) - 1]
+    if len(keep) < len(sizes):
+        dropped = ", ".join(str(s) for i, s in enumerate(sizes) if i not in keep)
+        warnings.warn(
+            f"the {w}x{h} content would be under {MIN_SIDE} px on its short side at the coarse scale(s) of "
+            f"{dropped} px: left out",
+            NstWarning,
+            stacklevel=3,
+        )
+    return [sizes[i] for i in keep], [counts[i] for i in keep]
 
 
 def next_scale_start(result: np.ndarray, content: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ from .objective import Differentiable, FusedObjective, MaskedObjective, Objectiv
 from .presets import Options, override, parse_layers, resolve_options
 from .progress import Callback, Progress
 from .runtime import FusedRunner, GraphRunner, Runner, release_free_heap, resolve_device
-from .schedule import next_scale_start, scale_schedule
+from .schedule import fitting_scales, next_scale_start, scale_schedule
 from .tiling import TiledObjective, TileGrid, tile_pixels, tiled_style_targets
 
 
@@ -299,9 +299,9 @@ class StyleTransfer:
         self.check_memory(opts, content, styles)  # from the files' headers, before anything is decoded
         init_image = self._init_image(opts)
         content_img, style_imgs = self.load(content, styles, opts)
-        sizes, iterations = scale_schedule(opts)
         height, width = content_img.shape[:2]
-        check_sides(height, width, opts.size, sizes)
+        check_sides(height, width, opts.size)
+        sizes, iterations = fitting_scales(*scale_schedule(opts), height, width)
         self.check_memory(opts, content_img, style_imgs)  # again with every size known
         result = None
         for index, (size, count) in enumerate(zip(sizes, iterations)):

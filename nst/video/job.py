@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import Callable
 
 from nst.engine.errors import NstError
+from nst.engine.images import write_bytes
 
+from .chunks import LEAD, TAIL
 from .encode import encode, frames_folder, is_video
-from .frames import FrameSource, parse_frames
+from .frames import FrameSource, check_fps, parse_frames
+from .record import input_record, merge_input
 from .settings import DEFAULT_TEMPORAL_WEIGHT
 from .stylize import FrameRecord, VideoOptions, VideoStylizer, frame_path, stylize_frames
 
@@ -50,33 +53,30 @@ class VideoJob:
         bit_depth: int = 8,
     ) -> VideoJob:
         """Check the input, range and output before any work; the frames folder is created here."""
-        source = FrameSource(input)
         video = VideoOptions(
             DEFAULT_TEMPORAL_WEIGHT if temporal_weight is None else temporal_weight, flow, independent, warm_iterations
         )
+        video.check()
+        if fps is not None:
+            check_fps(fps)
+        source = FrameSource(input)
+        indices = parse_frames(frames, source.count)
         options = {k: v for k, v in (options or {}).items() if v is not None}
-        if fps is not None and fps <= 0:
-            raise NstError(f"--fps {fps}: give a positive frame rate")
+        _check_transfer(preset, options, styles)
         job = cls(
-            Path(input),
-            list(styles),
-            Path(output),
-            parse_frames(frames, source.count),
-            video,
-            preset,
-            options,
-            bit_depth,
-            fps or source.fps,
+            Path(input), list(styles), Path(output), indices, video, preset, options, bit_depth, fps or source.fps,
             source.audio,
-        )
-        job._check_output()
+        )  # fmt: skip
+        job._check_output(source)
         return job
 
     @property
     def folder(self) -> Path:
         return frames_folder(self.output)
 
-    def _check_output(self) -> None:
+    def _check_output(self, source: FrameSource) -> None:
+        """Refuse an output that cannot be written or would overwrite the input, and frames that cannot be read,
+        before the frames folder is made."""
         out, folder = self.output, self.folder
         if not (out.parent if str(out.parent) else Path(".")).is_dir():
             raise NstError(f"{out}: the folder {out.parent} does not exist; create it first")
@@ -84,21 +84,33 @@ class VideoJob:
             raise NstError(f"{out}: already exists; remove it or choose another output name")
         if folder.exists() and not folder.is_dir():
             raise NstError(f"{folder}: is a file; give a folder or a .mp4/.avi name as the output")
+        if folder.is_dir() and self.input.is_dir() and folder.resolve() == self.input.resolve():
+            raise NstError(f"{folder}: is the folder of the input frames; give -o another folder (a subfolder works)")
         if self.bit_depth not in (8, 16) or (self.bit_depth == 16 and is_video(out)):
             raise NstError(f"--bit-depth {self.bit_depth}: video files take 8; a folder of PNG frames 8 or 16")
-        folder.mkdir(exist_ok=True)
-        settings = {"styles": [str(Path(s).resolve()) for s in self.styles], "preset": self.preset}
-        settings |= {"options": self.options, "video": asdict(self.video)}
-        marker = folder / SETTINGS
-        if marker.exists():
-            if json.loads(marker.read_text()) != json.loads(json.dumps(settings)):
-                raise NstError(
-                    f"{folder}: holds frames made with other settings; give another output or delete that folder"
-                )
-        else:
-            from nst.engine.images import write_bytes
+        source.check(self.indices)
+        self._record(source)
 
-            write_bytes(marker, json.dumps(settings, indent=1).encode())
+    def _record(self, source: FrameSource) -> None:
+        """Keep what makes the frames (settings and input) in the folder; refuse a folder made otherwise, since a
+        rerun resumes into it."""
+        folder = self.folder
+        settings = {"styles": [str(Path(s).resolve()) for s in self.styles], "preset": self.preset}
+        settings = json.loads(json.dumps(settings | {"options": self.options, "video": asdict(self.video)}))
+        marker = folder / SETTINGS
+        try:
+            old = json.loads(marker.read_text()) if marker.exists() else None
+        except (OSError, ValueError):
+            raise NstError(f"{marker}: cannot be read; give another output or delete that folder") from None
+        if old is not None and {k: v for k, v in old.items() if k != "input"} != settings:
+            raise NstError(
+                f"{folder}: holds frames made with other settings; give another output or delete that folder"
+            )
+        new = input_record(source, self.indices)
+        done = lambda i: any(frame_path(folder / sub, i).exists() for sub in ("", LEAD, TAIL))  # Ray's overlaps too
+        settings["input"] = merge_input(old and old.get("input"), new, done, folder) if folder.is_dir() else new
+        folder.mkdir(exist_ok=True)
+        write_bytes(marker, json.dumps(settings, indent=1).encode())
 
     def stylizer(self, st) -> VideoStylizer:
         return VideoStylizer(st, self.styles, self.video, self.preset, **self.options)
@@ -131,3 +143,14 @@ class VideoJob:
         warning = encode(files, self.output, self.fps, audio)
         shutil.rmtree(self.folder)
         return warning
+
+
+def _check_transfer(preset: str | None, options: dict, styles: list[str]) -> None:
+    """The transfer's options and style images, checked before the frames folder is made (resolving options
+    costs no model session)."""
+    from nst.engine.images import read_image
+    from nst.engine.transfer import StyleTransfer
+
+    StyleTransfer().options(preset, **options)
+    for style in styles:
+        read_image(style)

@@ -34,6 +34,20 @@ class VideoOptions:
     independent: bool = False
     warm_iterations: int | None = None
 
+    def check(self) -> None:
+        """Before any work: a known flow, a finite temporal weight of 0 or more, at least one warm iteration."""
+        from nst.engine.checks import FLOAT32_MAX
+        from nst.engine.errors import NstError
+
+        if self.flow not in FLOWS:
+            raise NstError(f"--flow {self.flow!r}: use one of {', '.join(FLOWS)}")
+        if not 0 <= self.temporal_weight <= FLOAT32_MAX:  # NaN fails this too
+            raise NstError(
+                f"--temporal-weight {self.temporal_weight}: give 0 (warm start only) or a larger number a float32 holds"
+            )
+        if self.warm_iterations is not None and self.warm_iterations < 1:
+            raise NstError(f"--warm-iterations {self.warm_iterations}: give at least 1 (default: a third of the first)")
+
 
 @dataclass
 class FrameRecord:
@@ -63,12 +77,7 @@ class VideoStylizer:
     """The per-run state: options, decoded styles, and the previous input frame and output."""
 
     def __init__(self, st, styles: list, video: VideoOptions, preset: str | None = None, **overrides) -> None:
-        from nst.engine.errors import NstError
-
-        if video.flow not in FLOWS:
-            raise NstError(f"--flow {video.flow!r}: use one of {', '.join(FLOWS)}")
-        if video.temporal_weight < 0:
-            raise NstError(f"--temporal-weight {video.temporal_weight}: give 0 (warm start only) or more")
+        video.check()
         self.st = st
         self.video = video
         self.opts = st.options(preset, **overrides)
@@ -112,6 +121,11 @@ class VideoStylizer:
         if self.previous is None:
             raise ValueError("a warm start needs the previous frame")
         prev_input, prev_output = self.previous
+        if prev_input.shape != content.shape:  # the flow pairs frames of one size (FrameSource checks folders)
+            from nst.engine.errors import NstError
+
+            (h0, w0), (h, w) = prev_input.shape[:2], content.shape[:2]
+            raise NstError(f"a frame of {w}x{h} px follows one of {w0}x{h0}; a clip's frames need one size")
         pair = FramePair(prev_input, content, self.video.flow)
         warped = pair.warp(prev_output)
         iterations = self.video.warm_iterations or warm_iterations(self.opts)
