@@ -88,7 +88,7 @@ PRESETS: dict[str, Options] = {
     # nst's own default: coarse to fine (quarter, half, then full size) with nst's L-BFGS and a 40-step
     # memory, the content loss of the johnson objective, and the W2 style loss: it matches the painting's
     # colours and feature covariances where Gram matrices left a pale palette. relu5_1 weighs 0.3 and
-    # TV 2e-3: a full-weight deepest layer repaints the painting's own objects, weaker TV leaves speckle
+    # TV 4e-3: a full-weight deepest layer repaints the painting's own objects, weaker TV leaves speckle
     # (docs/picture.md; the measured choice is benchmarks/results/picture_nst.json).
     "nst": Options(
         preset="nst",
@@ -97,7 +97,7 @@ PRESETS: dict[str, Options] = {
         history=40,
         style_loss="w2",
         style_weight=4e6,
-        tv_weight=2e-3,
+        tv_weight=4e-3,
         style_layers={**{name: 1.0 for name in DEFAULT_STYLE_LAYERS}, "relu5_1": 0.3},
     ),
     # jcjohnson/neural-style's defaults (pixels 0..255, MSE losses, Gram / CHW).
