@@ -141,3 +141,26 @@ class Measures:
             "style": style_distance(feats, self.features(style)),
             "content": structure_distance(feats, self.features(content)),
         }
+
+
+def main() -> None:
+    """Measure one result: python -m benchmarks.picture_measures RESULT CONTENT STYLE (prints JSON)."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("result")
+    parser.add_argument("content", help="the content image (resized to the result's size)")
+    parser.add_argument("style", help="the style image (resized to the result's longest side)")
+    args = parser.parse_args()
+    from nst.engine.images import fit_image, read_image, resize
+
+    result = read_image(args.result)
+    style = read_image(args.style)
+    style = resize(style, *fit_image(style, max(result.shape[:2])))
+    content = resize(read_image(args.content), *result.shape[:2])
+    print(json.dumps(Measures().measure(result, content, style), indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,5 @@
-"""nst's pictures against the classic's published ones (jcjohnson/neural-style, ../shared/reference/classic).
+"""nst's pictures against the classic's published ones (jcjohnson/neural-style), read from --shared DIR, the
+folder that holds images/ (the inputs) and reference/classic/ (the classic's results).
 
 For each of the six reference pairs nst runs at --size (512: the classic's size) with the preset and options
 given; the result is measured beside the classic's by benchmarks/picture_measures.py (colour, speckle,
@@ -7,9 +8,9 @@ side by side at their size, then 3x crops (nearest neighbour) of the smoothest a
 region of the content. The wall time is set beside 1000 iterations of the classic's L-BFGS on this machine,
 timed by --classic-rate of its evaluations at the same size (0: not timed).
 
-    python -m benchmarks.picture_quality                               # the default preset, about 50 min on 2 cores
-    python -m benchmarks.picture_quality --preset ck --label ck
-    python -m benchmarks.picture_quality --set style_loss=gram --label gram --size 256 --pairs tubingen_starry
+    python -m benchmarks.picture_quality --shared DIR                  # the default, about 35 min on 2 cores
+    python -m benchmarks.picture_quality --shared DIR --preset ck --label ck
+    python -m benchmarks.picture_quality --shared DIR --set style_loss=gram --label gram --size 256
 
 Results: benchmarks/results/picture_<label>[_<size>].json; montages benchmarks/results/picture/<label>_<size>/
 (not committed; docs/picture/ holds the default's); results are kept as PNGs there and reused with --reuse.
@@ -30,7 +31,6 @@ import numpy as np
 from benchmarks.picture_measures import Measures
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
 STYLES = {
     "starry": "starry_night",
     "scream": "the_scream",
@@ -198,7 +198,7 @@ def main() -> None:
     parser.add_argument("--pairs", default=",".join(PAIRS), help="comma-separated pair names")
     parser.add_argument("--classic-rate", type=int, default=30, help="classic evaluations timed (0: none)")
     parser.add_argument("--reuse", action="store_true", help="measure results kept by an earlier run")
-    parser.add_argument("--shared", type=Path, default=SHARED, help="the folder holding images/ and reference/")
+    parser.add_argument("--shared", type=Path, required=True, help="the folder holding images/ and reference/")
     args = parser.parse_args()
     from nst import StyleTransfer
     from nst.engine.presets import DEFAULT_PRESET
