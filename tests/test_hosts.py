@@ -66,7 +66,8 @@ def assert_same(run, reference, rel):
 
 def test_python_host_runs_the_transfer(python_run):
     losses = [r["loss"] for r in python_run[0]]
-    assert len(losses) == 20 and losses[-1] < 0.3 * losses[0]
+    # The default's W2 loss starts lower relative to its optimum than Gram's did: it falls by about half in 20 steps.
+    assert len(losses) == 20 and losses[-1] < 0.7 * losses[0] and losses == sorted(losses, reverse=True)
 
 
 def test_python_host_refuses_a_changed_bundle(bundle_dir, pair, tmp_path):

@@ -139,8 +139,16 @@ def test_metrics_replace_the_old_file_in_one_step(files):
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs", "lbfgsb"])
 def test_a_non_finite_loss_is_an_error(st, optimizer):
     with pytest.raises(NstError, match="not finite"):
-        st.transfer(synthetic(40, 40), [stripes(40, 40)], size=32, iterations=4, optimizer=optimizer,
-                    style_weight=1e38, scales=1, style_loss="gram")  # fmt: skip  (Gram values overflow float32)
+        st.transfer(
+            synthetic(40, 40),
+            [stripes(40, 40)],
+            size=32,
+            iterations=4,
+            optimizer=optimizer,
+            style_weight=1e38,
+            scales=1,
+            style_loss="gram",
+        )  # fmt: skip  (Gram values overflow float32)
 
 
 @pytest.mark.parametrize("path", ["split", "fused"])
