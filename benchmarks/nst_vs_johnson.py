@@ -75,18 +75,18 @@ def johnson_run(st, content: str, style: str, args) -> dict:
     return run
 
 
-def johnson_seconds_by_rate(st, content: str, style: str, args) -> float:
-    """1000 iterations' worth of johnson time: the median of `rate_iterations` timed evaluations."""
+def johnson_seconds_by_rate(st, content: str, style: str, size: int, timed: int, iterations: int = 1000) -> float:
+    """`iterations` of johnson's time at `size`: the median of `timed` timed evaluations, times `iterations`."""
     stamps = []
     st.transfer(
         content,
         [style],
         preset="johnson",
-        size=args.size,
-        iterations=args.rate_iterations + 1,
+        size=size,
+        iterations=timed + 1,
         callback=lambda p: stamps.append(time.perf_counter()),
     )
-    return float(np.median(np.diff(stamps))) * args.johnson_iterations
+    return float(np.median(np.diff(stamps))) * iterations
 
 
 def side_by_side(left: np.ndarray, right: np.ndarray, labels: tuple[str, str]) -> np.ndarray:
@@ -108,7 +108,9 @@ def compare(st, content_name: str, style_name: str, args) -> dict:
 
     content, style = (str(image(args.images, f"{name}.jpg")) for name in (content_name, style_name))
     johnson = johnson_run(st, content, style, args)
-    johnson_by_rate = johnson_seconds_by_rate(st, content, style, args)
+    johnson_by_rate = johnson_seconds_by_rate(
+        st, content, style, args.size, args.rate_iterations, args.johnson_iterations
+    )
     nst = timed_transfer(st, content, style, "nst", args.size)
     row = {"content": content_name, "style": style_name}
     for name, run in (("johnson", johnson), ("nst", nst)):

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.nst_vs_johnson import johnson_seconds_by_rate
 from benchmarks.picture_measures import Measures
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,17 +124,6 @@ def classic_image(pair: str, shape: tuple[int, ...], folder: Path) -> np.ndarray
     return resize(read_image(folder / f"{pair}.png"), shape[0], shape[1])
 
 
-def classic_seconds(st, content: Path, style: Path, size: int, timed: int) -> float | None:
-    """1000 iterations of the classic (johnson preset, scipy's L-BFGS-B) at this size: the median of
-    `timed` evaluations times 1000."""
-    if not timed:
-        return None
-    stamps: list[float] = []
-    st.transfer(str(content), [str(style)], preset="johnson", size=size, iterations=timed + 1,
-                callback=lambda p: stamps.append(time.perf_counter()))  # fmt: skip
-    return float(np.median(np.diff(stamps))) * 1000
-
-
 def run_pair(st, measures: Measures, pair: str, args, overrides: dict, out: Path) -> dict:
     """One pair: the transfer (or its kept PNG), both pictures measured, the montage written."""
     import cv2
@@ -160,7 +150,11 @@ def run_pair(st, measures: Measures, pair: str, args, overrides: dict, out: Path
     row["nst"] = {k: round(v, 4) for k, v in measures.measure(result, content, style).items()}
     row["classic"] = {k: round(v, 4) for k, v in measures.measure(classic, content, style).items()}
     row["ratio"] = {k: round(row["nst"][k] / row["classic"][k], 3) for k in MEASURES}
-    classic_s = classic_seconds(st, content_path, style_path, args.size, args.classic_rate)
+    classic_s = (  # 1000 iterations of the classic (johnson preset, L-BFGS-B) at this size, by its rate
+        johnson_seconds_by_rate(st, str(content_path), str(style_path), args.size, args.classic_rate)
+        if args.classic_rate
+        else None
+    )
     if classic_s is not None and seconds is not None:
         row["classic_seconds_by_rate"] = round(classic_s, 1)
         row["time_ratio"] = round(seconds / classic_s, 4)

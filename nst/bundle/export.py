@@ -379,7 +379,7 @@ def export_folder(
     from nst.engine.checks import check_options
     from nst.engine.graphs.vgg import load_spec
     from nst.engine.images import write_files
-    from nst.engine.presets import DEFAULT_STYLE_LAYERS, PRESETS, resolve_options
+    from nst.engine.presets import PRESETS, resolve_options
 
     folder = Path(folder)
     overrides = {
@@ -390,9 +390,11 @@ def export_folder(
         "padding": padding,
     }
     if style_loss is None and PRESETS[preset].style_loss == "w2":
-        # Gram with its weights unless asked: the W2 graph's Newton-Schulz products overflowed in WebGPU.
-        overrides |= {"style_loss": "gram", "style_weight": 100.0, "tv_weight": 1e-3}
-        overrides["style_layers"] = overrides["style_layers"] or {name: 1.0 for name in DEFAULT_STYLE_LAYERS}
+        # Gram with the johnson preset's weights unless asked: the W2 graph's Newton-Schulz products overflowed
+        # in the WebGPU host.
+        gram = PRESETS["johnson"]
+        overrides |= {"style_loss": gram.style_loss, "style_weight": gram.style_weight, "tv_weight": gram.tv_weight}
+        overrides["style_layers"] = overrides["style_layers"] or dict(gram.style_layers)
     opts = resolve_options(preset, **overrides)
     spec = load_spec()
     check_options(opts, spec.relu_names)

@@ -92,11 +92,8 @@ class StyleTransfer:
         and cached."""
         path = path or self.path(opts)
         layers = self.spec.in_order([*opts.content_layers, *opts.style_layers])
-        key = (
-            (tuple(layers), opts.pooling, opts.padding, path)
-            + ((opts.style_loss,) if path == "fused" else ())
-            + ((tuple(opts.content_layers), tuple(opts.style_layers)) if path == "fused" else ())
-        )
+        fused = (opts.style_loss, tuple(opts.content_layers), tuple(opts.style_layers)) if path == "fused" else ()
+        key = (tuple(layers), opts.pooling, opts.padding, path, *fused)
         return self._runners.get(key, lambda: self._build_runner(opts, layers, path))
 
     def _build_runner(self, opts: Options, layers: list[str], path: str) -> Runner:
