@@ -102,7 +102,6 @@ def test_objective_for_hosts_own_optimizer(st):
         ({"style_size": 8}, "--style-size 8 is out of range"),
         ({"scale_ratio": 1.0}, "--scale-ratio 1.0"),
         ({"beta2": 1.0}, "beta2=1.0"),
-        ({"style_loss": "w2", "tile": 64, "size": 128}, "add --style-loss gram"),
     ],
 )
 def test_bad_options_fail_before_work(st, kwargs, message):

@@ -38,9 +38,9 @@ def test_multiscale_runs_coarse_to_fine_and_ends_at_the_size(st):
 def test_scale_schedule():
     opts = resolve_options("johnson", size=512, scales=3, iterations=50)
     assert scale_schedule(opts) == ([128, 256, 512], [50, 50, 50])
-    assert scale_schedule(resolve_options("nst")) == ([128, 256, 512], [200, 100, 160])
-    assert scale_schedule(resolve_options("nst", size=100)) == ([64, 100], [100, 160])
-    assert scale_schedule(resolve_options("nst", size=64)) == ([64], [160])  # small sizes collapse
+    assert scale_schedule(resolve_options("nst")) == ([128, 256, 512], [200, 100, 140])
+    assert scale_schedule(resolve_options("nst", size=100)) == ([64, 100], [100, 140])
+    assert scale_schedule(resolve_options("nst", size=64)) == ([64], [140])  # small sizes collapse
     assert scale_schedule(resolve_options("nst", iterations=7)) == ([128, 256, 512], [7, 7, 7])
     opts = resolve_options("johnson", size=500, scales="200,300,500", scale_iterations="5,4,3")
     assert scale_schedule(opts) == ([200, 300, 500], [5, 4, 3])

@@ -32,9 +32,11 @@ def test_cores_partition_the_image_on_the_pooling_grid(offset):
     assert (covered == 1).all()
 
 
-def _objectives(st, h, w, core, pooling="max", **layers):
+def _objectives(st, h, w, core, pooling="max", style_loss="gram", **layers):
     rng = np.random.default_rng(0)
-    opts = st.options("johnson", pooling=pooling, path="split", size=max(h, w), tv_weight=0.01, **layers)
+    opts = st.options(
+        "johnson", pooling=pooling, path="split", size=max(h, w), tv_weight=0.01, style_loss=style_loss, **layers
+    )
     runner = st.runner(opts)
     content, style = (rng.uniform(0, 255, shape).astype(np.float32) for shape in ((1, 3, h, w), (1, 3, 70, 60)))
     target = style_targets(runner, [style], [1.0], opts)
@@ -44,9 +46,12 @@ def _objectives(st, h, w, core, pooling="max", **layers):
     return whole, tiled, rng.uniform(0, 255, (1, 3, h, w)).astype(np.float32)
 
 
-@pytest.mark.parametrize("pooling,h,w", [("max", 80, 112), ("avg", 83, 109)])
-def test_tiled_objective_equals_the_whole_image(st, pooling, h, w):
-    whole, tiled, x = _objectives(st, h, w, 32, pooling, **SHALLOW)
+@pytest.mark.parametrize(
+    "pooling,h,w,style_loss", [("max", 80, 112, "gram"), ("avg", 83, 109, "gram"), ("max", 83, 109, "w2")]
+)
+def test_tiled_objective_equals_the_whole_image(st, pooling, h, w, style_loss):
+    # W2 is not a sum over positions, but its moments are: the tiles add up moments, then share one gradient
+    whole, tiled, x = _objectives(st, h, w, 32, pooling, style_loss, **SHALLOW)
     want_loss, want_grad = whole.loss_and_grad(x)
     assert len(tiled.grid.at(0)) >= 9
     for _ in range(3):  # the grid moves each evaluation; the result does not
@@ -69,9 +74,16 @@ def test_second_pass_starts_from_the_tile_the_first_ended_with(st, monkeypatch):
     assert np.abs(grad - want_grad).max() <= 1e-5 * np.abs(want_grad).max()
 
 
-def test_tiled_objective_is_exact_through_relu5_1(st):
+@pytest.mark.parametrize("style_loss", ["gram", "w2"])
+def test_tiled_objective_is_exact_through_relu5_1(st, style_loss):
     whole, tiled, x = _objectives(
-        st, 200, 184, 64, content_layers={"relu4_2": 1.0}, style_layers={"relu1_1": 1.0, "relu3_1": 1.0, "relu5_1": 1.0}
+        st,
+        200,
+        184,
+        64,
+        style_loss=style_loss,
+        content_layers={"relu4_2": 1.0},
+        style_layers={"relu1_1": 1.0, "relu3_1": 1.0, "relu5_1": 1.0},
     )
     want_loss, want_grad = whole.loss_and_grad(x)
     loss, grad = tiled.loss_and_grad(x)
@@ -80,8 +92,9 @@ def test_tiled_objective_is_exact_through_relu5_1(st):
     assert np.abs(grad - want_grad).max() <= 1e-5 * np.abs(want_grad).max()
 
 
-def test_tiled_style_targets_equal_the_whole_image(st):
-    opts = st.options("johnson", path="split", **SHALLOW)
+@pytest.mark.parametrize("style_loss", ["gram", "w2"])
+def test_tiled_style_targets_equal_the_whole_image(st, style_loss):
+    opts = st.options("johnson", path="split", style_loss=style_loss, **SHALLOW)
     runner = st.runner(opts)
     styles = [np.random.default_rng(3).uniform(0, 255, (1, 3, 90, 130)).astype(np.float32)]
     want = style_targets(runner, styles, [1.0], opts)
@@ -90,12 +103,13 @@ def test_tiled_style_targets_equal_the_whole_image(st):
         np.testing.assert_allclose(got[layer], want[layer], rtol=1e-4, atol=1e-3 * np.abs(want[layer]).max())
 
 
-def test_tiled_transfer_matches_untiled(st):
+@pytest.mark.parametrize("style_loss", ["gram", "w2"])
+def test_tiled_transfer_matches_untiled(st, style_loss):
     # Noisy content: flat regions tie in max pooling, and a rounding difference between tile and whole
     # image then routes a gradient to the other pixel of the window, which L-BFGS-B amplifies later.
     rng = np.random.default_rng(0)
     content = np.clip(synthetic(96, 128) * 0.8 + 25 + rng.uniform(-20, 20, (96, 128, 3)), 0, 255).astype(np.float32)
-    kwargs = dict(size=128, iterations=3, tv_weight=0.01, path="split", **SHALLOW)
+    kwargs = dict(size=128, iterations=3, tv_weight=0.01, path="split", style_loss=style_loss, **SHALLOW)
     untiled = st.stylize(content, [stripes(64, 64)], preset="johnson", **kwargs)
     seen = []
     tiled = st.stylize(content, [stripes(64, 64)], preset="johnson", tile=32, callback=seen.append, **kwargs)
@@ -119,7 +133,5 @@ def test_tile_option_checks(st):
         st.options("nst", tile=16)
     with pytest.raises(NstError, match="need --path split"):
         st.options("nst", tile=256, path="fused", style_loss="gram")
-    with pytest.raises(NstError, match="add --style-loss gram"):
-        st.options("nst", tile=256, size=512)  # the default's W2 is not tiled yet
-    assert st.path(st.options("nst", tile=256, size=512, style_loss="gram")) == "split"
+    assert st.path(st.options("nst", tile=256, size=512)) == "split"  # the default's W2 tiles too
     assert st.path(st.options("nst", tile=1024, size=512, style_loss="gram")) == "fused"  # small enough: no tiles

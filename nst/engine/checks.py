@@ -214,8 +214,6 @@ def check_options(opts: Options, relu_names: list[str]) -> None:
         raise NstError(f"--average {opts.average} is out of range; use 0 (off) or a decay below 1, such as 0.99")
     STYLE_LOSSES.check(opts.style_loss)
     PADDINGS.check(opts.padding)
-    if opts.style_loss != "gram" and tiled(opts):
-        raise NstError(f"--tile does not combine with --style-loss {opts.style_loss} yet: add --style-loss gram")
     for name, value in (
         ("content-weight", opts.content_weight),
         ("style-weight", opts.style_weight),

@@ -93,7 +93,7 @@ PRESETS: dict[str, Options] = {
     "nst": Options(
         preset="nst",
         scales=3,
-        scale_iterations="200,100,160",
+        scale_iterations="200,100,140",
         history=40,
         style_loss="w2",
         style_weight=4e6,

@@ -3,10 +3,10 @@
 Each tile is a core (the pixels it is responsible for) plus a margin ("halo") as wide as the deepest loss
 layer's receptive field reaches, so the features of the core equal those of the whole image, and tile
 corners sit on multiples of 16 so every pooling window matches the whole image's.  Style statistics are
-global: one pass sums each tile's core Gram into the image's Gram, a second pass (in reverse order, so it
-starts from the tile the first pass ended with) turns the global style error into each core's feature
-gradient and runs the backward graph; the tiles' image gradients add up to the whole image's.  The grid
-moves between evaluations, so no tile border stays in one place.
+global: one pass sums each tile's core Gram (and feature sums, for the W2 loss) into the image's, a second
+pass (in reverse order, so it starts from the tile the first pass ended with) turns the global style error
+into each core's feature gradient and runs the backward graph; the tiles' image gradients add up to the
+whole image's.  The grid moves between evaluations, so no tile border stays in one place.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nst import kernels
+from nst.kernels.wasserstein import w2_coefficients
 
 from .graphs.vgg import pooled_size
 from .objective import Objective, _flat
@@ -122,20 +123,23 @@ class TileGrid:
             yield tile, acts, {name: core_slice(tile, a.shape, self.strides[name]) for name, a in acts.items()}
 
     def grams(self, runner, image: np.ndarray, layers, step: int = 0):
-        """The whole image's Gram matrix (un-normalised, float64 sums) per layer, and the pass's last
-        (tile, activations, core slices): the runner still holds that tile's forward state, so a second pass
-        in reverse order can start from it (one tile's forward less per evaluation)."""
+        """The whole image's Gram matrix F F^T and feature sums F 1 (un-normalised, float64) per layer, and the
+        pass's last (tile, activations, core slices): the runner still holds that tile's forward state, so a
+        second pass in reverse order can start from it (one tile's forward less per evaluation)."""
         grams: dict[str, np.ndarray] = {}
+        sums: dict[str, np.ndarray] = {}
         last = None
         for last in self.cores(runner, image, step):
             _, acts, where = last
             for layer in layers:
                 rows, cols = where[layer]
-                part = kernels.gram(_flat(np.ascontiguousarray(acts[layer][:, :, rows, cols]))).astype(np.float64)
+                core = _flat(np.ascontiguousarray(acts[layer][:, :, rows, cols]))
+                part, total = kernels.gram(core).astype(np.float64), core.sum(axis=1, dtype=np.float64)
                 grams[layer] = grams[layer] + part if layer in grams else part
+                sums[layer] = sums[layer] + total if layer in sums else total
         if last is None:
             raise ValueError("a tile grid with no tiles")
-        return grams, last
+        return grams, sums, last
 
     def features(self, runner, image: np.ndarray, layers) -> dict[str, np.ndarray]:
         """The whole image's activations of `layers`, assembled from the tiles' cores."""
@@ -169,17 +173,22 @@ class TiledObjective(Objective):
 
     def network(self, image: np.ndarray) -> tuple[float, float, np.ndarray]:
         opts, conv, step = self.options, CONVENTIONS[self.options.convention], self.evaluations
-        grams, last = self.grid.grams(self.runner, image, list(opts.style_layers), step)
-        style, coeffs = 0.0, {}
+        grams, sums, last = self.grid.grams(self.runner, image, list(opts.style_layers), step)
+        style, coeffs, offsets = 0.0, {}, {}
         for layer, weight in opts.style_layers.items():
-            c = grams[layer].shape[0]
-            norm = conv.gram_divisor(c, *self.grid.size(layer))
-            loss, coeffs[layer] = kernels.gram_loss(
-                grams[layer].astype(np.float32),
-                self.style_target[layer],
-                norm,
-                conv.style_scale(opts.style_weight * weight, c),
-            )
+            c, positions = grams[layer].shape[0], math.prod(self.grid.size(layer))
+            if opts.style_loss == "w2":
+                moments = grams[layer] / positions, sums[layer] / positions
+                loss, coeffs[layer], offsets[layer] = w2_coefficients(
+                    *moments, positions, self.w2[layer], opts.style_weight * weight
+                )
+            else:
+                loss, coeffs[layer] = kernels.gram_loss(
+                    grams[layer].astype(np.float32),
+                    self.style_target[layer],
+                    conv.gram_divisor(c, *self.grid.size(layer)),
+                    conv.style_scale(opts.style_weight * weight, c),
+                )
             style += loss
         content, grad = 0.0, np.zeros_like(image)
         for tile, acts, where in self.grid.cores(self.runner, image, step, reverse=True, first=last):
@@ -187,7 +196,10 @@ class TiledObjective(Objective):
             for layer, coeff in coeffs.items():
                 rows, cols = where[layer]
                 core = acts[layer][0][:, rows, cols]
-                grads[layer][0][:, rows, cols] += (coeff @ core.reshape(core.shape[0], -1)).reshape(core.shape)
+                part = coeff @ core.reshape(core.shape[0], -1)
+                if layer in offsets:
+                    part += offsets[layer][:, None]
+                grads[layer][0][:, rows, cols] += part.reshape(core.shape)
             for layer, weight in opts.content_layers.items():
                 content += self.content_term(layer, weight, tile, acts[layer], where[layer], grads[layer])
             grad[:, :, tile.y0 : tile.y1, tile.x0 : tile.x1] += self.runner.backward(grads)
@@ -213,17 +225,20 @@ class TiledObjective(Objective):
 def tiled_style_targets(
     runner, spec, styles: list[np.ndarray], blend: list[float], options: Options, core: int
 ) -> dict[str, np.ndarray]:
-    """`objective.style_targets` for style images of any size: each Gram summed over tiles."""
+    """`objective.style_targets` for style images of any size: each Gram (or W2 moments) summed over tiles."""
     convention = CONVENTIONS[options.convention]
     targets: dict[str, np.ndarray] = {}
     for style, weight in zip(styles, blend):
         h, w = style.shape[2:]
         grid = TileGrid(spec, list(runner.loss_layers), h, w, core, options.pooling)
-        grams, _ = grid.grams(runner, style, list(options.style_layers))
+        grams, sums, _ = grid.grams(runner, style, list(options.style_layers))
         runner.release()
         for layer, g in grams.items():
-            norm = convention.gram_divisor(g.shape[0], *grid.size(layer))
-            g = (g * (weight / norm)).astype(np.float32)
+            if options.style_loss == "w2":  # wasserstein.moments of the whole image
+                positions = math.prod(grid.size(layer))
+                g = (np.concatenate([g, sums[layer][None]]) * (weight / positions)).astype(np.float32)
+            else:
+                g = (g * (weight / convention.gram_divisor(g.shape[0], *grid.size(layer)))).astype(np.float32)
             targets[layer] = g if layer not in targets else targets[layer] + g
     return targets
 

@@ -73,11 +73,27 @@ def w2_loss_grad(
     """loss = weight * W2^2 / tr(S_t) for features (C, M) float32, and d loss / d F (C, M) float32.
     `positions` (M weights, such as a style mask scaled to the layer) fits the Gaussian to the weighted
     positions only: a masked region is compared with the style, not diluted by the zeros outside it."""
-    c, m = features.shape
+    m = features.shape[1]
     w = np.ones(m, np.float32) if positions is None else np.asarray(positions, np.float32)
     total = max(float(w.sum(dtype=np.float64)), 1e-12)
+    weighted = features if positions is None else features * w  # unweighted: no copy, and A A^T runs as syrk
+    srm = np.dot(weighted, features.T).astype(np.float64) / total
     mean = (features @ w).astype(np.float64) / total
-    srm = np.dot(features * w, features.T).astype(np.float64) / total
+    loss, coef, offset = w2_coefficients(srm, mean, total, target, weight)
+    grad = np.dot(coef, features)
+    grad += offset[:, None]
+    if positions is not None:
+        grad *= w
+    return loss, grad
+
+
+def w2_coefficients(
+    srm: np.ndarray, mean: np.ndarray, total: float, target: W2Target, weight: float
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """The loss of `w2_loss_grad` from the features' raw second moment F F^T / M (C, C) and mean (C,) over
+    `total` positions, both float64, and the gradient's parts: d loss / d F = coef @ F + offset 1^T (float32).
+    The moments are sums over positions, so tiles can add theirs up and share one coef and offset."""
+    c = len(mean)
     cov = srm - np.outer(mean, mean) + target.eps * np.eye(c)
     a = target.cov_sqrt
     values, vectors = np.linalg.eigh(_symmetric(a @ cov @ a))
@@ -87,11 +103,7 @@ def w2_loss_grad(
     k = weight / target.cov_trace
     b = a @ vectors  # A (A S A)^(-1/2) A = B diag(1 / roots) B^T: two products instead of four
     d_cov = k * (np.eye(c) - (b * _inverse(roots)) @ b.T)  # d loss / d cov, symmetric
-    centred_coef = (2.0 / total) * d_cov
-    # d loss / d F = [(2/W) d_cov (F - mu 1^T) + (2k/W) (mu - mu_t) 1^T] diag(w): one (C, C) x (C, M) product.
-    offset = (2.0 * k / total) * diff - centred_coef @ mean
-    grad = np.dot(centred_coef.astype(np.float32), features)
-    grad += offset.astype(np.float32)[:, None]
-    if positions is not None:
-        grad *= w
-    return k * w2, grad
+    coef = (2.0 / total) * d_cov
+    # d loss / d F = (2/M) d_cov (F - mu 1^T) + (2k/M) (mu - mu_t) 1^T: one (C, C) x (C, M) product.
+    offset = (2.0 * k / total) * diff - coef @ mean
+    return k * w2, coef.astype(np.float32), offset.astype(np.float32)
