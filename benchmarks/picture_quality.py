@@ -11,6 +11,7 @@ timed by --classic-rate of its evaluations at the same size (0: not timed).
     python -m benchmarks.picture_quality --shared DIR                  # the default, about 35 min on 2 cores
     python -m benchmarks.picture_quality --shared DIR --preset ck --label ck
     python -m benchmarks.picture_quality --shared DIR --set style_loss=gram --label gram --size 256
+    python -m benchmarks.picture_quality --shared DIR --bundle        # the default bundle, by the Python host
 
 Results: benchmarks/results/picture_<label>[_<size>].json; montages benchmarks/results/picture/<label>_<size>/
 (not committed; docs/picture/ holds the default's); results are kept as PNGs there and reused with --reuse.
@@ -124,7 +125,25 @@ def classic_image(pair: str, shape: tuple[int, ...], folder: Path) -> np.ndarray
     return resize(read_image(folder / f"{pair}.png"), shape[0], shape[1])
 
 
-def run_pair(st, measures: Measures, pair: str, args, overrides: dict, out: Path) -> dict:
+def bundle_transfer(folder: str | None, size: int, threads: int, keep: list):
+    """transfer(content path, style path) by an exported bundle's default schedule in the Python host
+    (`folder`, or the default export made now into a temporary folder kept alive through `keep`)."""
+    import tempfile
+
+    from benchmarks.bundle_quality import bundle_run, python_host, sized
+
+    if folder is None:
+        from nst.bundle.export import export_folder
+
+        keep.append(tempfile.TemporaryDirectory())
+        folder = keep[-1].name
+        export_folder(folder)
+    host = python_host()
+    bundle = host.Bundle(folder, threads)
+    return lambda content, style: bundle_run(host, bundle, sized(content, size), sized(style, size), size)[0]
+
+
+def run_pair(st, measures: Measures, pair: str, args, transfer, out: Path) -> dict:
     """One pair: the transfer (or its kept PNG), both pictures measured, the montage written."""
     import cv2
 
@@ -137,7 +156,7 @@ def run_pair(st, measures: Measures, pair: str, args, overrides: dict, out: Path
         result = read_image(kept)
     else:
         start = time.perf_counter()
-        result = st.transfer(str(content_path), [str(style_path)], preset=args.preset, size=args.size, **overrides)
+        result = transfer(str(content_path), str(style_path))
         seconds = time.perf_counter() - start
         save_result(kept, result)
     result = np.asarray(result, np.float32)
@@ -193,12 +212,20 @@ def main() -> None:
     parser.add_argument("--classic-rate", type=int, default=30, help="classic evaluations timed (0: none)")
     parser.add_argument("--reuse", action="store_true", help="measure results kept by an earlier run")
     parser.add_argument("--shared", type=Path, required=True, help="the folder holding images/ and reference/")
+    parser.add_argument(
+        "--bundle",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="DIR",
+        help="run an exported bundle's default schedule in the Python host instead (no DIR: the default export)",
+    )
     args = parser.parse_args()
     from nst import StyleTransfer
     from nst.engine.presets import DEFAULT_PRESET
 
     overrides = parse_sets(args.set)
-    args.label = args.label or args.preset or DEFAULT_PRESET
+    args.label = args.label or ("bundle" if args.bundle is not None else args.preset or DEFAULT_PRESET)
     pairs = [p.strip() for p in args.pairs.split(",") if p.strip()]
     unknown = sorted(set(pairs) - set(PAIRS))
     if unknown:
@@ -207,13 +234,19 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     st = StyleTransfer(threads=args.threads)
     measures = Measures(threads=args.threads)
+    keep: list = []
+    transfer = (
+        bundle_transfer(args.bundle or None, args.size, args.threads, keep)
+        if args.bundle is not None
+        else lambda c, s: st.transfer(c, [s], preset=args.preset, size=args.size, **overrides)
+    )
     rows = []
     name = f"picture_{args.label}" + ("" if args.size == 512 else f"_{args.size}")
     for pair in pairs:
-        rows.append(run_pair(st, measures, pair, args, overrides, out))
+        rows.append(run_pair(st, measures, pair, args, transfer, out))
         report = {
             "what": "nst against the classic's published results; each measure lower-is-better, ratio = nst / classic",
-            "preset": args.preset or DEFAULT_PRESET,
+            "preset": "bundle (Python host)" if args.bundle is not None else args.preset or DEFAULT_PRESET,
             "overrides": {k: str(v) for k, v in overrides.items()},
             "size": args.size,
             "threads": args.threads,

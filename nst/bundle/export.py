@@ -215,7 +215,9 @@ def _w2_glue(b: Builder, layer: str, channels: int, weight: str) -> dict[str, st
     eps = b.op("Mul", [trace, b.const(np.array(EPS / channels, np.float32), "eps_rel")], "eps")
     cov = b.op("Add", [cov, b.op("Mul", [eye, eps], "eps_eye")], "cov_eps")
     trace = b.op("Add", [trace, b.op("Mul", [eps, b.const(np.array(channels, np.float32), "c")], "c_eps")], "trace_eps")
-    cov_root, _ = newton_schulz(b, cov, eye)
+    unit = b.op("Div", [trace, b.const(np.array(channels, np.float32), "c_unit")], "unit")  # order-1 entries
+    cov_root, _ = newton_schulz(b, b.op("Div", [cov, unit], "cov_unit"), eye)
+    cov_root = b.op("Mul", [cov_root, b.op("Sqrt", [unit], "unit_root")], "cov_root")
     return {mean_t: mean, root: cov_root, trace_t: trace, eps_name: eps, k_name: b.op("Div", [weight, trace], "k")}
 
 
@@ -266,7 +268,9 @@ def build_features(spec: VggSpec, bs: BundleSpec) -> onnx.ModelProto:
         channels = spec.channels(layer)
         if bs.style_loss == "w2":
             flat = b.op("Reshape", [layer, b.const(np.array([channels, -1], np.int64), "chw")], "F")
-            positions = b.op("Cast", [b.op("Shape", [flat], "m", start=1, end=2)], "m_f", to=TensorProto.FLOAT)
+            # The positions counted from the image's shape as for Gram: a count read off the reshaped features
+            # (a [1]-shaped Shape slice) divided wrongly in ONNX Runtime's WebGPU backend.
+            positions = _narrow(b, _pixels(b, "image", _stride(spec, layer), bs.pooling))
             srm = b.op("MatMul", [flat, b.op("Transpose", [flat], "Ft", perm=[1, 0])], "G")
             mean = b.op(
                 "Transpose", [b.op("ReduceMean", [flat], "mean", axes=[1], keepdims=1)], "mean_row", perm=[1, 0]

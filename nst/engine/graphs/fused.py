@@ -72,8 +72,12 @@ def _w2_term(b: Builder, layer: str, channels: int, flat: str) -> tuple[str, str
     centred = b.op("Sub", [flat, mean], "fc")
     srm = b.op("MatMul", [centred, b.op("Transpose", [centred], "fct", perm=[1, 0])], "fcfc")
     cov = b.op("Add", [b.op("Div", [srm, positions], "cov0"), b.op("Mul", [eye, eps], "eps_eye")], "cov")
-    cross = b.op("MatMul", [b.op("MatMul", [root, cov], "ac"), root], "aca")
-    cross_root, cross_inv_root = newton_schulz(b, cross, eye)
+    # In units of the style's mean variance s = tr(S_t) / C: every matrix below is then of order 1, where
+    # the raw features' products (up to 1e13 at relu4_1) leave float32 little room on any backend.
+    unit = b.op("Div", [trace_t, b.const(np.array(channels, np.float32), "channels")], "unit")
+    root = b.op("Div", [root, b.op("Sqrt", [unit], "unit_root")], "root_u")
+    cross = b.op("MatMul", [b.op("MatMul", [root, b.op("Div", [cov, unit], "cov_u")], "ac"), root], "aca")
+    cross_root, cross_inv_root = newton_schulz(b, cross, eye)  # (A S A)^(1/2) / s and s (A S A)^(-1/2)
 
     def trace(m: str) -> str:
         diagonal = b.op("Mul", [m, eye], "diag")
@@ -89,7 +93,8 @@ def _w2_term(b: Builder, layer: str, channels: int, flat: str) -> tuple[str, str
         [mean_term, b.op("Add", [trace(cov), b.op("Cast", [trace_t], "trt64", to=TensorProto.DOUBLE)], "trs")],
         "w2a",
     )
-    w2 = b.op("Sub", [w2, b.op("Mul", [two, trace(cross_root)], "tr2")], "w2")
+    unit64 = b.op("Cast", [unit], "unit64", to=TensorProto.DOUBLE)
+    w2 = b.op("Sub", [w2, b.op("Mul", [b.op("Mul", [two, unit64], "two_s"), trace(cross_root)], "tr2")], "w2")
     loss = b.op("Mul", [w2, b.op("Cast", [k], "k64", to=TensorProto.DOUBLE)], "w2_loss")
     transport = b.op("MatMul", [b.op("MatMul", [root, cross_inv_root], "az"), root], "aza")
     d_cov = b.op("Mul", [b.op("Sub", [eye, transport], "i_aza"), k], "d_cov")
