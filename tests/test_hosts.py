@@ -152,14 +152,13 @@ def test_browser_page_reads_as_the_server_page(web_folder):
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
             page = browser.new_page(viewport={"width": 1100, "height": 820})
             page.goto(url)
-            page.wait_for_function("!document.getElementById('status').textContent.startsWith('Loading')")
-            page.wait_for_timeout(300)
+            page.wait_for_function("document.getElementById('status').textContent.startsWith('Choose')")
             assert page.input_value("#size") == "256" and page.text_content("#size-out") == "256"
             for hidden in ("#frame", "#compare", "#bar", "#download", "#iterations"):
                 assert not page.is_visible(hidden), hidden
             css = (ROOT / "nst" / "serve" / "static" / "style.css").read_text()
             assert page.evaluate("fetch('style.css').then(r => r.text())") == css  # one stylesheet, copied
-            assert "monospace" not in page.evaluate("getComputedStyle(status).fontFamily")
+            assert "monospace" not in page.evaluate("getComputedStyle(document.getElementById('status')).fontFamily")
             page.eval_on_selector("#size", "el => { el.value = 512; el.dispatchEvent(new Event('input')); }")
             assert "tens of minutes" in page.text_content("#size-hint")
             assert "warn" in page.get_attribute("#size-hint", "class")
