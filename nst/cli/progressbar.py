@@ -31,11 +31,12 @@ class ProgressBar:
             TextColumn("{task.percentage:>3.0f}%"),
             TextColumn("scale {task.fields[scale]}"),
             TextColumn("loss {task.fields[loss]}"),
-            TimeElapsedColumn(),
-            TextColumn("about {task.fields[left]} left"),
+            TextColumn("{task.fields[elapsed]} so far, about {task.fields[left]} left"),
             transient=False,
         )
-        self._task = self._progress.add_task("transfer", total=STEPS, loss="-", scale="-", left=clock(None))
+        self._task = self._progress.add_task(
+            "transfer", total=STEPS, loss="-", scale="-", elapsed=clock(0), left=clock(None)
+        )
         self._start = time.monotonic()
 
     def __enter__(self) -> ProgressBar:
@@ -47,14 +48,14 @@ class ProgressBar:
         self._progress.stop()
 
     def __call__(self, p) -> None:
-        fraction = p.fraction
-        left = seconds_left(time.monotonic() - self._start, fraction)
+        fraction, elapsed = p.fraction, time.monotonic() - self._start
         self._progress.update(
             self._task,
             completed=round(fraction * STEPS),
             scale=f"{p.scale + 1}/{p.scales}",
             loss=f"{p.losses['loss']:.4g}",
-            left=clock(left),
+            elapsed=clock(elapsed),
+            left=clock(seconds_left(elapsed, fraction)),
         )
 
 
