@@ -53,12 +53,9 @@ def test_page_transfers_and_downloads(tmp_path, browser):
         page.click("#advanced summary")
         page.fill("#iterations", "5")
         page.click("#start")
-        page.wait_for_selector("#time:not([hidden])", timeout=240_000)
-        assert re.fullmatch(
-            r"\d+:\d\d so far, (about \d+:\d\d left|estimating the time left)", page.text_content("#time")
-        )
-        page.wait_for_selector("#download:not([hidden])", timeout=240_000)
-        assert page.text_content("#message").startswith("Done.")
+        page.wait_for_selector("#download:not([hidden])", timeout=600_000)
+        # "It took m:ss" is read from the time line the run showed ("m:ss so far, about m:ss left").
+        assert re.fullmatch(r"Done\. Slide to compare .* It took \d+:\d\d\.", page.text_content("#message"))
         assert page.evaluate("losses.length") >= 2  # the loss curve has points
         assert page.get_attribute("#bar", "value") == "1"
         # The result beside the photo, at its own size or a whole multiple of it, in sharp pixels when enlarged.
