@@ -35,6 +35,52 @@ def test_multiscale_runs_coarse_to_fine_and_ends_at_the_size(st):
     assert [s[3][1] for s in seen] == [64, 64, 64, 128, 128, 256]
 
 
+def test_progress_weighs_each_scale_by_its_work(st):
+    """One overall fraction: the coarse scales (a sixteenth and a quarter of the pixels) are quick, so the
+    bar is far from done when they end, and reaches 1 at the last iteration."""
+    seen = []
+    st.transfer(
+        synthetic(60, 90),
+        [stripes(50, 50)],
+        size=256,
+        scales=3,
+        iterations=2,
+        callback=lambda p: seen.append((p.scale, p.iteration, p.fraction)),
+    )
+    fractions = [f for _, _, f in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    pixels = [43 * 64, 85 * 128, 171 * 256]
+    end_of = {s: f for s, _, f in seen}  # each scale's last fraction
+    assert end_of[0] == pytest.approx(pixels[0] / sum(pixels), abs=1e-3) and end_of[0] < 0.05
+    assert end_of[1] == pytest.approx(sum(pixels[:2]) / sum(pixels), abs=1e-3) and end_of[1] < 0.25
+
+
+def test_work_shares_and_time_left():
+    from nst.engine.progress import overall_fraction, seconds_left, work_shares
+
+    shares = work_shares([64 * 64, 128 * 128, 256 * 256], [100, 100, 100])
+    assert shares == pytest.approx((1 / 21, 4 / 21, 16 / 21))
+    assert overall_fraction(shares, 1, 50, 100) == pytest.approx(3 / 21)  # not the equal shares' 1/2
+    assert seconds_left(30.0, 0.25) == pytest.approx(90.0) and seconds_left(1.0, 0.0) is None
+    assert work_shares([0], [0]) == (1.0,)
+
+
+def test_the_cli_shows_one_progress_line_for_the_whole_run():
+    """Every scale advances the same bar (the part done by work), never a new bar per scale."""
+    from nst.cli.progressbar import STEPS, ProgressBar, clock
+    from nst.engine.progress import Progress, work_shares
+
+    shares = work_shares([1, 4, 16], [10, 10, 10])
+    bar = ProgressBar()
+    for scale in range(3):
+        for k in (0, 9):
+            bar(Progress(k, 10, {"loss": 1.0}, 0.1, np.zeros(1), scale=scale, scales=3, shares=shares))
+            expected = (sum(shares[:scale]) + shares[scale] * (k + 1) / 10) * STEPS
+            assert bar._progress.tasks[0].completed == round(expected)
+    assert len(bar._progress.tasks) == 1 and bar._progress.tasks[0].completed == STEPS
+    assert clock(None) == "-:--" and clock(75) == "1:15" and clock(3725) == "1:02:05"
+
+
 def test_scale_schedule():
     opts = resolve_options("johnson", size=512, scales=3, iterations=50)
     assert scale_schedule(opts) == ([128, 256, 512], [50, 50, 50])

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.hosts_speed import CHROMIUM, browse
+from benchmarks.hosts_speed import CHROMIUM, browse, serve
 
 from .conftest import need
 
@@ -139,6 +139,51 @@ def test_browser_matches_python(web_folder, pair, python_run):
     assert time.perf_counter() - started < 900
 
 
+def test_browser_page_reads_as_the_server_page(web_folder):
+    """A person's run of the page: 256 px shown and kept (a warning above it), a bundled painting, one
+    progress bar by work, no scale under the engine's 64 px floor, the result beside the photo, sharp when
+    enlarged, in nst serve's own stylesheet."""
+    from playwright.sync_api import sync_playwright
+
+    browser_ready()
+    server, url = serve(web_folder)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1100, "height": 820})
+            page.goto(url)
+            page.wait_for_function("document.getElementById('status').textContent.startsWith('Choose')")
+            assert page.input_value("#size") == "256" and page.text_content("#size-out") == "256"
+            for hidden in ("#frame", "#compare", "#bar", "#download", "#iterations"):
+                assert not page.is_visible(hidden), hidden
+            css = (ROOT / "nst" / "serve" / "static" / "style.css").read_text()
+            assert page.evaluate("fetch('style.css').then(r => r.text())") == css  # one stylesheet, copied
+            assert "monospace" not in page.evaluate("getComputedStyle(document.getElementById('status')).fontFamily")
+            page.eval_on_selector("#size", "el => { el.value = 512; el.dispatchEvent(new Event('input')); }")
+            assert "tens of minutes" in page.text_content("#size-hint")
+            assert "warn" in page.get_attribute("#size-hint", "class")
+            page.set_input_files("#content", str(web_folder / "content.png"))
+            page.click("img[alt='The Shipwreck']")  # a painting bundled with the page
+            page.eval_on_selector("#size", "el => { el.value = 96; el.dispatchEvent(new Event('input')); }")
+            page.click("#advanced summary")
+            page.fill("#iterations", "2")
+            page.click("#start")
+            page.wait_for_function("window.nstRun.done", timeout=600_000)
+            run = page.evaluate("JSON.parse(JSON.stringify(window.nstRun))")
+            assert run["error"] is None, run["error"]
+            sides = sorted({r["size"] for r in run["records"]})
+            assert sides == [64, 96] and len(run["records"]) == 4  # 24 and 48 px raised to 64, run once
+            assert page.text_content("#status").startswith("Done after ")
+            assert page.is_visible("#compare") and not page.is_visible("#bar")
+            natural, shown = page.evaluate("[after.naturalWidth, after.getBoundingClientRect().width]")
+            assert max(run["size"]) == 96 and natural == run["size"][1] and shown % natural == 0 and shown > natural
+            assert page.evaluate("getComputedStyle(after).imageRendering") == "pixelated"
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def test_browser_webgpu_matches_python(web_folder, pair, tmp_path):
     """WebGPU (without a GPU, Chromium's SwiftShader adapter, which emulates every kernel: so small and short)."""
     browser_ready()
@@ -162,15 +207,15 @@ def test_browser_refuses_webgpu_it_lacks(web_folder):
 
 
 def test_node_and_python_resize_and_schedule_alike(bundle_dir, pair, tmp_path):
-    """Coarse to fine at 96 px (three scales, resized images, each finer start): the same losses."""
+    """Coarse to fine at 96 px (resized images, each finer start): the same losses."""
     node_ready()
     args = ["--size", "96", "--iterations", "2", "--threads", "2"]
     common = [*map(str, pair), "--bundle", str(bundle_dir), *args, "-o"]
     python = run_host([*PYTHON_HOST, *common, str(tmp_path / "p.png")], tmp_path / "p.png")
     script = ROOT / "hosts" / "node" / "stylize.mjs"
     node = run_host(["node", str(script), *common, str(tmp_path / "n.png")], tmp_path / "n.png")
-    # at 1/4 a 96x128 content would be 24 px on its short side: that scale is raised to keep 32 px
-    assert [r["size"] for r in python[0]] == [42, 42, 48, 48, 96, 96] == [r["size"] for r in node[0]]
+    # 1/4 and 1/2 of 96 px (24 and 48) are both raised to nst's 64 px floor, so that size runs once
+    assert [r["size"] for r in python[0]] == [64, 64, 96, 96] == [r["size"] for r in node[0]]
     np.testing.assert_allclose([r["loss"] for r in node[0]], [r["loss"] for r in python[0]], rtol=1e-4)
     assert np.abs(node[1] - python[1]).mean() <= 1.0
 
@@ -574,3 +619,18 @@ def test_page_server_refuses_a_taken_port_in_one_line(web_folder):
                               capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 1 and done.stderr.startswith("error: cannot listen")
     assert len(done.stderr.splitlines()) == 1
+
+
+def test_python_host_scales_keep_the_engines_64_px_floor():
+    """A coarse scale is at least 64 px on its longest side (as nst's schedule), and scales that come out the
+    same size run once, with the later scale's iterations: 172 px used to start at 43 px."""
+    host = python_library()
+    manifest = {"limits": {"min_side": 32}}
+    image = np.zeros((1, 3, 300, 451), np.float32)
+    assert host.scale_plan(manifest, [image], 172, [0.25, 0.5, 1.0], [200, 150, 200]) == [
+        (64, 200),
+        (86, 150),
+        (172, 200),
+    ]
+    assert host.scale_plan(manifest, [image], 128, [0.25, 0.5, 1.0], [200, 150, 200]) == [(64, 150), (128, 200)]
+    assert host.scale_plan(manifest, [image], 48, [0.25, 0.5, 1.0], [1, 2, 3]) == [(48, 3)]  # never above size

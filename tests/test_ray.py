@@ -131,3 +131,65 @@ def test_nst_batch_with_ray_flag(ray_cluster, photos, tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert "4 written" in r.stdout and len(list((tmp_path / "out").glob("*.png"))) == 4
+
+
+def nst_cli(*args, timeout=600, **kw):
+    """`python -m nst ARGS` from the repository root, its output captured."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    command = [sys.executable, "-m", "nst", *map(str, args)]
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run(command, capture_output=True, text=True, cwd=root, timeout=timeout, **kw)
+
+
+def test_nst_batch_ray_quiet_tells_each_failure_as_here(ray_cluster, photos, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("p0.png", "p1.png"):
+        (folder / name).write_bytes((photos / "photos" / name).read_bytes())
+    whole = (photos / "photos" / "p2.png").read_bytes()
+    (folder / "cut.png").write_bytes(whole[: len(whole) // 2])  # fails at decoding, in the worker
+    common = [folder, photos / "style.png", "--size", 48, "--iterations", 2, "--scales", 1, "-q"]
+    here = nst_cli("batch", *common, "-o", tmp_path / "here")
+    there = nst_cli("batch", *common, "-o", tmp_path / "there", "--ray", "--ray-actors", 1)
+    assert here.returncode == there.returncode == 1, there.stderr
+    assert there.stdout == here.stdout == "2 written, 0 skipped (already there), 1 failed\n"
+    failed = [line for line in here.stderr.splitlines() if line.startswith("failed: ")]
+    assert len(failed) == 1 and "cut.png: not a readable image" in failed[0]
+    assert failed == [line for line in there.stderr.splitlines() if line.startswith("failed: ")]
+
+
+def test_interrupted_nst_video_ray_counts_the_frames_it_keeps(photos, tmp_path):
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("ray")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    picture = synthetic(40, 80, seed=7)
+    for t in range(12):
+        write_image(frames / f"f{t:02d}.png", picture[:, 2 * t : 2 * t + 48])
+    out = tmp_path / "out"
+    args = [frames, photos / "style.png", "-o", out, "--size", 48, "--iterations", 30, "--scales", 1]
+    args += ["--ray", "--ray-actors", 2, "--ray-chunk", 3]
+    root = Path(__file__).resolve().parents[1]
+    command = [sys.executable, "-m", "nst", "video", *map(str, args)]
+    run = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    made = lambda: {p.name for p in out.rglob("0*.png")}  # frame files, in the folder and set aside
+    deadline = time.monotonic() + 300
+    while len(list(out.rglob("0*.png"))) < 3 and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.1)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err
+    said = re.search(r"interrupted: (\d+) of 12 frames kept", err)
+    assert said, err
+    kept = made()
+    time.sleep(2)
+    assert made() == kept  # no actor wrote after the count
+    assert int(said.group(1)) == len(kept) >= 2  # each frame once, wherever a chunk put it
+    assert "Traceback" not in err

@@ -73,6 +73,9 @@ def test_transfer_events_and_result(server, client):
     final = seen[-1][1]
     assert final["status"] == "done" and final["error"] is None
     assert final["progress"]["iteration"] == final["progress"]["iterations"] == 3
+    assert final["progress"]["fraction"] == 1.0 and final["progress"]["elapsed"] >= 0  # the run's clock
+    fractions = [data["progress"]["fraction"] for name, data in seen if name == "progress" and data["progress"]]
+    assert fractions == sorted(fractions)  # one overall share of the work, never back to 0 at a new scale
     status = client.get(f"/v1/transfers/{job_id}").json()
     assert status == final
     result = client.get(f"/v1/transfers/{job_id}/result")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -41,17 +42,30 @@ def test_page_transfers_and_downloads(tmp_path, browser):
         page = browser.new_page(viewport={"width": 1100, "height": 820})
         page.goto(server.url + "/")
         page.wait_for_selector("#token-box:not([hidden])")  # the server asked for its token
+        # Before any run: no broken image, no empty bar; the jargon waits under "Advanced".
+        for hidden in ("#live", "#frame", "#compare", "#bar", "#download", "#iterations", "#loss"):
+            assert not page.is_visible(hidden), hidden
         page.fill("#token", TOKEN)
         page.click("#token-save")
-        page.set_input_files("#photo", str(ROOT / "examples" / "shipwreck.jpg"))
+        page.set_input_files("#photo", str(ROOT / "examples" / "chelsea.jpg"))
         page.click("img[alt='The Starry Night']")
         page.eval_on_selector("#size", "el => { el.value = 128; el.dispatchEvent(new Event('input')); }")
+        page.click("#advanced summary")
         page.fill("#iterations", "5")
         page.click("#start")
-        page.wait_for_selector("#download:not([hidden])", timeout=240_000)
-        assert page.text_content("#message") == "Done."
+        page.wait_for_selector("#download:not([hidden])", timeout=600_000)
+        # "It took m:ss" is read from the time line the run showed ("m:ss so far, about m:ss left").
+        assert re.fullmatch(r"Done\. Slide to compare .* It took \d+:\d\d\.", page.text_content("#message"))
         assert page.evaluate("losses.length") >= 2  # the loss curve has points
         assert page.get_attribute("#bar", "value") == "1"
+        # The result beside the photo, at its own size or a whole multiple of it, in sharp pixels when enlarged.
+        assert page.is_visible("#compare") and not page.is_visible("#live")
+        natural, shown = page.evaluate("[after.naturalWidth, after.getBoundingClientRect().width]")
+        assert natural == 128 and shown % natural == 0 and shown >= natural, (natural, shown)
+        rendering = page.evaluate("getComputedStyle(after).imageRendering")
+        assert rendering == ("pixelated" if shown > natural else "auto"), rendering
+        page.eval_on_selector("#split", "el => { el.value = 20; el.dispatchEvent(new Event('input')); }")
+        assert page.evaluate("getComputedStyle(after).clipPath") == "inset(0px 0px 0px 20%)"
         with page.expect_download() as info:
             page.click("#download")
         data = Path(info.value.path()).read_bytes()

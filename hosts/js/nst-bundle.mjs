@@ -52,7 +52,7 @@ export function resize(img, h, w) {
 const roundHalfUp = (x) => Math.floor(x + 0.5);
 
 // [h, w] with the longest side `longest`, aspect ratio kept.
-function fitSize(img, longest) {
+export function fitSize(img, longest) {
   const scale = longest / Math.max(img.h, img.w);
   return [Math.max(1, roundHalfUp(img.h * scale)), Math.max(1, roundHalfUp(img.w * scale))];
 }
@@ -185,8 +185,7 @@ export async function stylize(bundle, content, styles, { size, iterations, scale
   const start = performance.now();
   let x = null;
   let step = 0;
-  for (let s = 0; s < scales.length; s++) {
-    const side = scaleSide(bundle.manifest, [content, ...styles], size, scales[s]);
+  for (const { side, iterations: count } of scalePlan(bundle.manifest, [content, ...styles], size, scales, iterations)) {
     const c = fit(content, side);
     const feeds = await targets(bundle, c, styles.map((img) => fit(img, side)), blend);
     for (const name of SCALARS) feeds[name] = scalar(ort, settings[name]);
@@ -194,7 +193,7 @@ export async function stylize(bundle, content, styles, { size, iterations, scale
     let image = imageTensor(ort, x);
     let m = new ort.Tensor('float32', new Float32Array(x.data.length), image.dims);
     let v = new ort.Tensor('float32', new Float32Array(x.data.length), image.dims);
-    for (let t = 1; t <= iterations[s]; t++) {
+    for (let t = 1; t <= count; t++) {
       const out = await bundle.step.run({ ...feeds, image, m, v, t: scalar(ort, t) });
       checkFinite(step, Number(out.loss.data[0]), out.image_next.data);
       const record = {
@@ -296,11 +295,19 @@ export function plan(manifest, { size, lastScales, iterations } = {}) {
   return { size, scales, iterations: counts };
 }
 
-// The longest side at one scale: size * fraction, raised where a coarse scale would leave an image under
-// min_side px on its short side (the network's poolings need them), up to the final size.
+// {side, iterations} of each scale that runs: scales that come out the same size as the next one are left out,
+// as nst's own schedule does (the later one's iterations kept). Pages weigh their progress by it.
+export function scalePlan(manifest, images, size, scales, iterations) {
+  const sides = scales.map((f) => scaleSide(manifest, images, size, f));
+  return sides.flatMap((side, k) => (k + 1 === sides.length || sides[k + 1] !== side ? [{ side, iterations: iterations[k] }] : []));
+}
+
+// The longest side at one scale: size * fraction, at least twice min_side (nst's own floor, 64 px) and raised
+// where a coarse scale would leave an image under min_side px on its short side (the network's poolings need
+// them), up to the final size.
 function scaleSide(manifest, images, size, fraction) {
   const lo = manifest.limits.min_side;
-  let side = Math.max(lo, roundHalfUp(size * fraction));
+  let side = Math.min(size, Math.max(2 * lo, roundHalfUp(size * fraction)));
   while (side < size && images.some((img) => Math.min(...fitSize(img, side)) < lo)) side++;
   return side;
 }

@@ -268,11 +268,19 @@ def plan(manifest: dict, size: int | None, last_scales: int | None, iterations: 
     return size, scales, counts
 
 
+def scale_plan(manifest: dict, images: list, size: int, scales: list, iterations: list) -> list[tuple[int, int]]:
+    """(longest side, iterations) of each scale that runs: scales that come out the same size as the next
+    one are left out, as nst's own schedule does (the later one's iterations kept)."""
+    sides = [scale_side(manifest, images, size, f) for f in scales]
+    return [(s, n) for k, (s, n) in enumerate(zip(sides, iterations)) if k + 1 == len(sides) or sides[k + 1] != s]
+
+
 def scale_side(manifest: dict, images: list[np.ndarray], size: int, fraction: float) -> int:
-    """The longest side at one scale: size * fraction, raised where a coarse scale would leave an image under
-    min_side px on its short side (the network's poolings need them), up to the final size."""
+    """The longest side at one scale: size * fraction, at least twice min_side (nst's own floor, 64 px) and
+    raised where a coarse scale would leave an image under min_side px on its short side (the network's
+    poolings need them), up to the final size."""
     lo = manifest["limits"]["min_side"]
-    side = max(lo, half_up(size * fraction))
+    side = min(size, max(2 * lo, half_up(size * fraction)))
     while side < size and any(min(fit_size(*x.shape[2:], side)) < lo for x in images):
         side += 1
     return side
@@ -310,8 +318,7 @@ def stylize(bundle, content, styles, size, iterations, scales, settings, on_step
     blend = [1.0 / len(styles)] * len(styles)
     weights = {k: np.array(settings[k], np.float32) for k in SCALARS}
     x, step, start = None, 0, time.perf_counter()
-    for fraction, count in zip(scales, iterations):
-        side = scale_side(bundle.manifest, [content, *styles], size, fraction)
+    for side, count in scale_plan(bundle.manifest, [content, *styles], size, scales, iterations):
         c = fit(content, side)
         fixed = bundle.targets(c, [fit(s, side) for s in styles], blend) | weights  # the same at every step
         if x is None:

@@ -1,15 +1,36 @@
-// The page's logic: load the runtime and the bundle, run a transfer with the shared JS core, draw every step.
+// The page's logic: load the runtime and the bundle, run a transfer with the shared JS core, draw every step,
+// show the overall progress (each scale weighted by its work, as nst's engine does) and the result beside the photo.
 // URL parameters drive it without clicks (tests, demos): ?content=URL&style=URL[,URL]&size=N&iterations=N
 // &scales=N&threads=N&backend=wasm|webgpu&autorun=1. Results land in window.nstRun for whoever drives the page.
-import { checkPixels, fromPixels, openBundle, outOfMemory, plan, stylize, toRGBA } from './nst-bundle.mjs';
+import { checkPixels, fitSize, fromPixels, openBundle, outOfMemory, plan, scalePlan, stylize, toRGBA } from './nst-bundle.mjs';
 
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
 const run = (window.nstRun = { records: [], done: false, error: null });
 let stopRequested = false;
+const PAGE_SIZE = 256; // the size shown first: a few minutes in a tab, where the bundle's 512 px takes tens
 
-function say(text) {
+function say(text, error = false) {
   $('status').textContent = text;
+  $('status').classList.toggle('error', error);
+}
+
+function clock(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = String(s % 60).padStart(2, '0');
+  return h ? `${h}:${String(m).padStart(2, '0')}:${r}` : `${m}:${r}`;
+}
+
+// Larger sizes grow the time with the pixels: say so before anyone waits half an hour.
+function sizeHint() {
+  const size = Number($('size').value);
+  $('size-out').textContent = size;
+  const slow = size > PAGE_SIZE;
+  $('size-hint').classList.toggle('warn', slow);
+  $('size-hint').textContent = slow
+    ? `At ${size} px this takes about ${Math.round((size / PAGE_SIZE) ** 2)} times as long as at ${PAGE_SIZE} px: ` +
+      'tens of minutes in a browser tab. nst serve or the Node host is faster.'
+    : 'Bigger pictures take longer: about four times as long for twice the size.';
 }
 
 async function loadRuntime() {
@@ -74,10 +95,19 @@ async function decode(blob, manifest) {
   return fromPixels(context.getImageData(0, 0, bitmap.width, bitmap.height).data, bitmap.height, bitmap.width);
 }
 
-function draw(img) {
+// A small result is enlarged by a whole factor (each pixel a sharp square) to fill up to 512 px, never more.
+function shownWidth(width) {
+  return width * Math.max(1, Math.floor(Math.min(512, $('status').clientWidth) / width));
+}
+
+// A step's image, shown at the result's size (`shown` px wide): coarse steps are enlarged as sharp pixels.
+function draw(img, shown = shownWidth(img.w)) {
   const canvas = $('canvas');
-  [canvas.width, canvas.height] = [img.w, img.h];
+  if (canvas.width !== img.w || canvas.height !== img.h) [canvas.width, canvas.height] = [img.w, img.h];
   canvas.getContext('2d').putImageData(new ImageData(toRGBA(img), img.w, img.h), 0, 0);
+  canvas.style.width = `${shown}px`;
+  canvas.classList.toggle('enlarged', img.w < shown);
+  $('frame').hidden = false;
 }
 
 // WebAssembly memory ends at 4 GB, which a step's activations fill at large sizes: say so, and what to do.
@@ -92,16 +122,26 @@ async function transfer(bundle, contentBlob, styleBlobs, asks) {
   const todo = plan(bundle.manifest, asks);
   const content = await decode(contentBlob, bundle.manifest);
   const styles = await Promise.all(styleBlobs.map((blob) => decode(blob, bundle.manifest)));
-  const total = todo.iterations.reduce((a, b) => a + b, 0);
+  // Each step's share of the work: its pixels, so the quick coarse scales do not fill the bar.
+  const scales = scalePlan(bundle.manifest, [content, ...styles], todo.size, todo.scales, todo.iterations);
+  const pixels = Object.fromEntries(scales.map(({ side }) => [side, fitSize(content, side).reduce((a, b) => a * b)]));
+  const total = scales.reduce((sum, { side, iterations }) => sum + pixels[side] * iterations, 0);
+  const shown = shownWidth(fitSize(content, todo.size)[1]);
+  let done = 0;
+  $('bar').hidden = false;
   const result = await stylize(bundle, content, styles, {
     ...todo,
     settings: bundle.manifest.defaults,
     onStep: async (record, image) => {
       run.records.push(record);
-      draw(image);
-      $('caption').textContent = `step ${record.iteration + 1} at ${record.size} px`;
-      say(`step ${record.iteration + 1} of ${total} at ${record.size} px: loss ${record.loss.toExponential(4)}, ` +
-        `${record.seconds} s (${run.backend})`);
+      draw(image, shown);
+      done += pixels[record.size] ?? 0;
+      const fraction = Math.min(1, done / total);
+      $('bar').value = fraction;
+      say(`Painting: ${Math.floor(fraction * 100)}% done`);
+      const left = fraction > 0.01 ? `about ${clock((record.seconds * (1 - fraction)) / fraction)} left` : 'estimating the time left';
+      $('time').textContent = `${clock(record.seconds)} so far, ${left}`;
+      $('time').hidden = false;
       // A step holds the main thread: let the page paint a frame (and take clicks) between steps; a hidden
       // tab gets no frames, so there it only yields.
       const frame = document.hidden ? (f) => f() : requestAnimationFrame;
@@ -114,9 +154,16 @@ async function transfer(bundle, contentBlob, styleBlobs, asks) {
   draw(result);
   run.pixels = Array.from(toRGBA(result));
   run.size = [result.h, result.w];
-  const link = $('download');
-  link.href = URL.createObjectURL(await $('canvas').convertToBlob?.() ?? (await new Promise((r) => $('canvas').toBlob(r))));
-  link.hidden = false;
+  const png = URL.createObjectURL(await new Promise((resolve) => $('canvas').toBlob(resolve)));
+  $('download').href = png;
+  $('download').hidden = false;
+  $('after').src = png;
+  $('before').src = URL.createObjectURL(contentBlob);
+  $('compare').querySelector('.compare-box').style.width = `${shownWidth(result.w)}px`; // whole factors only
+  $('after').classList.toggle('enlarged', shownWidth(result.w) > result.w);
+  $('frame').hidden = true;
+  $('bar').hidden = true;
+  $('compare').hidden = false;
 }
 
 async function main() {
@@ -126,11 +173,16 @@ async function main() {
   say('preparing the graphs…');
   const bundle = await openBundle(ort, files, { executionProviders: providers, graphOptimizationLevel: 'all' }, sha256);
   run.backend = `${providers[0]}, ${threads} thread(s)`;
-  say(`ready: ${run.backend}${crossOriginIsolated ? '' : ' (not cross-origin isolated: one thread)'}`);
-  $('size').value = params.get('size') || bundle.manifest.defaults.size;
+  $('engine').textContent = `Runs on ${run.backend}${crossOriginIsolated ? '' : ' (not cross-origin isolated: one thread)'}.`;
+  say('Choose a photo and a painting, then press Start.');
+  $('size').value = params.get('size') || Math.min(PAGE_SIZE, bundle.manifest.defaults.size);
+  sizeHint();
+  $('size').oninput = sizeHint;
+  const ready = () => $('content').files.length && (chosen() !== 'own' || $('style').files.length);
   const go = async (content, styles) => {
     $('start').disabled = true;
     $('stop').disabled = false;
+    $('compare').hidden = true;
     const asks = {
       size: asked($('size').value, 'size'),
       iterations: asked($('iterations').value, 'iterations'),
@@ -140,20 +192,32 @@ async function main() {
       [run.done, run.error, run.records, stopRequested] = [false, null, [], false];
       $('download').hidden = true;
       await transfer(bundle, content, styles, asks);
-      say(`done: ${run.records.length} steps in ${run.records.at(-1).seconds} s (${run.backend})`);
+      const seconds = run.records.at(-1).seconds;
+      const how = stopRequested ? 'Stopped early' : 'Done';
+      say(`${how} after ${clock(seconds)}. Slide to compare your photo with the result.`);
+      $('time').hidden = true;
     } finally {
       run.done = true;
-      $('start').disabled = !($('content').files.length && $('style').files.length);
+      $('start').disabled = !ready();
       $('stop').disabled = true;
     }
   };
-  for (const id of ['content', 'style']) {
-    $(id).onchange = () => {
-      $(`${id}-preview`).src = URL.createObjectURL($(id).files[0]);
-      $('start').disabled = !($('content').files.length && $('style').files.length);
-    };
-  }
-  $('start').onclick = () => go($('content').files[0], Array.from($('style').files)).catch(report);
+  $('content').onchange = () => {
+    $('content-preview').src = URL.createObjectURL($('content').files[0]);
+    $('content-preview').hidden = false;
+    $('start').disabled = !ready();
+  };
+  $('style').onchange = () => {
+    document.querySelector('input[name=painting][value=own]').checked = true;
+    $('start').disabled = !ready();
+  };
+  for (const radio of document.querySelectorAll('input[name=painting]')) radio.onchange = () => ($('start').disabled = !ready());
+  $('split').oninput = () => $('compare').style.setProperty('--split', `${$('split').value}%`);
+  $('start').disabled = !ready();
+  $('form').onsubmit = (event) => {
+    event.preventDefault();
+    paintings().then((styles) => go($('content').files[0], styles)).catch(report);
+  };
   $('stop').onclick = () => (stopRequested = true);
   if (params.get('autorun')) {
     const file = async (url) => new File([await (await fetchOk(url)).blob()], url); // named in messages
@@ -161,15 +225,25 @@ async function main() {
     const [content] = await blobs([params.get('content')]);
     const styles = await blobs(params.get('style').split(','));
     $('content-preview').src = params.get('content');
-    $('style-preview').src = params.get('style').split(',')[0];
+    $('content-preview').hidden = false;
     await go(content, styles);
   }
+}
+
+const chosen = () => document.querySelector('input[name=painting]:checked').value;
+
+// The chosen painting (a bundled one, fetched from paintings/) or the files of one's own.
+async function paintings() {
+  if (chosen() === 'own') return Array.from($('style').files);
+  return [new File([await (await fetchOk(`paintings/${chosen()}`)).blob()], chosen(), { type: 'image/jpeg' })];
 }
 
 function report(err) {
   run.error = String(err && err.message ? err.message : err);
   run.done = true;
-  say(`error: ${run.error}`);
+  $('bar').hidden = true;
+  $('time').hidden = true;
+  say(`Error: ${run.error}`, true);
 }
 
 main().catch(report);

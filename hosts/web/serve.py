@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Serve this folder on 127.0.0.1 with the headers WebAssembly threads need (cross-origin isolation).
 
-    python3 serve.py [--port 8000] [--folder DIR]
+    python3 serve.py [--port 8001] [--folder DIR]
 
 Any static server works if it sends `Cross-Origin-Opener-Policy: same-origin` and
 `Cross-Origin-Embedder-Policy: require-corp`; without them the page runs on one thread.
@@ -30,7 +30,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    parser.add_argument("--port", type=int, default=8001, help="0 picks a free port (8001: beside nst serve's 8000)")
     parser.add_argument("--folder", default=str(Path(__file__).resolve().parent))
     args = parser.parse_args()
     if not (Path(args.folder) / "index.html").is_file():

@@ -448,6 +448,7 @@ def _web_files() -> dict[Path, str]:
     names = json.loads(listing.read_text())  # the list `npm run build` copies too
     runtime = WEB_SOURCE / "node_modules" / "onnxruntime-web" / "dist"
     files = {WEB_SOURCE / p: Path(p).name for p in names["page"]}
+    files |= {WEB_SOURCE / p: f"paintings/{Path(p).name}" for p in names.get("paintings", [])}
     files |= {runtime / name: f"ort/{name}" for name in names["runtime"]}
     missing = [str(p) for p in files if not p.is_file()]
     if missing:

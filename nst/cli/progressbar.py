@@ -1,27 +1,46 @@
-"""A rich progress bar that shows the iteration, the current loss and the time left."""
+"""Progress lines: one for a whole transfer (every scale, weighted by its work), one over a video's frames."""
 
 from __future__ import annotations
 
+import time
+
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from nst.engine.progress import seconds_left
+
+STEPS = 1000  # the bar's resolution: a thousandth of the run
+
+
+def clock(seconds: float | None) -> str:
+    """Seconds as m:ss or h:mm:ss; '-:--' when not known yet."""
+    if seconds is None:
+        return "-:--"
+    whole = int(round(seconds))
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 class ProgressBar:
-    """Callable as a transfer callback; use as a context manager around the run."""
+    """One line for the whole run: the part done (scales weighted by pixels x iterations, the engine's
+    Progress.fraction), the scale, the loss, the time so far and an estimate of the time left. Callable as a
+    transfer callback; use as a context manager around the run."""
 
     def __init__(self) -> None:
         self._progress = Progress(
-            TextColumn("scale {task.fields[scale]}"),
             BarColumn(),
-            MofNCompleteColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn("scale {task.fields[scale]}"),
             TextColumn("loss {task.fields[loss]}"),
-            TimeElapsedColumn(),
-            TextColumn("left"),
-            TimeRemainingColumn(),
+            TextColumn("{task.fields[elapsed]} so far, about {task.fields[left]} left"),
             transient=False,
         )
-        self._task = None
+        self._task = self._progress.add_task(
+            "transfer", total=STEPS, loss="-", scale="-", elapsed=clock(0), left=clock(None)
+        )
+        self._start = time.monotonic()
 
     def __enter__(self) -> ProgressBar:
+        self._start = time.monotonic()
         self._progress.start()
         return self
 
@@ -29,11 +48,15 @@ class ProgressBar:
         self._progress.stop()
 
     def __call__(self, p) -> None:
-        scale = f"{p.scale + 1}/{p.scales}"
-        if self._task is None or self._scale != scale:  # a new bar for each scale
-            self._task = self._progress.add_task("transfer", total=p.iterations, loss="-", scale=scale)
-            self._scale = scale
-        self._progress.update(self._task, completed=p.iteration + 1, loss=f"{p.losses['loss']:.4g}")
+        fraction, elapsed = p.fraction, time.monotonic() - self._start
+        self._progress.update(
+            self._task,
+            completed=round(fraction * STEPS),
+            scale=f"{p.scale + 1}/{p.scales}",
+            loss=f"{p.losses['loss']:.4g}",
+            elapsed=clock(elapsed),
+            left=clock(seconds_left(elapsed, fraction)),
+        )
 
 
 class FrameBar:

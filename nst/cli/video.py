@@ -98,5 +98,5 @@ def _run_here(job, run: dict) -> None:
     if run["quiet"]:
         job.run(st)
         return
-    with FrameBar(len(job.indices), job.done_count()) as bar:
+    with FrameBar(len(job.indices), job.done_count(asides=False)) as bar:  # this runner writes no asides
         job.run(st, on_frame=bar.frame, callback=bar.iteration)

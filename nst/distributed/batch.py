@@ -56,6 +56,14 @@ def batch_cli(
     import typer
 
     say = (lambda *a: None) if run["quiet"] else typer.echo
+
+    def done(outcome: Outcome) -> None:
+        """The lines the local runner prints: each image made, and each failure even when quiet."""
+        if outcome.status == "written":
+            say(f"{Path(outcome.content).name} -> {outcome.target}")
+        elif outcome.status == "failed":
+            typer.echo(f"failed: {outcome.error}", err=True)
+
     report = batch_on_ray(
         content_dir,
         [str(s) for s in styles],
@@ -67,7 +75,7 @@ def batch_cli(
         run["bit_depth"],
         run["quality"],
         overwrite,
-        on_done=lambda o: say(f"{Path(o.target).name}: {o.status}" + (f" ({o.error})" if o.error else "")),
+        on_done=done,
         **options,
     )
     typer.echo(report.summary())

@@ -79,12 +79,28 @@ def start_actors(ray, resources: RayResources) -> list:
 
 
 def run_all(ray, actors: list, task, items: list, on_result=None) -> list:
-    """`task(st, item)` for every item, spread over the actors as they come free; results in finishing order."""
+    """`task(st, item)` for every item, spread over the actors as they come free; results in finishing order.
+    Interrupted, it stops the actors before returning, so what is on disk no longer changes under a count."""
     from ray.util import ActorPool
 
     results = []
-    for result in ActorPool(actors).map_unordered(lambda actor, item: actor.call.remote(task, item), items):
-        results.append(result)
-        if on_result:
-            on_result(result)
+    try:
+        for result in ActorPool(actors).map_unordered(lambda actor, item: actor.call.remote(task, item), items):
+            results.append(result)
+            if on_result:
+                on_result(result)
+    except BaseException:
+        stop(ray, actors)
+        raise
     return results
+
+
+def stop(ray, actors: list) -> None:
+    """Kill the actors and wait until each is gone (a call on a dead actor raises)."""
+    for actor in actors:
+        ray.kill(actor, no_restart=True)
+    for actor in actors:
+        try:
+            ray.get(actor.pid.options(max_task_retries=0).remote(), timeout=30)
+        except Exception:  # RayActorError once it is dead; a timeout leaves it to Ray's shutdown
+            pass

@@ -33,6 +33,12 @@ class Progress:
     scale: int = 0  # index of the current scale (multi-scale runs), from 0
     scales: int = 1
     stopped: bool = False
+    shares: tuple[float, ...] = (1.0,)  # each scale's share of the run's work (work_shares)
+
+    @property
+    def fraction(self) -> float:
+        """How much of the whole run is done, 0..1, each scale weighted by its work."""
+        return overall_fraction(self.shares, self.scale, self.iteration + 1, self.iterations)
 
     def image(self) -> np.ndarray:
         return kernels.nchw_to_hwc_uint8(self._host())
@@ -50,6 +56,29 @@ class Progress:
 
 
 Callback = Callable[[Progress], object]
+
+
+def work_shares(pixels: list[int], iterations: list[int]) -> tuple[float, ...]:
+    """Each scale's share of a run's work, pixels x iterations: the coarse scales are quick, so equal
+    shares would show a run nearly done at a quarter of its time."""
+    work = [p * n for p, n in zip(pixels, iterations)]
+    total = sum(work)
+    return tuple(w / total for w in work) if total > 0 else tuple(1.0 / len(work) for _ in work)
+
+
+def overall_fraction(shares, scale: int, iteration: int, iterations: int) -> float:
+    """The part of a run done once `iteration` of `iterations` of scale `scale` ran (counted from 1)."""
+    if not shares or not 0 <= scale < len(shares):
+        return 0.0
+    within = min(1.0, max(0.0, iteration / iterations)) if iterations > 0 else 1.0
+    return min(1.0, sum(shares[:scale]) + shares[scale] * within)
+
+
+def seconds_left(elapsed: float, fraction: float) -> float | None:
+    """The time left at the rate so far, or None before there is a rate to go by."""
+    if fraction <= 0.01 or elapsed <= 0:
+        return None
+    return elapsed * (1.0 - fraction) / fraction
 
 
 def chain(*callbacks: Callback | None) -> Callback:

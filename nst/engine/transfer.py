@@ -26,7 +26,7 @@ from .kinds import graph_path, objective_kind
 from .memory import check_transfer, style_side
 from .objective import Differentiable, FusedObjective, MaskedObjective, Objective, content_targets, style_targets
 from .presets import Options, override, parse_layers, resolve_options
-from .progress import Callback, Progress
+from .progress import Callback, Progress, work_shares
 from .runtime import FusedRunner, GraphRunner, Runner, release_free_heap, resolve_device
 from .schedule import fitting_scales, next_scale_start, scale_schedule
 from .tiling import TiledObjective, TileGrid, tile_pixels, tiled_style_targets
@@ -299,13 +299,15 @@ class StyleTransfer:
         height, width = content_img.shape[:2]
         check_sides(height, width, opts.size)
         sizes, iterations = fitting_scales(*scale_schedule(opts), height, width)
+        pixels = [h * w for h, w in (fit_size(height, width, size) for size in sizes)]
+        shares = work_shares(pixels, iterations)
         self.check_memory(opts, content_img, style_imgs)  # again with every size known
         result = None
         for index, (size, count) in enumerate(zip(sizes, iterations)):
             step = opts.with_overrides(size=size, iterations=count)
             start = init_image if result is None else self._scale_start(result, content_img, step)
             prepared = self.prepare_images(content_img, style_imgs, step, start)
-            result = kernels.nchw_to_hwc_float(self.run(prepared, callback, (index, len(sizes))))
+            result = kernels.nchw_to_hwc_float(self.run(prepared, callback, (index, len(sizes)), shares))
             if prepared.stopped:  # the callback asked to stop: skip the finer scales
                 break
         if result is None:
@@ -322,8 +324,15 @@ class StyleTransfer:
             opts, content, styles, self.path(opts), self.device, lambda core: tile_pixels(self.spec, layers, core)
         )
 
-    def run(self, prepared: Prepared, callback: Callback | None = None, scale: tuple[int, int] = (0, 1)) -> np.ndarray:
-        """Optimise a prepared transfer; returns the (1, 3, H, W) float32 result in 0..255."""
+    def run(
+        self,
+        prepared: Prepared,
+        callback: Callback | None = None,
+        scale: tuple[int, int] = (0, 1),
+        shares: tuple[float, ...] = (1.0,),
+    ) -> np.ndarray:
+        """Optimise a prepared transfer; returns the (1, 3, H, W) float32 result in 0..255. `shares` are the
+        scales' parts of the whole run (work_shares), told to the callback for one overall progress."""
         opts = prepared.options
         self._host_threads()
         start = time.perf_counter()
@@ -336,7 +345,14 @@ class StyleTransfer:
             if callback is None:
                 return False
             progress = Progress(
-                k, opts.iterations, losses.as_dict(), time.perf_counter() - start, x, scale=scale[0], scales=scale[1]
+                k,
+                opts.iterations,
+                losses.as_dict(),
+                time.perf_counter() - start,
+                x,
+                scale=scale[0],
+                scales=scale[1],
+                shares=shares,
             )
             returned = callback(progress)
             prepared.stopped = progress.stopped or returned is True

@@ -7,6 +7,8 @@ import base64
 import time
 from typing import TYPE_CHECKING
 
+from nst.engine.progress import seconds_left
+
 from .store import Job
 
 if TYPE_CHECKING:
@@ -35,23 +37,31 @@ class Reporter:
         self.pool, self.job = pool, job
         self.last_event = self.last_preview = 0.0
         self.last_elapsed = 0.0
+        self.started: float | None = None  # the first iteration's time: the run's clock
 
     def __call__(self, p) -> None:
         if self.pool.stopping(self.job.id):
             p.stop()
             return
+        now = time.monotonic()
+        self.started = now if self.started is None else self.started
+        fraction = p.fraction
+        left = seconds_left(now - self.started, fraction)
         progress = {
             "scale": p.scale,
             "scales": p.scales,
             "iteration": p.iteration + 1,  # evaluations done in this scale
             "iterations": p.iterations,
             "loss": float(p.losses["loss"]),
+            "fraction": round(fraction, 4),  # of the whole run, scales weighted by their work
+            "elapsed": round(now - self.started, 1),
+            "left": None if left is None else round(left, 1),
         }
         self.pool.progress[self.job.id] = progress
         if p.iteration > 0:
             self.pool.metrics.iteration(p.elapsed - self.last_elapsed)
         self.last_elapsed = p.elapsed
-        hub, now = self.pool.hub, time.monotonic()
+        hub = self.pool.hub
         if not hub.watched(self.job.id):
             return
         if now - self.last_event >= PROGRESS_INTERVAL or p.iteration + 1 == p.iterations:

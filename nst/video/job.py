@@ -119,8 +119,10 @@ class VideoJob:
         """(index, frame) pairs of the job's range (or of `indices`), decoded one at a time."""
         return FrameSource(self.input).frames(self.indices if indices is None else indices)
 
-    def done_count(self) -> int:
-        return sum(frame_path(self.folder, i).exists() for i in self.indices)
+    def done_count(self, asides: bool = True) -> int:
+        """Frames made and kept for a rerun: in the folder, and (asides) set aside by a Ray chunk for blending."""
+        places = ("", LEAD, TAIL) if asides else ("",)
+        return sum(any(frame_path(self.folder / sub, i).exists() for sub in places) for i in self.indices)
 
     def run(
         self,

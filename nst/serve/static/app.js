@@ -1,4 +1,5 @@
-// The nst page: submit a transfer, follow its event stream, draw the loss curve, cancel, download.
+// The nst page: submit a transfer, follow its event stream (progress, previews), show the result beside the
+// photo, cancel, download; the loss curve sits under "Advanced".
 // Plain browser APIs only, so the page works offline from the server that serves it.
 "use strict";
 
@@ -10,6 +11,8 @@ let token = sessionStorage.getItem("nst-token") || "";
 let job = null;
 let losses = [];
 let resultUrl = null;
+let photoUrl = null;
+let photoSize = null; // [width, height] of the chosen photo, for the result's size before it arrives
 
 function say(text, error = false) {
   $("message").textContent = text;
@@ -60,7 +63,7 @@ async function start(event) {
   form.append("content", photo);
   form.append("style", style);
   form.append("options", JSON.stringify(options()));
-  resetView();
+  resetView(options().size);
   $("start").disabled = true;
   say("Uploading...");
   const response = await api("v1/transfers", { method: "POST", body: form });
@@ -74,13 +77,45 @@ async function start(event) {
   follow(job).catch((e) => say("Lost the connection: " + e.message, true));
 }
 
-function resetView() {
+function resetView(size) {
   losses = [];
   drawLoss();
   $("bar").value = 0;
+  $("bar").hidden = false;
+  $("time").hidden = true;
   $("download").hidden = true;
+  $("compare").hidden = true;
+  $("frame").hidden = true;
+  $("live").removeAttribute("src");
   if (resultUrl) URL.revokeObjectURL(resultUrl);
   resultUrl = null;
+  const [w, h] = fitted(size);
+  $("live").style.width = shownWidth(w) + "px"; // previews are smaller than the result: shown at its size
+  $("live").style.aspectRatio = `${w} / ${h}`;
+}
+
+// A small result is enlarged by a whole factor (each pixel a sharp square) to fill up to 512 px, never more.
+function shownWidth(width) {
+  return width * Math.max(1, Math.floor(Math.min(512, $("message").clientWidth) / width));
+}
+
+// The result's size: the photo's longest side brought to `size`, as the engine does.
+function fitted(size) {
+  if (!photoSize) return [size, size];
+  const [w, h] = photoSize;
+  const scale = size / Math.max(w, h);
+  return [Math.max(1, Math.round(w * scale)), Math.max(1, Math.round(h * scale))];
+}
+
+// Pixels shown larger than they are stay sharp squares instead of a blur.
+function sharpWhenEnlarged(img) {
+  img.classList.toggle("enlarged", img.naturalWidth > 0 && img.naturalWidth < img.clientWidth);
+}
+
+function clock(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = String(s % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${r}` : `${m}:${r}`;
 }
 
 // Server-sent events read through fetch, so the token can travel in a header (EventSource sends none).
@@ -110,12 +145,13 @@ async function handle(id, event, data) {
   if (event === "progress") showProgress(data.status, data.progress);
   if (event === "preview") {
     $("live").src = "data:image/jpeg;base64," + data.jpeg;
-    $("live").hidden = false;
+    $("frame").hidden = false;
   }
   if (event === "done") await finished(id);
   if (event === "failed") say("Failed: " + data.error, true);
   if (event === "cancelled") say("Cancelled.");
   if (["done", "failed", "cancelled"].includes(event)) {
+    $("time").hidden = event === "done" ? $("time").hidden : true;
     $("start").disabled = false;
     $("cancel").disabled = true;
     return true;
@@ -125,9 +161,15 @@ async function handle(id, event, data) {
 
 function showProgress(status, p) {
   if (!p || !p.scales) return say(status === "queued" ? "Waiting for a free worker..." : "Preparing...");
-  const fraction = (p.scale + p.iteration / p.iterations) / p.scales;
+  // The server weighs each pass by its work (pixels x iterations): the small first passes are quick.
+  const fraction = p.fraction ?? (p.scale + p.iteration / p.iterations) / p.scales;
   $("bar").value = fraction;
-  say(`Scale ${p.scale + 1} of ${p.scales}, iteration ${p.iteration} of ${p.iterations}`);
+  say(`Painting: ${Math.floor(fraction * 100)}% done`);
+  if (p.elapsed !== undefined) {
+    const left = p.left === null || p.left === undefined ? "estimating the time left" : `about ${clock(p.left)} left`;
+    $("time").textContent = `${clock(p.elapsed)} so far, ${left}`;
+    $("time").hidden = false;
+  }
   if (p.loss !== null && isFinite(p.loss) && p.loss > 0) {
     losses.push({ scale: p.scale, loss: p.loss });
     drawLoss();
@@ -138,13 +180,23 @@ async function finished(id) {
   const response = await api(`v1/transfers/${id}/result`);
   if (!response.ok) return say(await reason(response), true);
   resultUrl = URL.createObjectURL(await response.blob());
-  $("live").src = resultUrl;
-  $("live").hidden = false;
+  $("after").src = resultUrl;
+  await $("after").decode().catch(() => {});
+  const w = $("after").naturalWidth;
+  $("compare").querySelector(".compare-box").style.width = shownWidth(w) + "px"; // whole factors only
+  $("before").src = photoUrl;
+  $("frame").hidden = true;
+  $("compare").hidden = false;
+  sharpWhenEnlarged($("after"));
+  sharpWhenEnlarged($("before"));
   $("bar").value = 1;
+  $("bar").hidden = true;
   $("download").href = resultUrl;
   $("download").download = `nst-${id.slice(0, 8)}.png`;
   $("download").hidden = false;
-  say("Done.");
+  const took = $("time").hidden ? "" : ` It took ${$("time").textContent.split(" so far")[0]}.`;
+  $("time").hidden = true;
+  say(`Done. Slide to compare your photo with the result.${took}`);
 }
 
 // The loss on a log scale, one colour per scale of a coarse-to-fine run.
@@ -183,8 +235,14 @@ async function cancel() {
 function showPhoto() {
   const file = $("photo").files[0];
   if (!file) return;
-  $("photo-preview").src = URL.createObjectURL(file);
+  if (photoUrl) URL.revokeObjectURL(photoUrl);
+  photoUrl = URL.createObjectURL(file);
+  $("photo-preview").src = photoUrl;
   $("photo-preview").hidden = false;
+  $("photo-preview").decode().then(
+    () => (photoSize = [$("photo-preview").naturalWidth, $("photo-preview").naturalHeight]),
+    () => (photoSize = null),
+  );
 }
 
 $("form").addEventListener("submit", start);
@@ -194,6 +252,8 @@ $("own").addEventListener("change", () => {
   document.querySelector("input[name=painting][value=own]").checked = true;
 });
 $("size").addEventListener("input", () => ($("size-out").textContent = $("size").value));
+$("live").addEventListener("load", () => sharpWhenEnlarged($("live")));
+$("split").addEventListener("input", () => $("compare").style.setProperty("--split", $("split").value + "%"));
 $("strength").addEventListener("input", () => ($("strength-out").textContent = STRENGTHS[$("strength").value][0]));
 $("token-save").addEventListener("click", () => {
   token = $("token").value.trim();
