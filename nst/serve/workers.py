@@ -156,7 +156,8 @@ class Pool:
     def status(self, job: Job) -> dict:
         """A job's answer to GET /v1/transfers/{id}."""
         progress = self.progress.get(job.id) or job.progress
-        empty = {"scale": 0, "scales": 0, "iteration": 0, "iterations": 0, "loss": None}
+        empty = {"scale": 0, "scales": 0, "iteration": 0, "iterations": 0, "loss": None, "fraction": 0.0}
+        empty |= {"elapsed": 0.0, "left": None}  # the same fields as a running job's, before it starts
         return {"id": job.id, "status": job.status, "progress": progress or empty, "error": job.error}
 
     def _persist(self, job: Job) -> None:
