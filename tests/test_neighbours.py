@@ -176,3 +176,35 @@ def test_nnst_transfer_end_to_end(st):
     assert out.shape == (48, 64, 3) and out.dtype == np.uint8
     assert np.abs(out.astype(float) - content).mean() > 5  # stylised
     assert np.abs(out.astype(float) - plain).mean() > 1  # the colour correction changed it
+
+
+def test_server_takes_the_nn_options_within_its_cap(st):
+    from nst.serve.config import ServeConfig
+    from nst.serve.intake import Refused, parse_options, resolve
+
+    config = ServeConfig()
+    client = parse_options('{"preset": "nnst", "size": 256, "alpha": 0.5, "colour_correction": false}')
+    opts, _ = resolve(client, 1, st.spec.relu_names, config)
+    assert (opts.style_loss, opts.alpha, opts.colour_correction) == ("nn", 0.5, False)
+    with pytest.raises(Refused, match="limit of 512 px for it"):
+        resolve(parse_options('{"style_loss": "nn", "size": 1024}'), 1, st.spec.relu_names, config)
+    with pytest.raises(Refused, match="is not true or false"):
+        parse_options('{"colour_correction": 1}')
+    with pytest.raises(Refused, match="alpha 2.0 is out of range"):
+        resolve(parse_options('{"preset": "nnst", "alpha": 2.0}'), 1, st.spec.relu_names, config)
+
+
+def test_cli_flags_reach_the_engine(tmp_path):
+    import subprocess
+    import sys
+
+    from nst.engine.images import read_image, write_image
+
+    write_image(tmp_path / "content.png", synthetic(48, 64))
+    write_image(tmp_path / "style.png", stripes(40, 40))
+    base = [sys.executable, "-m", "nst", "transfer", tmp_path / "content.png", tmp_path / "style.png", "--quiet"]
+    base += ["--preset", "nnst", "--size", 64, "--scale-iterations", "1,1,1,3"]
+    r = subprocess.run([*map(str, base), "-o", str(tmp_path / "a.png"), "--alpha", "0.5", "--no-colour-correction"])
+    assert r.returncode == 0 and read_image(tmp_path / "a.png").shape == (48, 64, 3)
+    r = subprocess.run([*map(str, base), "-o", str(tmp_path / "b.png"), "--alpha", "7"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--alpha 7.0 is out of range" in r.stderr and len(r.stderr.splitlines()) == 1
