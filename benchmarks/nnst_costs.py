@@ -1,7 +1,8 @@
 """What one nnst scale costs at a size: the matching (once per scale) against the evaluations (VGG forward and
-backward passes plus the nn loss on the host), and the peak memory of a one-scale nnst transfer against
-nst/engine/memory.py's estimate; each size in a fresh process. Times are CPU seconds of the process (all
-its threads), which a busy machine distorts less than wall time. Writes benchmarks/results/nnst_costs.json.
+backward passes plus the nn loss on the host), and the peak memory of preparing a one-scale nnst transfer
+and evaluating it (what a run holds, less Adam's few bytes per pixel) against nst/engine/memory.py's
+estimate; each size in a fresh process. Times are CPU seconds of the process (all its threads), which a
+busy machine distorts less than wall time. Writes benchmarks/results/nnst_costs.json.
 
     python -m benchmarks.nnst_costs --sizes 256,512 --shared ../shared
 """
@@ -53,9 +54,6 @@ def one(size: int, images: Path, threads: int) -> dict:
         host.append(t2 - t1)
     h, w = fit_size(*read_image(content).shape[:2], size)
     sh, sw = fit_size(*read_image(style).shape[:2], size)
-    start = time.process_time()
-    st.transfer(content, [style], **settings)
-    transfer_s = time.process_time() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     opts = st.options("nnst", **settings)
     estimate = estimate_peak_mb(
@@ -70,7 +68,6 @@ def one(size: int, images: Path, threads: int) -> dict:
         "matching_cpu_s (once per scale)": round(match_s, 2),
         "network_cpu_s per evaluation (forward + backward)": round(float(np.median(network)), 3),
         "nn_loss_cpu_s per evaluation (host)": round(float(np.median(host)), 3),
-        "one-scale transfer of 5 evaluations, cpu_s": round(transfer_s, 2),
         "peak_mb": round(peak),
         "estimate_mb": round(estimate),
     }

@@ -87,8 +87,12 @@ class Hypercolumns:
             grads[layer][0, :, c0:c1, :] += np.matmul(ry.T, np.matmul(part, self.cols[layer]))
 
     def all(self, acts: dict[str, np.ndarray]) -> np.ndarray:
-        """Every position's hypercolumn, (C, positions)."""
-        return np.concatenate([self.block(acts, r0, r1) for r0, r1 in self.blocks()], axis=1)
+        """Every position's hypercolumn, (C, positions), filled a block at a time (no second copy)."""
+        gw = self.grid[1]
+        out = np.empty((self.channels, self.positions), np.result_type(np.float32, *acts.values()))
+        for r0, r1 in self.blocks():
+            out[:, r0 * gw : r1 * gw] = self.block(acts, r0, r1)
+        return out
 
 
 def style_columns(
