@@ -55,7 +55,7 @@ def one(size: int, images: Path, threads: int) -> dict:
     h, w = fit_size(*read_image(content).shape[:2], size)
     sh, sw = fit_size(*read_image(style).shape[:2], size)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    opts = st.options("nnst", **settings)
+    opts = st.options(**settings)
     estimate = estimate_peak_mb(
         h * w, "split", "adam", style_pixels=sh * sw, neighbour_channels=neighbour_channels(opts)
     )
