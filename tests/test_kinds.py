@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from nst.engine.kinds import graph_path, objective_kind
+from nst.engine.neighbours import NeighbourObjective
 from nst.engine.objective import Differentiable, FusedObjective, MaskedObjective, Objective
 from nst.engine.presets import Options
 from nst.engine.runtime import Runner
@@ -25,6 +26,7 @@ from .conftest import stripes, synthetic
         ({"tile": 256, "size": 512}, (200, 256), "split"),  # a step no larger than a tile is not tiled
         ({"tile": 1024, "size": 512}, None, "fused"),
         ({"style_loss": "w2"}, None, "split"),  # on a CPU the host's eigh beats Newton-Schulz in the graph
+        ({"style_loss": "nn"}, None, "neighbour"),
     ],
 )
 def test_objective_kind(options, size, kind):
@@ -39,6 +41,7 @@ def test_objective_kind(options, size, kind):
         ({"path": "split"}, Objective),
         ({"style_masks": [None]}, MaskedObjective),
         ({"tile": 32, "style_loss": "gram"}, TiledObjective),
+        ({"style_loss": "nn"}, NeighbourObjective),
     ],
 )
 def test_each_kind_builds_its_objective_behind_the_protocols(st, overrides, cls):

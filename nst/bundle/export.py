@@ -400,6 +400,8 @@ def export_folder(
         overrides |= {"style_loss": gram.style_loss, "style_weight": gram.style_weight, "tv_weight": gram.tv_weight}
         overrides["style_layers"] = overrides["style_layers"] or dict(gram.style_layers)
     opts = resolve_options(preset, **overrides)
+    if opts.style_loss == "nn":
+        raise NstError("the bundle does not carry the nn style loss yet; export with --style-loss gram or w2")
     spec = load_spec()
     check_options(opts, spec.relu_names)
     target = folder / "bundle" if web else folder

@@ -90,6 +90,17 @@ def _shared(
         None, help="Longest side of the style images at every scale (0: each scale's size times --style-scale)."
     ),
     style_loss: Optional[StyleLoss] = typer.Option(None, help=f"Style statistics matched: {STYLE_LOSSES.help()}."),
+    alpha: Optional[float] = typer.Option(
+        None, help="With --style-loss nn: the content's share (0..1) of the image matched at each scale [nnst: 0.75]."
+    ),
+    pyramid: Optional[bool] = typer.Option(
+        None, "--pyramid/--no-pyramid", help="Adam steps the image's Laplacian pyramid coefficients (nnst: on)."
+    ),
+    colour_correction: Optional[bool] = typer.Option(
+        None,
+        "--colour-correction/--no-colour-correction",
+        help="NNST's final colour correction: the content's chroma moved to the style's (nnst: on).",
+    ),
     average: Optional[float] = typer.Option(
         None, help="Decay of a moving average of the iterates kept as the result, e.g. 0.99 (0: off)."
     ),

@@ -104,6 +104,9 @@ _TYPES = {
     "init": (lambda v: _is_path(v) or isinstance(v, np.ndarray), "one of the kinds, an image path or an array"),
     "normalize_gradients": (_is_flag, "True or False"),
     "clip_pixels": (_is_flag, "True or False"),
+    "alpha": (_is_real, "a number from 0 to 1"),
+    "pyramid": (_is_flag, "True or False"),
+    "colour_correction": (_is_flag, "True or False"),
 }
 
 
@@ -179,6 +182,22 @@ def clamp_threads(threads) -> tuple[int | None, str | None]:
     return int(threads), None
 
 
+def _check_neighbours(opts: Options) -> None:
+    """What the nn style loss does not combine with yet, and its alpha's range."""
+    if not 0 <= opts.alpha <= 1:
+        raise NstError(f"--alpha {opts.alpha} is out of range; use 0 (match the image alone) .. 1 (the content alone)")
+    for asked, what in (
+        (opts.tile, "--tile"),
+        (opts.style_masks is not None, "style masks"),
+        (opts.normalize_gradients, "--normalize-gradients"),
+        (opts.path == "fused", "--path fused"),
+    ):
+        if asked:
+            raise NstError(f"--style-loss nn does not combine with {what} yet; drop it")
+    if not opts.style_layers or max(opts.style_layers.values()) <= 0:
+        raise NstError("--style-loss nn needs style layers with a positive weight for its hypercolumn")
+
+
 def check_options(opts: Options, relu_names: list[str]) -> None:
     """Reject bad options before any work starts, each with a one-line reason."""
     check_types(opts)
@@ -214,6 +233,12 @@ def check_options(opts: Options, relu_names: list[str]) -> None:
         raise NstError(f"--average {opts.average} is out of range; use 0 (off) or a decay below 1, such as 0.99")
     STYLE_LOSSES.check(opts.style_loss)
     PADDINGS.check(opts.padding)
+    if opts.style_loss == "nn":
+        _check_neighbours(opts)
+    if opts.pyramid and opts.optimizer != "adam":
+        raise NstError(
+            "--pyramid steps the image's pyramid coefficients, which have no pixel bounds: add --optimizer adam"
+        )
     for name, value in (
         ("content-weight", opts.content_weight),
         ("style-weight", opts.style_weight),

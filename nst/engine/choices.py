@@ -103,6 +103,7 @@ STYLE_LOSSES = Choices(
     (
         ("gram", "Gram matrices, as Gatys et al."),
         ("w2", "Wasserstein-2 between Gaussians fitted to the features: means and covariances"),
+        ("nn", "each position's hypercolumn towards its nearest style hypercolumn, as NNST"),
     ),
 )
 PADDINGS = Choices(

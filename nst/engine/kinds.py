@@ -1,9 +1,9 @@
 """Which objective evaluates a transfer, decided in one place.
 
-Four kinds: `fused` (losses and Gram matrices inside one ONNX graph), `split` (ONNX forward and backward,
-numba losses on the host), `masked` (split, each style weighted by its mask) and `tiled` (split, evaluated
-tile by tile for images larger than --tile).  Only `fused` runs the fused graph; the others share the
-split path's forward and backward graphs.
+Five kinds: `fused` (losses and Gram matrices inside one ONNX graph), `split` (ONNX forward and backward,
+numba losses on the host), `masked` (split, each style weighted by its mask), `tiled` (split, evaluated
+tile by tile for images larger than --tile) and `neighbour` (split, the nn loss of nst.engine.neighbours).
+Only `fused` runs the fused graph; the others share the split path's forward and backward graphs.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from .choices import AUTO, DEFAULT_PATH
 from .presets import Options
 
-KINDS = ("fused", "split", "masked", "tiled")
+KINDS = ("fused", "split", "masked", "tiled", "neighbour")
 
 
 def tiled(opts: Options, h: int | None = None, w: int | None = None) -> bool:
@@ -28,6 +28,8 @@ def objective_kind(opts: Options, device: str, h: int | None = None, w: int | No
     """The kind of objective for the transfer on `device` (or an h x w step of it): tiled or masked when
     the options ask for it, else the path asked for, where `auto` is the device's default path unless the
     options need the split one."""
+    if opts.style_loss == "nn":  # checks.py refuses nn with tiles, masks or the fused path
+        return "neighbour"
     if tiled(opts, h, w):
         return "tiled"
     if opts.style_masks is not None:

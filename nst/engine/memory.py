@@ -69,6 +69,11 @@ DECODE_BYTES = {True: 48.0, False: 68.0}  # by imageheader.plain_8bit
 STYLE_BYTES = {"fused": 620.0, "split": 1900.0}
 STYLE_HOST_BYTES_ON_GPU = 24.0
 HEADER_BYTES = 1 << 16
+# The nn style loss (nst.engine.neighbours): per content pixel, its many layers' activations and their
+# gradients on the host; per style pixel, its hypercolumn (a quarter size each way: channels x 4 / 16
+# bytes) held through the run; and the blocks of positions the matching and the loss work in.
+NN_PIXEL_BYTES = 2100.0
+NN_BLOCK_MB = 150.0
 
 
 @dataclass(frozen=True)
@@ -114,10 +119,12 @@ def estimate_peak_mb(
     network_pixels: int | None = None,
     inputs: Sequence[Decoded] = (),
     style_pixels: int = 0,
+    neighbour_channels: int = 0,
 ) -> float:
     """Estimated peak resident host memory of a process running one transfer of `pixels` pixels;
     `network_pixels`: a tiled run's largest tile, which is all the network holds at once; `inputs`: the
-    decoded images it holds; `style_pixels`: the style images' pixels at the style size."""
+    decoded images it holds; `style_pixels`: the style images' pixels at the style size;
+    `neighbour_channels`: the nn loss's hypercolumn channels (0: another loss)."""
     network = NETWORK_BYTES[path] if device == "cpu" else HOST_BYTES_PER_PIXEL_ON_GPU
     whole = optimizer_bytes_per_pixel(optimizer, history)
     if network_pixels is None:
@@ -126,6 +133,9 @@ def estimate_peak_mb(
         running = (network_pixels * network + pixels * (whole + TILED_BYTES_PER_PIXEL)) / MB
     style = style_pixels * (STYLE_BYTES[path] if device == "cpu" else STYLE_HOST_BYTES_ON_GPU) / MB
     held = sum(image.pixels for image in inputs) * IMAGE_BYTES / MB
+    if neighbour_channels:
+        running += pixels * NN_PIXEL_BYTES / MB
+        held += style_pixels * neighbour_channels * 4 / 16 / MB + NN_BLOCK_MB
     decoding = max((image.decode_mb for image in inputs), default=0.0)
     return held + max(START_MB[path] + style, FIXED_MB[path] + max(running, decoding))
 
@@ -189,7 +199,15 @@ def transfer_demand(opts: Options, content, styles, path: str, tile_pixels: Call
         inputs=inputs,
         style_pixels=style_pixels,
         style_scale=opts.style_scale,
+        neighbour_channels=neighbour_channels(opts),
     )
+
+
+def neighbour_channels(opts: Options) -> int:
+    """The channels of the nn loss's hypercolumn (VGG's blocks have 64, 128, 256 and 512), or 0."""
+    if opts.style_loss != "nn":
+        return 0
+    return sum(min(512, 64 << (int(layer[4]) - 1)) for layer in opts.style_layers if layer[4:5].isdigit())
 
 
 def largest_side(h: int, w: int, budget_mb: float, path: str, optimizer: str, history: int) -> int:
@@ -222,6 +240,7 @@ def check_fits(
     inputs: Sequence[Decoded] = (),
     style_pixels: int = 0,
     style_scale: float = 1.0,
+    neighbour_channels: int = 0,
 ) -> None:
     """Raise NstError before any work when an (h, w) transfer will not fit in host (or GPU) memory,
     naming settings that would fit. `network_pixels`: the largest tile of a tiled run; `tile_pixels(core)`:
@@ -240,6 +259,7 @@ def check_fits(
         network_pixels=network_pixels,
         inputs=tuple(inputs),
         style_pixels=style_pixels,
+        neighbour_channels=neighbour_channels,
     )
 
     def need(pixels: int = h * w, **changes) -> float:

@@ -101,27 +101,34 @@ class Objective:
             {layer: W2Target.from_moments(t) for layer, t in style_target.items()} if options.style_loss == "w2" else {}
         )
 
-    def layer_grads(self, acts: dict[str, np.ndarray]) -> tuple[float, float, dict[str, np.ndarray]]:
-        """Content and style losses and d loss / d activation for every loss layer."""
+    def _add(self, grads: dict[str, np.ndarray], shape: tuple[int, ...], layer: str, g: np.ndarray, strength: float):
+        """Add one term's activation gradient into `grads` (scaled to unit L1 norm times `strength` if asked)."""
+        if self.options.normalize_gradients:
+            g = kernels.normalize_l1(g.reshape(-1), strength)
+        g = g.reshape(shape)
+        if layer in grads:
+            grads[layer] += g
+        else:
+            grads[layer] = g
+
+    def content_grads(self, acts: dict[str, np.ndarray]) -> tuple[float, dict[str, np.ndarray]]:
+        """The content loss and d loss / d activation of the content layers."""
         opts = self.options
-        content = style = 0.0
+        content = 0.0
         grads: dict[str, np.ndarray] = {}
-
-        def add(layer: str, g: np.ndarray, strength: float) -> None:
-            if opts.normalize_gradients:
-                g = kernels.normalize_l1(g.reshape(-1), strength)
-            g = g.reshape(acts[layer].shape)
-            if layer in grads:
-                grads[layer] += g
-            else:
-                grads[layer] = g
-
         for layer, weight in opts.content_layers.items():
             a = acts[layer]
             scale = self.convention.content_scale(opts.content_weight * weight, *a.shape[1:])
             loss, g = kernels.content_loss_grad(a.ravel(), self.content_target[layer].ravel(), scale)
             content += loss
-            add(layer, g, opts.content_weight * weight)
+            self._add(grads, a.shape, layer, g, opts.content_weight * weight)
+        return content, grads
+
+    def layer_grads(self, acts: dict[str, np.ndarray]) -> tuple[float, float, dict[str, np.ndarray]]:
+        """Content and style losses and d loss / d activation for every loss layer."""
+        opts = self.options
+        content, grads = self.content_grads(acts)
+        style = 0.0
         for layer, weight in opts.style_layers.items():
             a = acts[layer]
             if opts.style_loss == "w2":  # relative to the style's variance, whatever the convention (wasserstein.py)
@@ -131,7 +138,7 @@ class Objective:
                 scale = self.convention.style_scale(opts.style_weight * weight, a.shape[1])
                 loss, g = self.style_term(layer, _flat(a), norm, scale)
             style += loss
-            add(layer, g, opts.style_weight * weight)
+            self._add(grads, a.shape, layer, g, opts.style_weight * weight)
         for layer, a in acts.items():  # a layer whose weights are all zero still needs an input
             if layer not in grads:
                 grads[layer] = np.zeros_like(a)

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field, fields, replace
 from .errors import NstError
 
 DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+# NNST's hypercolumn: the authors' VGG-16 layers relu1_1 .. relu4_3 by name on VGG-19, which skips
+# relu3_4 and relu4_4 so the channels (2688) and the depth reached stay theirs.
+NN_LAYERS = tuple(f"relu{b}_{i}" for b, n in ((1, 2), (2, 2), (3, 3), (4, 3)) for i in range(1, n + 1))
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,10 @@ class Options:
     style_blend: tuple[float, ...] | None = None
     style_scale: float = 1.0
     style_size: int = 0  # longest side of the style images at every scale; 0: the scale's size x style_scale
-    style_loss: str = "gram"  # gram | w2 (Wasserstein-2 between the features' Gaussians)
+    style_loss: str = "gram"  # gram | w2 (Wasserstein-2 between the features' Gaussians) | nn (neural neighbours)
+    alpha: float = 0.75  # nn: the content's share of the image whose features are matched at each scale
+    pyramid: bool = False  # optimise the image's Laplacian pyramid coefficients (Adam only)
+    colour_correction: bool = False  # NNST's final colour correction (nst.engine.colour.colour_correct)
     average: float = 0.0  # decay of an exponential moving average of the iterates (0: off); the result and
     # each finer scale's start are the average
     padding: str = "zero"  # zero | replicate: the first convolution's padding
@@ -99,6 +105,29 @@ PRESETS: dict[str, Options] = {
         style_weight=4e6,
         tv_weight=4e-3,
         style_layers={**{name: 1.0 for name in DEFAULT_STYLE_LAYERS}, "relu5_1": 0.3},
+    ),
+    # Neural-neighbour style transfer (Kolkin et al., nkolkin13/NeuralNeighborStyleTransfer): the nn loss
+    # over their hypercolumn, no content or TV loss, the content weighting alpha 0.75, four scales halving
+    # to the size with 200 Adam steps each (lr 2e-3 of the 0..1 range) on the image's Laplacian pyramid,
+    # starting from the content at the coarsest scale and from the enlarged result after, and their
+    # colour correction. Style weight 255: the gradient per 0..255 value is theirs per 0..1 value, so
+    # Adam's eps acts as theirs. Departures are listed in docs/nnst.md.
+    "nnst": Options(
+        preset="nnst",
+        scales=4,
+        scale_iterations="200,200,200,200",
+        optimizer="adam",
+        lr=2e-3 * 255,
+        style_loss="nn",
+        style_weight=255.0,
+        content_weight=0.0,
+        content_layers={},
+        tv_weight=0.0,
+        style_layers={name: 1.0 for name in NN_LAYERS},
+        alpha=0.75,
+        pyramid=True,
+        colour_correction=True,
+        detail=False,
     ),
     # jcjohnson/neural-style's defaults (pixels 0..255, MSE losses, Gram / CHW).
     "johnson": Options(optimizer="lbfgsb"),

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 import warnings
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -15,19 +17,22 @@ from nst import kernels
 from . import optimize
 from .cache import LruCache
 from .checks import check_callback, check_options, check_preset, check_sides, clamp_threads, style_blend
-from .colour import match_colours, preserve_colours
+from .colour import colour_correct, match_colours, preserve_colours
 from .errors import NstError
 from .graphs.fused import build_fused
+from .graphs.matching import build_matching
 from .graphs.network import GraphPair, build_forward, build_graphs
 from .graphs.vgg import load_spec
 from .images import as_image, fit_image, fit_size, resize
 from .inputs import INITS, initial_image, load_masks
 from .kinds import graph_path, objective_kind
 from .memory import check_transfer, style_side
+from .neighbours import Matcher, NeighbourObjective, style_columns
 from .objective import Differentiable, FusedObjective, MaskedObjective, Objective, content_targets, style_targets
 from .presets import Options, override, parse_layers, resolve_options
 from .progress import Callback, Progress, work_shares
-from .runtime import FusedRunner, GraphRunner, Runner, release_free_heap, resolve_device
+from .pyramid import PyramidObjective
+from .runtime import FusedRunner, GraphRunner, Runner, make_session, release_free_heap, resolve_device
 from .schedule import fitting_scales, next_scale_start, scale_schedule
 from .tiling import TiledObjective, TileGrid, tile_pixels, tiled_style_targets
 
@@ -78,6 +83,8 @@ class StyleTransfer:
                 raise NstError(f"StyleTransfer({name}={value!r}): give a whole number of at least 1")
         self._runners: LruCache[Runner] = LruCache(max_runners, after_evict=release_free_heap)
         self._style_cache: LruCache[dict] = LruCache(max_style_targets)  # Gram targets by style pixels and settings
+        self._matching_session = None  # the nn loss's matching graph, built when first needed
+        self._matching_lock = threading.Lock()
 
     def _host_threads(self) -> None:
         """numba's thread count is per calling thread: set it in each thread that runs a transfer."""
@@ -195,10 +202,31 @@ class StyleTransfer:
         side = style_side(opts)
         style_xs = [kernels.hwc_to_nchw(resize(s, *fit_image(s, side)), 1.0) for s in style_imgs]
         kind = self.kind(opts, h, w)
+        x0 = self._first_image(opts, content_x, init_image, h, w)
+        if kind == "neighbour":
+            objective = cast(Differentiable, self._neighbour(self.runner(opts, "split"), content_x, style_xs, x0, opts))
+            return Prepared(objective, x0, opts)
         build = {"fused": self._fused, "split": self._split, "masked": self._masked, "tiled": self._tiled}[kind]
         blend = style_blend(opts.style_blend, len(style_imgs))
         objective = build(self.runner(opts, graph_path(kind)), content_x, style_xs, blend, opts)
-        return Prepared(objective, self._first_image(opts, content_x, init_image, h, w), opts)
+        return Prepared(objective, x0, opts)
+
+    def _neighbour(self, runner, content_x, style_xs, x0, opts: Options) -> NeighbourObjective:
+        """The nn loss: the style hypercolumns, then each position matched from `alpha` of the content and
+        the rest of the scale's first image (style blend weights do not apply: every style's positions
+        are candidates)."""
+        content_target = content_targets(runner, content_x, opts)[0] if opts.content_layers else {}
+        style, centre = style_columns(runner, style_xs, opts.style_layers)
+        return NeighbourObjective(runner, Matcher(self._matching(), style, centre), content_x, x0, content_target, opts)
+
+    def _matching(self):
+        """The matching graph's session, built once."""
+        with self._matching_lock:
+            if self._matching_session is None:
+                self._matching_session = make_session(
+                    build_matching().SerializeToString(), self.device, self.threads, layout_rewrite=False
+                )
+            return self._matching_session
 
     def _split(self, runner, content_x, style_xs, blend, opts: Options) -> Objective:
         """ONNX forward and backward, the losses on the host."""
@@ -313,6 +341,9 @@ class StyleTransfer:
         if result is None:
             raise ValueError("a schedule with no scales")
         result = resize(result, *fit_image(content_img, opts.size))  # a no-op unless stopped early
+        if opts.colour_correction:
+            styles_now = [resize(s, *fit_image(s, opts.size)) for s in style_imgs]  # the authors' style size
+            result = colour_correct(result, resize(content_img, *result.shape[:2]), styles_now)
         if opts.preserve_colors != "none":
             result = preserve_colours(result, resize(content_img, *result.shape[:2]), opts.preserve_colors)
         return result
@@ -358,7 +389,17 @@ class StyleTransfer:
             prepared.stopped = progress.stopped or returned is True
             return prepared.stopped
 
-        x = MINIMIZERS[opts.optimizer](prepared.objective, prepared.x0, opts, on_eval)
+        if opts.pyramid:  # the optimizer steps the coefficients; everything else sees the image
+            pyramid = PyramidObjective(prepared.objective, prepared.x0.shape)
+            coefficients = MINIMIZERS[opts.optimizer](
+                pyramid,
+                pyramid.decompose(prepared.x0),
+                opts.with_overrides(clip_pixels=False),
+                lambda k, c, losses: bool(callback or average) and on_eval(k, pyramid.synthesize(c), losses),
+            )
+            x = np.clip(pyramid.synthesize(coefficients), 0.0, 255.0)  # the authors clip once, at the end
+        else:
+            x = MINIMIZERS[opts.optimizer](prepared.objective, prepared.x0, opts, on_eval)
         prepared.objective.runner.release()
         return x if average is None else average.value()
 

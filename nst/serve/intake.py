@@ -30,10 +30,13 @@ ALLOWED = (
     "seed",
     "optimizer",
     "style_loss",
+    "alpha",
+    "colour_correction",
     "average",
     "padding",
     "format",
 )
+NEIGHBOUR_SIDE = 512  # the nn loss's matching grows with the square of the pixels: at most this size
 LONGEST_VALUE = 64  # characters of a string option: more than any valid one, and never echoed back whole
 FORMATS = ("png", "jpg", "webp")  # what a result can be sent as
 HEADER_FORMATS = "PNG, JPEG, WebP, BMP or GIF"  # what engine.imageheader sizes before decoding
@@ -66,8 +69,10 @@ def _path_like(value) -> bool:
 
 def _checked_value(key: str, value):
     expected = _expected(key)
-    if isinstance(value, bool) or not isinstance(value, expected):
-        names = {int: "an integer", str: "a string"}.get(expected, "a number or a list of numbers")
+    if (isinstance(value, bool) and expected is not bool) or not isinstance(value, expected):
+        names = {int: "an integer", str: "a string", bool: "true or false"}.get(
+            expected, "a number or a list of numbers"
+        )
         raise Refused(422, f"options.{key}: {json.dumps(value)[:60]} is not {names}")
     if isinstance(value, str) and len(value) > LONGEST_VALUE:
         raise Refused(422, f"options.{key}: a string of {len(value)} characters; valid ones are short, see the docs")
@@ -111,6 +116,12 @@ def resolve(client: dict, styles: int, relu_names: list[str], config: ServeConfi
         raise Refused(422, for_client(str(exc), ALLOWED)) from None
     if opts.size > config.max_size:
         raise Refused(422, f"options.size {opts.size} is above this server's limit of {config.max_size}; ask less")
+    if opts.style_loss == "nn" and max(opts.size, round(opts.size * opts.style_scale)) > NEIGHBOUR_SIDE:
+        raise Refused(
+            422,
+            f"options.style_loss nn at size {opts.size} (style scale {opts.style_scale:g}) is above this server's "
+            f"limit of {NEIGHBOUR_SIDE} px for it: its matching grows with the square of the pixels; ask less",
+        )
     style_side = round(opts.size * opts.style_scale)  # the style images' side: their work grows with its square
     if style_side > config.max_size:
         raise Refused(

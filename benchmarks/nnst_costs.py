@@ -1,0 +1,100 @@
+"""What one nnst scale costs at a size: the matching (once per scale) against the evaluations (VGG forward and
+backward passes plus the nn loss on the host), and the peak memory of preparing a one-scale nnst transfer
+and evaluating it (what a run holds, less Adam's few bytes per pixel) against nst/engine/memory.py's
+estimate; each size in a fresh process. Times are CPU seconds of the process (all its threads), which a
+busy machine distorts less than wall time. Writes benchmarks/results/nnst_costs.json.
+
+    python -m benchmarks.nnst_costs --sizes 256,512 --shared ../shared
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PAIR = ("tubingen.jpg", "starry_night.jpg")
+
+
+def one(size: int, images: Path, threads: int) -> dict:
+    """Time the pieces of one nnst scale at `size` in this process, then run it whole for the peak."""
+    import numpy as np
+
+    from nst.engine import StyleTransfer
+    from nst.engine.images import fit_size, read_image
+    from nst.engine.memory import estimate_peak_mb, neighbour_channels
+
+    st = StyleTransfer(threads=threads)
+    content, style = str(images / PAIR[0]), str(images / PAIR[1])
+    settings = dict(preset="nnst", size=size, scales=str(size), scale_iterations="5")
+    start = time.process_time()
+    prepared = st.prepare(content, [style], **settings)
+    prepare_s = time.process_time() - start
+    objective = prepared.objective
+    columns, matcher = objective.columns, objective.matcher
+    acts = objective.runner.forward(prepared.x0)
+    start = time.process_time()
+    matcher.match(columns, acts)
+    match_s = time.process_time() - start
+    network, host = [], []
+    for _ in range(3):
+        t0 = time.process_time()
+        acts = objective.runner.forward(prepared.x0)
+        t1 = time.process_time()
+        _, _, grads = objective.layer_grads(acts)
+        t2 = time.process_time()
+        objective.runner.backward(grads)
+        t3 = time.process_time()
+        network.append((t1 - t0) + (t3 - t2))
+        host.append(t2 - t1)
+    h, w = fit_size(*read_image(content).shape[:2], size)
+    sh, sw = fit_size(*read_image(style).shape[:2], size)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    opts = st.options(**settings)
+    estimate = estimate_peak_mb(
+        h * w, "split", "adam", style_pixels=sh * sw, neighbour_channels=neighbour_channels(opts)
+    )
+    return {
+        "size": size,
+        "content": [w, h],
+        "style": [sw, sh],
+        "positions": [columns.positions, int(matcher.style.shape[1])],
+        "prepare_cpu_s (style columns, first matching)": round(prepare_s, 2),
+        "matching_cpu_s (once per scale)": round(match_s, 2),
+        "network_cpu_s per evaluation (forward + backward)": round(float(np.median(network)), 3),
+        "nn_loss_cpu_s per evaluation (host)": round(float(np.median(host)), 3),
+        "peak_mb": round(peak),
+        "estimate_mb": round(estimate),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="256,512")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    images = args.shared / "images"
+    if args.one:
+        print(json.dumps(one(args.one, images, args.threads)))
+        return
+    rows = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        cmd = [sys.executable, "-m", "benchmarks.nnst_costs", "--one", str(size), "--shared", str(args.shared)]
+        out = subprocess.run([*cmd, "--threads", str(args.threads)], capture_output=True, text=True, cwd=ROOT)
+        if out.returncode:
+            sys.exit(f"size {size} failed: {out.stderr.strip().splitlines()[-1]}")
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]))
+    path = ROOT / "benchmarks/results/nnst_costs.json"
+    path.write_text(json.dumps({"threads": args.threads, "cases": rows}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
