@@ -4,7 +4,7 @@ and evaluating it (what a run holds, less Adam's few bytes per pixel) against ns
 estimate; each size in a fresh process. Times are CPU seconds of the process (all its threads), which a
 busy machine distorts less than wall time. Writes benchmarks/results/nnst_costs.json.
 
-    python -m benchmarks.nnst_costs --sizes 256,512 --shared ../shared
+    python -m benchmarks.nnst_costs --sizes 256,512 --shared DIR
 """
 
 from __future__ import annotations

@@ -394,8 +394,8 @@ def export_folder(
         "padding": padding,
     }
     if style_loss is None and PRESETS[preset].style_loss == "w2":
-        # Gram with the johnson preset's weights unless asked: the W2 graph's Newton-Schulz products overflowed
-        # in the WebGPU host.
+        # Gram with the johnson preset's weights unless asked: W2 in the WebGPU host has not yet run a whole
+        # transfer (its non-finite loss came from features.onnx's moments, now counted from the image's shape).
         gram = PRESETS["johnson"]
         overrides |= {"style_loss": gram.style_loss, "style_weight": gram.style_weight, "tv_weight": gram.tv_weight}
         overrides["style_layers"] = overrides["style_layers"] or dict(gram.style_layers)
