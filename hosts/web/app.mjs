@@ -179,12 +179,13 @@ async function main() {
   sizeHint();
   $('size').oninput = sizeHint;
   const ready = () => $('content').files.length && (chosen() !== 'own' || $('style').files.length);
-  const go = async (content, styles) => {
+  // fromUrl: a run the address asked for takes its size as written (the slider would clamp it to its range).
+  const go = async (content, styles, fromUrl = false) => {
     $('start').disabled = true;
     $('stop').disabled = false;
     $('compare').hidden = true;
     const asks = {
-      size: asked($('size').value, 'size'),
+      size: asked(fromUrl && params.has('size') ? params.get('size') : $('size').value, 'size'),
       iterations: asked($('iterations').value, 'iterations'),
       lastScales: asked('', 'scales'),
     };
@@ -226,7 +227,7 @@ async function main() {
     const styles = await blobs(params.get('style').split(','));
     $('content-preview').src = params.get('content');
     $('content-preview').hidden = false;
-    await go(content, styles);
+    await go(content, styles, true);
   }
 }
 
