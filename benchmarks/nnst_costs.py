@@ -63,7 +63,7 @@ def one(size: int, images: Path, threads: int) -> dict:
         "size": size,
         "content": [w, h],
         "style": [sw, sh],
-        "positions": [columns.positions, int(matcher.style.shape[1])],
+        "positions": [columns.positions, int(matcher.style.shape[0])],
         "prepare_cpu_s (style columns, first matching)": round(prepare_s, 2),
         "matching_cpu_s (once per scale)": round(match_s, 2),
         "network_cpu_s per evaluation (forward + backward)": round(float(np.median(network)), 3),

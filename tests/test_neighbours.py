@@ -28,13 +28,14 @@ def random_acts(seed: int) -> dict[str, np.ndarray]:
 
 
 def reference_columns(acts: dict[str, np.ndarray]) -> np.ndarray:
-    """Every layer / its channels, resized (align_corners bilinear) to the quarter grid, stacked: float64."""
+    """Every layer / its channels, resized (align_corners bilinear) to the quarter grid, stacked: float64,
+    (positions, channels)."""
     parts = []
     for layer, weight in LAYERS.items():
         a = acts[layer][0].astype(np.float64)
         ry, rx = linear_weights(4, a.shape[1], True), linear_weights(5, a.shape[2], True)
-        parts.append(np.einsum("yh,chw,xw->cyx", ry, a, rx).reshape(a.shape[0], -1) * weight / a.shape[0])
-    return np.concatenate(parts)
+        parts.append(np.einsum("yh,chw,xw->yxc", ry, a, rx).reshape(-1, a.shape[0]) * weight / a.shape[0])
+    return np.concatenate(parts, axis=1)
 
 
 @pytest.fixture(scope="module")
@@ -62,36 +63,71 @@ def test_blocked_matching_gives_the_numpy_neighbours_and_loss(session, monkeypat
     monkeypatch.setattr(neighbours, "BLOCK_BYTES", 4 * 5 * 40)  # 2 grid rows (10 positions) per block
     acts, style_acts = random_acts(2), random_acts(3)
     s = reference_columns(style_acts)
-    centre = s.mean(axis=1, keepdims=True)
-    unit = (s - centre) / np.linalg.norm(s - centre, axis=0)
+    centre = s.mean(axis=0, keepdims=True)
+    unit = (s - centre) / np.linalg.norm(s - centre, axis=1, keepdims=True)
     q = reference_columns(acts) - centre
-    distances = 1 - (q / np.linalg.norm(q, axis=0)).T @ unit  # (positions, style positions)
+    distances = 1 - (q / np.linalg.norm(q, axis=1, keepdims=True)) @ unit.T  # (positions, style positions)
     columns = Hypercolumns(SHAPES, LAYERS, 16, 20)
     matcher = Matcher(session, unit.astype(np.float32), centre.astype(np.float32))
     index, distance = matcher.match(columns, acts)
-    assert len(list(columns.blocks(unit.shape[1]))) == 2
+    assert len(list(columns.blocks(unit.shape[0]))) == 2
     np.testing.assert_array_equal(index, distances.argmin(axis=1))
     np.testing.assert_allclose(distance, distances.min(axis=1), atol=1e-5)
-    loss, _ = neighbour_loss_grad(columns.all(acts), matcher.style[:, index], matcher.centre, 0.5)
+    loss, _ = neighbour_loss_grad(columns.all(acts), matcher.style, index, matcher.centre, 0.5)
     assert loss == pytest.approx(0.5 * distances.min(axis=1).sum(), rel=1e-5)
+
+
+def reference_loss_grad(features, style, index, centre, scale):
+    """The cosine loss and its gradient in float64 numpy, as the kernel's reference."""
+    f = features.astype(np.float64) - centre
+    t = style[index].astype(np.float64)
+    norm = np.linalg.norm(f, axis=1, keepdims=True)
+    dot = np.sum(f * t, axis=1, keepdims=True)
+    return scale * float(np.sum(1 - dot / norm)), (-scale / norm) * (t - f * (dot / norm**2))
+
+
+@pytest.mark.parametrize("positions", [7, 256, 700])
+def test_cosine_kernel_equals_numpy(positions):
+    rng = np.random.default_rng(positions)
+    features = rng.normal(0.2, 1, (positions, 37)).astype(np.float32)
+    style = rng.normal(size=(50, 37)).astype(np.float32)
+    style /= np.linalg.norm(style, axis=1, keepdims=True)
+    centre = rng.normal(0, 0.1, (1, 37)).astype(np.float32)
+    index = rng.integers(0, 50, positions)
+    loss, grad = neighbour_loss_grad(features, style, index, centre, 0.3)
+    want_loss, want_grad = reference_loss_grad(features, style, index, centre, 0.3)
+    assert loss == pytest.approx(want_loss, rel=1e-5)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-4, atol=1e-6)
+
+
+def test_hypercolumn_adjoint_is_the_resize_transpose():
+    """<resize(a), g> == <a, adjoint(g)> for each layer and block, against the dense numpy matrices."""
+    acts, rng = random_acts(6), np.random.default_rng(7)
+    columns = Hypercolumns(SHAPES, LAYERS, 16, 20)
+    g = rng.normal(size=(columns.positions, columns.channels)).astype(np.float32)
+    grads = {k: np.zeros_like(v) for k, v in acts.items()}
+    for r0, r1 in [(0, 1), (1, 4)]:
+        columns.add_adjoint(grads, g[r0 * 5 : r1 * 5], r0, r1)
+    assert sum(float(np.sum(grads[k] * acts[k])) for k in acts) == pytest.approx(
+        float(np.sum(reference_columns(acts) * g)), rel=1e-5
+    )
 
 
 def test_loss_gradient_through_the_hypercolumns_matches_finite_differences():
     acts, style_acts = random_acts(4), random_acts(5)
     columns = Hypercolumns(SHAPES, LAYERS, 16, 20)
     s = columns.all(style_acts).astype(np.float64)
-    centre = s.mean(axis=1, keepdims=True)
-    unit = (s - centre) / np.linalg.norm(s - centre, axis=0)
-    index = np.random.default_rng(0).integers(0, unit.shape[1], columns.positions)
-    targets = unit[:, index]
+    centre = s.mean(axis=0, keepdims=True)
+    unit = (s - centre) / np.linalg.norm(s - centre, axis=1, keepdims=True)
+    index = np.random.default_rng(0).integers(0, unit.shape[0], columns.positions)
 
     def loss(a: dict[str, np.ndarray]) -> float:
-        return neighbour_loss_grad(columns.all(a), targets, centre, 0.7)[0]
+        return neighbour_loss_grad(columns.all(a), unit, index, centre, 0.7)[0]
 
     a64 = {k: v.astype(np.float64) for k, v in acts.items()}
     grads = {k: np.zeros_like(v) for k, v in a64.items()}
     for r0, r1 in columns.blocks():
-        _, g = neighbour_loss_grad(columns.block(a64, r0, r1), targets[:, r0 * 5 : r1 * 5], centre, 0.7)
+        _, g = neighbour_loss_grad(columns.block(a64, r0, r1), unit, index[r0 * 5 : r1 * 5], centre, 0.7)
         columns.add_adjoint(grads, g, r0, r1)
     rng = np.random.default_rng(1)
     for _ in range(3):

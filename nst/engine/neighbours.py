@@ -13,6 +13,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ..kernels.neighbours import cosine_loss_grad, linear_taps, resize_adjoint_add, resize_into
 from .graphs.matching import TINY
 from .objective import Objective
 from .presets import Options
@@ -23,17 +24,11 @@ BLOCK_BYTES = 48 << 20  # the largest (positions x style) distance block or hype
 
 def linear_weights(n_out: int, n_in: int, align_corners: bool) -> np.ndarray:
     """(n_out, n_in) matrix of 1-D linear interpolation (PyTorch's bilinear, without antialiasing)."""
+    low, frac = linear_taps(n_out, n_in, align_corners)
     m = np.zeros((n_out, n_in), np.float32)
-    if align_corners:
-        src = np.arange(n_out) * ((n_in - 1) / (n_out - 1)) if n_out > 1 else np.zeros(1)
-    else:
-        src = np.maximum((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0.0)
-    low = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
-    high = np.minimum(low + 1, n_in - 1)
-    frac = (src - low).astype(np.float32)
     rows = np.arange(n_out)
     np.add.at(m, (rows, low), 1.0 - frac)
-    np.add.at(m, (rows, high), frac)
+    np.add.at(m, (rows, np.minimum(low + 1, n_in - 1)), frac)
     return m
 
 
@@ -45,8 +40,10 @@ class Hypercolumns:
         self.grid = (max(1, height // 4), max(1, width // 4))  # the authors' hypercolumn grid: a quarter size
         self.channels = sum(shapes[layer][1] for layer in layers)
         gh, gw = self.grid
-        self.rows = {layer: linear_weights(gh, shapes[layer][2], True) for layer in layers}
-        self.cols = {layer: linear_weights(gw, shapes[layer][3], True) for layer in layers}
+        self.taps = {
+            layer: (*linear_taps(gh, shapes[layer][2], True), *linear_taps(gw, shapes[layer][3], True))
+            for layer in layers
+        }
 
     @property
     def positions(self) -> int:
@@ -59,39 +56,33 @@ class Hypercolumns:
         for r0 in range(0, gh, step):
             yield r0, min(gh, r0 + step)
 
-    def _span(self, layer: str, r0: int, r1: int) -> tuple[np.ndarray, int, int]:
-        """The rows' interpolation weights restricted to the source rows they read, and that range."""
-        weights = self.rows[layer][r0:r1]
-        used = np.flatnonzero(weights.any(axis=0))
-        c0, c1 = int(used[0]), int(used[-1]) + 1
-        return weights[:, c0:c1], c0, c1
-
     def block(self, acts: dict[str, np.ndarray], r0: int, r1: int) -> np.ndarray:
-        """(C, positions) hypercolumns of grid rows r0..r1 from (1, C_l, h, w) activations."""
-        parts = []
-        for layer, weight in self.layers.items():
-            a = acts[layer][0]
-            ry, c0, c1 = self._span(layer, r0, r1)
-            part = np.matmul(np.matmul(ry, a[:, c0:c1, :]), self.cols[layer].T)  # (C_l, rows, gw)
-            parts.append(part.reshape(a.shape[0], -1) * np.float32(weight / a.shape[0]))
-        return np.concatenate(parts, axis=0)
-
-    def add_adjoint(self, grads: dict[str, np.ndarray], g: np.ndarray, r0: int, r1: int) -> None:
-        """Add d loss / d activation for d loss / d hypercolumns `g` (C, positions) of rows r0..r1."""
+        """(positions, C) hypercolumns of grid rows r0..r1 from (1, C_l, h, w) activations, a position per row
+        so that each position's dot products read contiguous memory."""
+        dtype = np.result_type(np.float32, *acts.values())
+        out = np.empty(((r1 - r0) * self.grid[1], self.channels), dtype)
         offset = 0
         for layer, weight in self.layers.items():
-            c = grads[layer].shape[1]
-            part = g[offset : offset + c].reshape(c, r1 - r0, self.grid[1]) * np.float32(weight / c)
-            offset += c
-            ry, c0, c1 = self._span(layer, r0, r1)
-            grads[layer][0, :, c0:c1, :] += np.matmul(ry.T, np.matmul(part, self.cols[layer]))
+            a = acts[layer][0]
+            resize_into(a, *self.taps[layer], r0, r1, dtype.type(weight / a.shape[0]), out, offset)
+            offset += a.shape[0]
+        return out
+
+    def add_adjoint(self, grads: dict[str, np.ndarray], g: np.ndarray, r0: int, r1: int) -> None:
+        """Add d loss / d activation for d loss / d hypercolumns `g` (positions, C) of rows r0..r1."""
+        offset = 0
+        for layer, weight in self.layers.items():
+            grad = grads[layer][0]
+            scale = g.dtype.type(weight / grad.shape[0])
+            resize_adjoint_add(g, offset, *self.taps[layer], r0, r1, scale, grad)
+            offset += grad.shape[0]
 
     def all(self, acts: dict[str, np.ndarray]) -> np.ndarray:
-        """Every position's hypercolumn, (C, positions), filled a block at a time (no second copy)."""
+        """Every position's hypercolumn, (positions, C), filled a block at a time (no second copy)."""
         gw = self.grid[1]
-        out = np.empty((self.channels, self.positions), np.result_type(np.float32, *acts.values()))
+        out = np.empty((self.positions, self.channels), np.result_type(np.float32, *acts.values()))
         for r0, r1 in self.blocks():
-            out[:, r0 * gw : r1 * gw] = self.block(acts, r0, r1)
+            out[r0 * gw : r1 * gw] = self.block(acts, r0, r1)
         return out
 
 
@@ -99,17 +90,17 @@ def style_columns(
     runner: GraphRunner, styles: list[np.ndarray], layers: dict[str, float]
 ) -> tuple[np.ndarray, np.ndarray]:
     """The style hypercolumns of every style image, centred by their mean and scaled to unit length,
-    (C, S), and that mean (C, 1). Several styles pool their positions (each match picks from any)."""
+    (S, C), and that mean (1, C). Several styles pool their positions (each match picks from any)."""
     columns = []
     for style in styles:
         acts = runner.forward(style)
         shapes = {layer: acts[layer].shape for layer in layers}
         columns.append(Hypercolumns(shapes, layers, *style.shape[2:]).all(acts))
     runner.release()
-    s = np.concatenate(columns, axis=1) if len(columns) > 1 else columns[0]
-    centre = s.mean(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)
+    s = np.concatenate(columns, axis=0) if len(columns) > 1 else columns[0]
+    centre = s.mean(axis=0, keepdims=True, dtype=np.float64).astype(np.float32)
     s -= centre
-    s /= np.maximum(np.linalg.norm(s, axis=0, keepdims=True), np.float32(TINY))
+    s /= np.maximum(np.linalg.norm(s, axis=1, keepdims=True), np.float32(TINY))
     return s, centre
 
 
@@ -122,7 +113,7 @@ class Matcher:
     def match(self, columns: Hypercolumns, acts: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Each position's nearest style column and its distance, (positions,) int64 and float32."""
         index, distance = [], []
-        for r0, r1 in columns.blocks(self.style.shape[1]):
+        for r0, r1 in columns.blocks(self.style.shape[0]):
             feeds = {"features": columns.block(acts, r0, r1), "centre": self.centre, "style": self.style}
             i, d = self.session.run(["index", "distance"], feeds)
             index.append(i)
@@ -131,16 +122,12 @@ class Matcher:
 
 
 def neighbour_loss_grad(
-    features: np.ndarray, targets: np.ndarray, centre: np.ndarray, scale: float
+    features: np.ndarray, style: np.ndarray, index: np.ndarray, centre: np.ndarray, scale: float
 ) -> tuple[float, np.ndarray]:
-    """scale * sum over positions of (1 - cos(f - centre, t)) for (C, P) features and unit targets `t`, and
-    its gradient with respect to the features."""
-    f = features - centre
-    norm = np.maximum(np.linalg.norm(f, axis=0), np.float32(TINY))
-    dot = np.einsum("cp,cp->p", f, targets)
-    loss = scale * float(np.sum(1.0 - dot.astype(np.float64) / norm))
-    grad = (np.float32(-scale) / norm) * (targets - f * (dot / (norm * norm)))
-    return loss, grad.astype(np.float32, copy=False)
+    """scale * sum over positions p of (1 - cos(features[p] - centre, style[index[p]])) for (P, C) features
+    and unit style rows (S, C), and its gradient with respect to the features."""
+    t = features.dtype.type
+    return cosine_loss_grad(features, style, index, centre.reshape(-1), t(scale), t(TINY))
 
 
 class NeighbourObjective(Objective):
@@ -181,8 +168,8 @@ class NeighbourObjective(Objective):
         total, gw = 0.0, self.columns.grid[1]
         for r0, r1 in self.columns.blocks(self.columns.channels):
             features = self.columns.block(acts, r0, r1)
-            targets = np.take(self.matcher.style, self.index[r0 * gw : r1 * gw], axis=1)
-            loss, g = neighbour_loss_grad(features, targets, self.matcher.centre, scale)
+            index = self.index[r0 * gw : r1 * gw]
+            loss, g = neighbour_loss_grad(features, self.matcher.style, index, self.matcher.centre, scale)
             total += loss
             self.columns.add_adjoint(grads, g, r0, r1)
         return total
