@@ -58,6 +58,28 @@ def test_plan_checks_everything_first():
         plan("cpu", "64", "fused", 0, 1, None)
 
 
+def test_plan_of_a_preset_takes_its_paths_and_optimizer():
+    from nst.bench.timing import bench_optimizer
+
+    assert [c.path for c in plan("cpu", "64", None, 1, 1, None, "adam", "nnst")] == ["split"]
+    assert plan("cpu", "64", None, 1, 1, None)[0].preset == "johnson"
+    assert bench_optimizer("nnst") == "adam" and bench_optimizer("johnson") == "lbfgs"
+    with pytest.raises(NstError, match="--preset 'picasso'"):
+        plan("cpu", "64", None, 1, 1, None, "lbfgs", "picasso")
+
+
+def test_bench_of_the_nn_loss_times_its_matching(st):
+    from nst.bench.timing import measure
+
+    row = measure(Case("cpu", "split", 48, 1, 1, 1, "adam", "nnst"))
+    assert row["evaluations"] == 2 and row["match_s"] > 0
+    # every position (12 x 12 of the quarter grid) against every style position, C = 2688 channels
+    assert row["match_gflop"] == pytest.approx(2 * 144 * 144 * 2688 / 1e9)
+    assert row["gflop_per_iteration"] == pytest.approx(
+        iteration_flops(st.spec, [], ["relu4_3"], 48, 48, "max", grams=False) / 1e9
+    )
+
+
 def test_cuda_that_is_not_there_is_refused():
     import onnxruntime as ort
 

@@ -1,5 +1,6 @@
 """`nst bench`: per-iteration time of the objective (forward, backward and the L-BFGS step) for each
-execution provider, objective path and size, with throughput, memory and achieved GFLOP/s.
+execution provider, objective path and size, with throughput, memory and achieved GFLOP/s; for the nn loss
+also the matching, which runs once per scale beside the evaluations.
 
 Each case runs in a fresh worker process (`python -m nst.bench.worker CASE_JSON`), so its peak memory is its
 own and one case cannot warm another's caches; per-iteration times are the gaps between successive
@@ -38,11 +39,15 @@ class Case:
     warmup: int = 2
     threads: int | None = None
     optimizer: str = "lbfgs"  # adam on the fused path keeps everything on the device
+    preset: str = BENCH_PRESET
 
 
-def iteration_flops(spec, content_layers, style_layers, h: int, w: int, pooling: str = "max") -> float:
+def iteration_flops(
+    spec, content_layers, style_layers, h: int, w: int, pooling: str = "max", grams: bool = True
+) -> float:
     """FLOPs of one evaluation: every convolution up to the deepest loss layer forward and again backward
-    (the input gradient costs the same multiply-adds), plus each Gram matrix and its adjoint."""
+    (the input gradient costs the same multiply-adds), plus each Gram matrix and its adjoint (`grams`; the
+    nn loss has none, and its per-position arithmetic is small beside the convolutions)."""
     layers = set(content_layers) | set(style_layers)
     deepest = spec.deepest(layers)
     macs, gram_macs, stride, channels = 0.0, 0.0, 1, 0
@@ -54,7 +59,7 @@ def iteration_flops(spec, content_layers, style_layers, h: int, w: int, pooling:
             channels = cout
         elif layer.kind == "pool":
             stride *= 2
-        elif layer.name in style_layers:
+        elif grams and layer.name in style_layers:
             gram_macs += 2.0 * channels * channels * size[0] * size[1]  # G = F F^T, then dF = dG F
     return 2.0 * (2.0 * macs + gram_macs)
 
@@ -108,18 +113,21 @@ def measure(case: Case) -> dict:
         prepared = st.prepare(
             content,
             [style],
-            preset=BENCH_PRESET,
+            preset=case.preset,
             size=case.size,
             path=case.path,
+            scales=1,
+            scale_iterations=None,
             iterations=total,
             optimizer=case.optimizer,
         )
         stamps: list[float] = []
         st.run(prepared, callback=lambda progress: stamps.append(time.perf_counter()))
+        matching = matching_row(prepared, content.shape[0] * content.shape[1])
     times = np.diff(stamps)[case.warmup - 1 :] if case.warmup >= 1 else np.diff(stamps)
     opts = prepared.options
     h, w = prepared.x0.shape[2:]
-    flops = iteration_flops(st.spec, opts.content_layers, opts.style_layers, h, w, opts.pooling)
+    flops = iteration_flops(st.spec, opts.content_layers, opts.style_layers, h, w, opts.pooling, not matching)
     median = float(np.median(times))
     row = asdict(case) | {
         "height": int(h),
@@ -134,9 +142,39 @@ def measure(case: Case) -> dict:
         "gflop_per_s": flops / median / 1e9,
         "peak_host_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "peak_gpu_mb": gpu.peak_mb,
-    }
+    } | matching
     row["placement"] = placement(case)
     return row
+
+
+def matching_row(prepared, style_pixels: int) -> dict:
+    """For the nn loss: the time and FLOPs of one matching of every position (done once per scale), which
+    evaluations do not include; empty for other losses."""
+    objective = prepared.objective
+    if not hasattr(objective, "matcher"):
+        return {}
+    start = time.perf_counter()
+    objective.match(prepared.x0)
+    seconds = time.perf_counter() - start
+    columns = objective.columns
+    flops = 2.0 * columns.positions * objective.matcher.style.shape[0] * columns.channels
+    return {"match_s": seconds, "match_gflop": flops / 1e9, "style_pixels": style_pixels}
+
+
+def bench_optimizer(preset: str) -> str:
+    """The optimizer a bench of `preset` times when none is named: the preset's own where nst steps it
+    (Adam, L-BFGS), else L-BFGS (scipy's L-BFGS-B runs on the host outside the objective)."""
+    from nst.engine.presets import resolve_options
+
+    own = resolve_options(preset).optimizer
+    return own if own in ("adam", "lbfgs") else "lbfgs"
+
+
+def bench_paths(preset: str) -> tuple[str, ...]:
+    """The objective paths a preset runs on (the nn loss has no fused path)."""
+    from nst.engine.presets import resolve_options
+
+    return ("split",) if resolve_options(preset).style_loss == "nn" else GRAPH_PATHS
 
 
 def placement(case: Case) -> dict[str, dict[str, int]]:
@@ -149,7 +187,9 @@ def placement(case: Case) -> dict[str, dict[str, int]]:
     with tempfile.TemporaryDirectory() as folder:
         st = StyleTransfer(device=case.provider, threads=case.threads, profile=os.path.join(folder, "nst"))
         content, style = synthetic_pair(64)
-        prepared = st.prepare(content, [style], preset=BENCH_PRESET, size=64, path=case.path, iterations=1)
+        prepared = st.prepare(
+            content, [style], preset=case.preset, size=64, path=case.path, scales=1, scale_iterations=None, iterations=1
+        )
         prepared.objective.loss_and_grad(prepared.x0)
         return node_placement(st.sessions())
 
@@ -204,8 +244,13 @@ def plan(
     warmup: int,
     threads: int | None,
     optimizer: str = "lbfgs",
+    preset: str = BENCH_PRESET,
 ) -> list[Case]:
     """The cases to run, checked before any of them starts."""
+    from nst.engine.presets import PRESETS
+
+    if preset not in PRESETS:
+        raise NstError(f"--preset {preset!r}: choose one of {', '.join(PRESETS)}")
     here = available_providers()
     chosen = parse_list(providers, tuple(DEVICES), "providers") or here
     missing = [p for p in chosen if p not in here]
@@ -221,10 +266,10 @@ def plan(
         raise NstError("--iterations and --warmup must each be at least 1")
     OPTIMIZERS.check(optimizer)
     return [
-        Case(p, path, s, iterations, warmup, threads, optimizer)
+        Case(p, path, s, iterations, warmup, threads, optimizer, preset)
         for p in chosen
         for s in side
-        for path in parse_list(paths, GRAPH_PATHS, "paths") or list(GRAPH_PATHS)
+        for path in parse_list(paths, GRAPH_PATHS, "paths") or list(bench_paths(preset))
     ]
 
 

@@ -5,9 +5,10 @@ from typing import Optional
 
 import typer
 
+from nst.bench.timing import BENCH_PRESET
 from nst.engine.choices import DEVICES, GRAPH_PATHS, OPTIMIZERS, PROVIDERS
 
-from .options import Optimizer
+from .options import Optimizer, Preset
 
 
 def bench(
@@ -15,11 +16,16 @@ def bench(
         None, help=f"Providers to measure, comma-separated: {', '.join(DEVICES)} [every available one]."
     ),
     sizes: str = typer.Option("256,512,1024", help="Square image sides in pixels."),
-    paths: str = typer.Option(",".join(GRAPH_PATHS), help="Objective paths to compare."),
+    paths: Optional[str] = typer.Option(
+        None, help=f"Objective paths to compare, of {', '.join(GRAPH_PATHS)} [every one the preset runs on]."
+    ),
+    preset: Preset = typer.Option(Preset(BENCH_PRESET), help="The objective timed: a preset's losses, one scale."),
     iterations: int = typer.Option(5, help="Timed evaluations per case."),
     warmup: int = typer.Option(2, help="Evaluations run first and not timed."),
     threads: Optional[int] = typer.Option(None, help="CPU threads (default: all cores)."),
-    optimizer: Optimizer = typer.Option(Optimizer(OPTIMIZERS.names[0]), help=f"{OPTIMIZERS.help()}."),
+    optimizer: Optional[Optimizer] = typer.Option(
+        None, help=f"{OPTIMIZERS.help()} [the preset's own where nst steps it, else lbfgs]."
+    ),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the full report as JSON here."),
     chart: Optional[Path] = typer.Option(None, help="Write a PNG chart of achieved GFLOP/s here."),
 ) -> None:
@@ -27,14 +33,15 @@ def bench(
     import json
 
     from nst.bench.chart import bench_chart
-    from nst.bench.timing import benchmark, plan
+    from nst.bench.timing import bench_optimizer, benchmark, plan
     from nst.engine.images import check_folder, check_writable, write_bytes, write_image
 
     if json_path is not None:
         check_folder(json_path)
     if chart is not None:
         check_writable(chart)
-    cases = plan(providers, sizes, paths, iterations, warmup, threads, optimizer.value)
+    step = optimizer.value if optimizer else bench_optimizer(preset.value)
+    cases = plan(providers, sizes, paths, iterations, warmup, threads, step, preset.value)
     typer.echo(HEADER)
     report = benchmark(cases, on_result=lambda row: typer.echo(format_row(row)))
     for verdict in report["faster_path"]:
@@ -67,7 +74,17 @@ def format_row(row: dict) -> str:
     spread = f"{row['min_s']:.3f}-{row['max_s']:.3f}"
     return (
         f"{head} {row['median_s']:>9.3f} {spread:>15} {row['megapixels_per_s']:>7.3f} {row['gflop_per_s']:>8.1f} "
-        f"{fraction:>8} {row['peak_host_mb']:>8.0f} {gpu:>7}  {off_provider(row)}"
+        f"{fraction:>8} {row['peak_host_mb']:>8.0f} {gpu:>7}  {off_provider(row)}{matching(row)}"
+    )
+
+
+def matching(row: dict) -> str:
+    """The nn loss's matching beside the evaluations, or nothing for other losses."""
+    if "match_s" not in row:
+        return ""
+    return (
+        f"\n{'':<8} matching every position: {row['match_s']:.3f} s once per scale "
+        f"({row['match_s'] / row['median_s']:.1f} evaluations, {row['match_gflop'] / row['match_s']:.1f} GFLOP/s)"
     )
 
 
