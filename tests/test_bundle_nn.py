@@ -218,17 +218,36 @@ def test_hosts_refuse_a_damaged_nn_manifest(host, nn_bundle, nn_pair, tmp_path):
     assert not (tmp_path / "o.png").exists()
 
 
-def test_browser_runs_the_nn_transfer_as_python(nn_pair, python_nn_run, tmp_path):
-    """The page (WebAssembly, 2 threads) on an nn bundle: the Python host's losses and image."""
+@pytest.fixture(scope="module")
+def nn_site(nn_pair, tmp_path_factory):
+    """`nst export --preset nnst --web` with the pair beside the page."""
     need((ROOT / "hosts" / "web" / "node_modules" / "onnxruntime-web").is_dir(), "run npm ci in hosts/web")
-    browser_ready()
-    folder = tmp_path / "site"
+    folder = tmp_path_factory.mktemp("nn_site")
     export_folder(folder, preset="nnst", web=True)
     for path in nn_pair:
         shutil.copy(path, folder / path.name)
-    query = "content=content.png&style=style.png&size=96&iterations=4&threads=2&backend=wasm&autorun=1"
-    run = browse(folder, query, "window.nstRun.done")
+    return folder
+
+
+def browser_run(site, query: str, webgpu: bool = False) -> tuple[list[dict], np.ndarray]:
+    run = browse(site, query, "window.nstRun.done", webgpu=webgpu)
     assert run["error"] is None, run["error"]
     h, w = run["size"]
-    image = np.asarray(run["pixels"], np.float64).reshape(h, w, 4)[:, :, :3]
-    assert_same((run["records"], image), python_nn_run, 1e-4)
+    return run["records"], np.asarray(run["pixels"], np.float64).reshape(h, w, 4)[:, :, :3]
+
+
+def test_browser_runs_the_nn_transfer_as_python(nn_site, python_nn_run):
+    """The page (WebAssembly, 2 threads) on an nn bundle: the Python host's losses and image."""
+    browser_ready()
+    query = "content=content.png&style=style.png&size=96&iterations=4&threads=2&backend=wasm&autorun=1"
+    assert_same(browser_run(nn_site, query), python_nn_run, 1e-4)
+
+
+def test_browser_webgpu_runs_the_nn_transfer_as_python(nn_site, tmp_path):
+    """WebGPU (Chromium's software adapter without a GPU, every kernel emulated: so small and short)."""
+    browser_ready()
+    out = tmp_path / "p.png"
+    args = ["--size", "42", "--iterations", "3", "--scales", "1", "--bundle", str(nn_site / "bundle"), "-o", str(out)]
+    want = run_host([*PYTHON_HOST, str(nn_site / "content.png"), str(nn_site / "style.png"), *args], out)
+    query = "content=content.png&style=style.png&size=42&iterations=3&scales=1&backend=webgpu&autorun=1"
+    assert_same(browser_run(nn_site, query, webgpu=True), want, 1e-4)

@@ -90,8 +90,16 @@ def emit_columns(b: Builder, image: str, layers: dict[str, float], channels: dic
     for layer, weight in layers.items():
         part = resizers.forward(b, layer, weight / channels[layer])
         parts.append(b.op("Reshape", [part, b.const(np.array([channels[layer], -1], np.int64), "cp")], "flat"))
-    stacked = parts[0] if len(parts) == 1 else b.op("Concat", parts, "columns", axis=0)
-    return stacked, resizers
+    return _concat(b, parts), resizers
+
+
+def _concat(b: Builder, parts: list[str], most: int = 4) -> str:
+    """Concat along axis 0 in groups of at most `most` inputs: ONNX Runtime's WebGPU Concat of the ten layers
+    gave zeros, four at a time is right (WebGPU allows a shader 8 storage buffers by default)."""
+    while len(parts) > 1:
+        groups = [parts[k : k + most] for k in range(0, len(parts), most)]
+        parts = [g[0] if len(g) == 1 else b.op("Concat", g, "columns", axis=0) for g in groups]
+    return parts[0]
 
 
 def emit_neighbour_term(
