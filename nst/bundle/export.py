@@ -1,4 +1,5 @@
-"""A portable bundle: features.onnx, step.onnx and manifest.json, runnable by any ONNX Runtime (docs/bundle.md).
+"""A portable bundle: features.onnx, step.onnx and manifest.json, runnable by any ONNX Runtime (docs/bundle.md);
+with the nn style loss also style_columns.onnx and matching.onnx (graphs.hypercolumns, docs/nnst.md).
 
 Both graphs are assembled from the engine's own builders: the feature layers (graphs.emit_forward), the
 fused objective (fused.build_fused) and the Adam step with the total-variation term (stepgraph.build_adam_step),

@@ -58,7 +58,8 @@ def _int1(b: Builder, value: int) -> str:
 def grid(b: Builder, image: str) -> tuple[str, str]:
     """(gh, gw) int64 scalars: the image's height and width divided by GRID, at least 1."""
     one, four = _int(b, 1, "one"), _int(b, GRID, "grid")
-    return tuple(b.op("Max", [b.op("Div", [_size(b, image, axis), four], "g"), one], "g1") for axis in (2, 3))
+    gh, gw = (b.op("Max", [b.op("Div", [_size(b, image, axis), four], "g"), one], "g1") for axis in (2, 3))
+    return gh, gw
 
 
 class Resizers:
