@@ -244,11 +244,3 @@ def test_cli_flags_reach_the_engine(tmp_path):
     assert r.returncode == 0 and read_image(tmp_path / "a.png").shape == (48, 64, 3)
     r = subprocess.run([*map(str, base), "-o", str(tmp_path / "b.png"), "--alpha", "7"], capture_output=True, text=True)
     assert r.returncode == 2 and "--alpha 7.0 is out of range" in r.stderr and len(r.stderr.splitlines()) == 1
-
-
-def test_export_refuses_the_nn_loss_in_one_line(tmp_path):
-    from nst.bundle.export import export_folder
-
-    with pytest.raises(NstError, match="does not carry the nn style loss"):
-        export_folder(tmp_path / "b", preset="nnst")
-    assert not (tmp_path / "b").exists()

@@ -95,19 +95,39 @@ export function manifestProblem(m) {
     return `defaults.iterations are not in 1..${MAX_ITERATIONS}`;
   }
   if (!whole(d.size, lo, hi)) return `defaults.size is not in ${lo}..${hi}`;
+  if (typeof (d.detail ?? true) !== 'boolean') return 'defaults.detail is not true or false';
+  return m.style_loss === 'nn' ? nnProblem(m) : null;
+}
+
+// What an nn bundle's manifest lacks: alpha in 0..1 and the matching's block size (the Python host checks the same).
+function nnProblem(m) {
+  const alpha = m.defaults.alpha;
+  if (!(finite(alpha) && alpha >= 0 && alpha <= 1)) return 'defaults.alpha is not a number in 0..1';
+  if (!whole(m.limits.block_bytes, 2 ** 20, 2 ** 40)) return 'limits.block_bytes is not a whole number of bytes from 1 MiB';
   return null;
 }
 
+// The graphs a bundle holds: features and step, and for the nn style loss its style columns and matching.
+export function graphNames(m) {
+  const nn = m.style_loss === 'nn' ? ['style_columns.onnx', 'matching.onnx'] : [];
+  return ['features.onnx', 'step.onnx', ...nn];
+}
+
 const STEP_OUTPUTS = ['image_next', 'm_next', 'v_next', 'loss', 'content_loss', 'style_loss', 'tv_loss'];
+const NN_TARGETS = ['nn.style', 'nn.centre', 'nn.index'];
 
 // What a graph's inputs and outputs lack, or hold beyond, what the manifest's layers call for (a graph of
 // another version), or null. The Python host checks the same.
 export function interfaceProblem(m, name, inputs, outputs) {
-  const targets = [...Object.keys(m.content_layers).map((k) => `content.${k}`),
-    ...Object.keys(m.style_layers).map((k) => `gram.${k}`)];
-  const [wantIn, wantOut] = name === 'features.onnx'
-    ? [['image'], targets]
-    : [['image', 'm', 'v', 't', ...SCALARS, ...targets], STEP_OUTPUTS];
+  const content = Object.keys(m.content_layers).map((k) => `content.${k}`);
+  const nn = m.style_loss === 'nn';
+  const targets = [...content, ...(nn ? NN_TARGETS : Object.keys(m.style_layers).map((k) => `gram.${k}`))];
+  const [wantIn, wantOut] = {
+    'features.onnx': [['image'], nn ? [...content, 'nn.columns'] : targets],
+    'step.onnx': [['image', 'm', 'v', 't', ...SCALARS, ...targets], STEP_OUTPUTS],
+    'style_columns.onnx': [['columns'], ['style', 'centre']],
+    'matching.onnx': [['rows', 'style', 'centre'], ['index', 'distance']],
+  }[name];
   const missing = [...wantIn.filter((k) => !inputs.includes(k)).map((k) => `input ${k}`),
     ...wantOut.filter((k) => !outputs.includes(k)).map((k) => `output ${k}`)];
   const extra = inputs.filter((k) => !wantIn.includes(k)).map((k) => `input ${k}`);
@@ -120,13 +140,13 @@ function checkManifest(m) {
   if (problem) throw new Error(`manifest.json is damaged (${problem}): export the bundle again with nst export`);
 }
 
-// Two sessions and the manifest; `files` holds the manifest object and the two graphs' bytes, `sha256(bytes)`
-// returns a hex digest (each host has its own), checked against the manifest.
+// The sessions and the manifest; `files` holds the manifest object and the bytes of the graphs graphNames()
+// lists, `sha256(bytes)` returns a hex digest (each host has its own), checked against the manifest.
 export async function openBundle(ort, files, sessionOptions, sha256) {
   const manifest = files.manifest;
   checkManifest(manifest);
   const sessions = {};
-  for (const name of ['features.onnx', 'step.onnx']) {
+  for (const name of graphNames(manifest)) {
     if (sha256 && (await sha256(files[name])) !== manifest.files[name]) {
       throw new Error(`${name} does not match manifest.json; export the bundle again`);
     }
@@ -134,7 +154,8 @@ export async function openBundle(ort, files, sessionOptions, sha256) {
     const problem = interfaceProblem(manifest, name, sessions[name].inputNames, sessions[name].outputNames);
     if (problem) throw new Error(`${name} does not fit manifest.json (${problem}); export the bundle again`);
   }
-  return { ort, manifest, features: sessions['features.onnx'], step: sessions['step.onnx'] };
+  const [features, step, styleColumns, matching] = graphNames(manifest).map((name) => sessions[name]);
+  return { ort, manifest, features, step, styleColumns, matching };
 }
 
 const imageTensor = (ort, img) => new ort.Tensor('float32', img.data, [1, 3, img.h, img.w]);
@@ -157,6 +178,40 @@ export async function targets(bundle, content, styles, blend) {
   return feeds;
 }
 
+// The (positions, channels) hypercolumns of an image, position after position.
+async function columnsOf(bundle, img) {
+  return (await bundle.features.run({ image: imageTensor(bundle.ort, img) }, ['nn.columns']))['nn.columns'];
+}
+
+// content.* of the content image and, for the nn loss, the style columns (every style's positions pooled), their
+// centre and each position's match in alpha x content + (1 - alpha) x start, matched a block of positions at a
+// time so the (positions x style positions) distances never exist whole.
+export async function nnTargets(bundle, content, styles, start) {
+  const { ort, manifest } = bundle;
+  const names = bundle.features.outputNames.filter((name) => name.startsWith('content.'));
+  const feeds = names.length ? await bundle.features.run({ image: imageTensor(ort, content) }, names) : {};
+  const parts = [];
+  for (const img of styles) parts.push(await columnsOf(bundle, img));
+  const width = parts[0].dims[1];
+  const rows = new Float32Array(parts.reduce((n, t) => n + t.data.length, 0));
+  parts.reduce((offset, t) => (rows.set(t.data, offset), offset + t.data.length), 0);
+  const columns = new ort.Tensor('float32', rows, [rows.length / width, width]);
+  const { style, centre } = await bundle.styleColumns.run({ columns });
+  const [a, b] = [Math.fround(manifest.defaults.alpha), Math.fround(1 - manifest.defaults.alpha)];
+  const blend = new Float32Array(content.data.length); // float32 arithmetic, as the engine blends
+  for (let i = 0; i < blend.length; i++) blend[i] = Math.fround(a * content.data[i]) + Math.fround(b * start.data[i]);
+  const query = await columnsOf(bundle, { data: blend, h: content.h, w: content.w });
+  const [positions, channels] = query.dims;
+  const block = Math.max(1, Math.floor(manifest.limits.block_bytes / (4 * Math.max(channels, style.dims[0]))));
+  const index = new BigInt64Array(positions);
+  for (let p = 0; p < positions; p += block) {
+    const n = Math.min(block, positions - p);
+    const part = new ort.Tensor('float32', query.data.slice(p * channels, (p + n) * channels), [n, channels]);
+    index.set((await bundle.matching.run({ rows: part, style, centre }, ['index'])).index.data, p);
+  }
+  return { ...feeds, 'nn.style': style, 'nn.centre': centre, 'nn.index': new ort.Tensor('int64', index, [positions]) };
+}
+
 // Process CPU time where the platform tells it (Node): a busy machine stretches wall time, not this.
 function cpuSeconds() {
   if (typeof process === 'undefined' || !process.cpuUsage) return {};
@@ -164,16 +219,18 @@ function cpuSeconds() {
   return { cpu_seconds: (user + system) / 1e6 };
 }
 
-// A finer scale's start: the coarser result enlarged, plus the content's detail it could not hold.
-function nextStart(x, c) {
+// A finer scale's start: the coarser result enlarged, plus (with `detail`) the content's detail it could not hold.
+function nextStart(x, c, detail) {
   const up = resize(x, c.h, c.w);
+  if (!detail) return up;
   const low = resize(resize(c, x.h, x.w), c.h, c.w);
   const data = new Float32Array(up.data.length);
   for (let i = 0; i < data.length; i++) data[i] = Math.min(255, Math.max(0, up.data[i] + c.data[i] - low.data[i]));
   return { data, h: c.h, w: c.w };
 }
 
-// Adam from the content image, coarse to fine. `onStep(record, image)` runs after every step (record: iteration,
+// Adam from the content image, coarse to fine; for the nn style loss each scale first matches the positions of
+// alpha x content + (1 - alpha) x its first image. `onStep(record, image)` runs after every step (record: iteration,
 // loss, seconds, size and the three terms; image: the image the losses belong to); returning true stops.
 export async function stylize(bundle, content, styles, { size, iterations, scales, settings, onStep }) {
   const { ort } = bundle;
@@ -183,13 +240,16 @@ export async function stylize(bundle, content, styles, { size, iterations, scale
   checkSides(bundle.manifest, { content, ...named }, size);
   const blend = styles.map(() => 1 / styles.length);
   const start = performance.now();
+  const nn = bundle.manifest.style_loss === 'nn';
+  const detail = bundle.manifest.defaults.detail ?? true;
   let x = null;
   let step = 0;
   for (const { side, iterations: count } of scalePlan(bundle.manifest, [content, ...styles], size, scales, iterations)) {
     const c = fit(content, side);
-    const feeds = await targets(bundle, c, styles.map((img) => fit(img, side)), blend);
+    x = x === null ? c : nextStart(x, c, detail);
+    const resized = styles.map((img) => fit(img, side));
+    const feeds = nn ? await nnTargets(bundle, c, resized, x) : await targets(bundle, c, resized, blend);
     for (const name of SCALARS) feeds[name] = scalar(ort, settings[name]);
-    x = x === null ? c : nextStart(x, c);
     let image = imageTensor(ort, x);
     let m = new ort.Tensor('float32', new Float32Array(x.data.length), image.dims);
     let v = new ort.Tensor('float32', new Float32Array(x.data.length), image.dims);

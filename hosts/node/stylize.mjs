@@ -12,6 +12,7 @@ import {
   checkPixels,
   fromCMYK,
   fromPixels,
+  graphNames,
   manifestProblem,
   openBundle,
   outOfMemory,
@@ -146,19 +147,21 @@ async function encode(path, img) {
   return image.toFormat(format, options[format] ?? {}).toBuffer();
 }
 
-function readBundle(folder) {
-  const files = {};
-  let text;
+// One file of the bundle; a pipe or device is refused unread (it would block), a missing one named.
+function readPart(folder, name) {
+  const path = join(folder, name);
   try {
-    for (const name of ['manifest.json', 'features.onnx', 'step.onnx']) {
-      const path = join(folder, name); // a pipe would block the read
-      if (existsSync(path) && !isFile(path)) throw new Error(`${name} is not a regular file`);
-    }
-    text = readFileSync(join(folder, 'manifest.json'), 'utf8');
-    for (const name of ['features.onnx', 'step.onnx']) files[name] = readFileSync(join(folder, name));
+    if (existsSync(path) && !isFile(path)) throw new Error(`${name} is not a regular file`);
+    return readFileSync(path);
   } catch (err) {
     fail(`${folder} is not a readable bundle (${err.code || err.message}); run nst export ${folder}`);
   }
+}
+
+// The manifest (checked) first, then the graphs it names.
+function readBundle(folder) {
+  const files = {};
+  const text = readPart(folder, 'manifest.json').toString('utf8');
   let problem;
   try {
     files.manifest = JSON.parse(text);
@@ -168,6 +171,7 @@ function readBundle(folder) {
   }
   const again = 'export the bundle again with nst export';
   if (problem) fail(`${join(folder, 'manifest.json')} is damaged (${problem}): ${again}`);
+  for (const name of graphNames(files.manifest)) files[name] = readPart(folder, name);
   return files;
 }
 

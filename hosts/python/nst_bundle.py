@@ -162,7 +162,25 @@ def manifest_problem(m: object) -> str | None:
         return f"defaults.iterations are not in 1..{MAX_ITERATIONS}"
     if not whole(d.get("size"), lo, hi):
         return f"defaults.size is not in {int(lo)}..{int(hi)}"
+    if not isinstance(d.get("detail", True), bool):
+        return "defaults.detail is not true or false"
+    return nn_problem(m) if m.get("style_loss") == "nn" else None
+
+
+def nn_problem(m: dict) -> str | None:
+    """What an nn bundle's manifest lacks: alpha in 0..1 and the matching's block size (the JS hosts check the same)."""
+    alpha = m["defaults"].get("alpha")
+    if not (finite(alpha) and 0 <= alpha <= 1):
+        return "defaults.alpha is not a number in 0..1"
+    if not whole(m["limits"].get("block_bytes"), 1 << 20, 1 << 40):
+        return "limits.block_bytes is not a whole number of bytes from 1 MiB"
     return None
+
+
+def graph_names(m: dict) -> tuple[str, ...]:
+    """The graphs a bundle holds: features and step, and for the nn style loss its style columns and matching."""
+    extra = ("style_columns.onnx", "matching.onnx") if m.get("style_loss") == "nn" else ()
+    return ("features.onnx", "step.onnx", *extra)
 
 
 def no_constant(name: str) -> None:
@@ -172,14 +190,21 @@ def no_constant(name: str) -> None:
 
 SCALARS = ("lr", "content_weight", "style_weight", "tv_weight")
 STEP_OUTPUTS = ("image_next", "m_next", "v_next", "loss", "content_loss", "style_loss", "tv_loss")
+NN_TARGETS = ["nn.style", "nn.centre", "nn.index"]
 
 
 def interface_problem(m: dict, name: str, inputs: list[str], outputs: list[str]) -> str | None:
     """What a graph's inputs and outputs lack, or hold beyond, what the manifest's layers call for (a graph of
     another version), or None (the JS hosts check the same)."""
-    targets = [f"content.{k}" for k in m["content_layers"]] + [f"gram.{k}" for k in m["style_layers"]]
-    want_in, want_out = (["image"], targets) if name == "features.onnx" else (
-        ["image", "m", "v", "t", *SCALARS, *targets], list(STEP_OUTPUTS))  # fmt: skip
+    content = [f"content.{k}" for k in m["content_layers"]]
+    nn = m.get("style_loss") == "nn"
+    targets = content + (NN_TARGETS if nn else [f"gram.{k}" for k in m["style_layers"]])
+    want_in, want_out = {
+        "features.onnx": (["image"], content + ["nn.columns"] if nn else targets),
+        "step.onnx": (["image", "m", "v", "t", *SCALARS, *targets], list(STEP_OUTPUTS)),
+        "style_columns.onnx": (["columns"], ["style", "centre"]),
+        "matching.onnx": (["rows", "style", "centre"], ["index", "distance"]),
+    }[name]
     missing = [f"input {k}" for k in want_in if k not in inputs] + [f"output {k}" for k in want_out if k not in outputs]
     extra = [f"input {k}" for k in inputs if k not in want_in]
     if missing:
@@ -188,20 +213,13 @@ def interface_problem(m: dict, name: str, inputs: list[str], outputs: list[str])
 
 
 class Bundle:
-    """The two sessions and the manifest of a bundle folder (file hashes checked)."""
+    """The sessions and the manifest of a bundle folder (file hashes checked)."""
 
     def __init__(self, folder: str, threads: int = 0) -> None:
         import onnxruntime as ort
 
         root = Path(folder)
-        try:
-            for name in ("manifest.json", "features.onnx", "step.onnx"):  # a pipe would block the read
-                if (root / name).exists() and not (root / name).is_file():
-                    raise OSError(f"{name} is not a regular file")
-            text = (root / "manifest.json").read_text()
-            files = {name: (root / name).read_bytes() for name in ("features.onnx", "step.onnx")}
-        except (OSError, ValueError) as exc:
-            raise BundleError(f"{root} is not a readable bundle ({first_line(exc)}); run nst export {root}") from None
+        text = read_file(root, "manifest.json").decode(errors="replace")
         try:
             self.manifest = json.loads(text, parse_constant=no_constant)
             problem = manifest_problem(self.manifest)
@@ -211,6 +229,7 @@ class Bundle:
             raise BundleError(
                 f"{root / 'manifest.json'} is damaged ({problem}): export the bundle again with nst export"
             )
+        files = {name: read_file(root, name) for name in graph_names(self.manifest)}
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the Node host
@@ -231,10 +250,26 @@ class Bundle:
                 raise BundleError(f"{root / name} does not fit manifest.json ({problem}); export the bundle again")
             self.sessions[name] = session
 
-    def features(self, image: np.ndarray) -> dict[str, np.ndarray]:
+    def features(self, image: np.ndarray, only: str | None = None) -> dict[str, np.ndarray]:
+        """features.onnx's outputs for `image` (only those starting with `only`, when given)."""
         session = self.sessions["features.onnx"]
-        names = [o.name for o in session.get_outputs()]
-        return dict(zip(names, session.run(names, {"image": image})))
+        names = [o.name for o in session.get_outputs() if only is None or o.name.startswith(only)]
+        return dict(zip(names, session.run(names, {"image": image}))) if names else {}
+
+    def nn_targets(self, content: np.ndarray, styles: list[np.ndarray], start: np.ndarray) -> dict[str, np.ndarray]:
+        """content.* of the content image and, for the nn loss, the style columns (every style's positions
+        pooled), their centre and each position's match in alpha x content + (1 - alpha) x start."""
+        feeds = self.features(content, "content.")
+        rows = np.concatenate([self.features(s, "nn.")["nn.columns"] for s in styles])
+        style, centre = self.sessions["style_columns.onnx"].run(["style", "centre"], {"columns": rows})
+        alpha = self.manifest["defaults"]["alpha"]
+        query = np.float32(alpha) * content + np.float32(1 - alpha) * start  # float32, as the engine blends
+        rows = self.features(query, "nn.")["nn.columns"]
+        block = max(1, self.manifest["limits"]["block_bytes"] // (4 * max(rows.shape[1], style.shape[0])))
+        matching = self.sessions["matching.onnx"]
+        feed = {"style": style, "centre": centre}
+        index = [matching.run(["index"], {"rows": rows[p : p + block], **feed})[0] for p in range(0, len(rows), block)]
+        return feeds | {"nn.style": style, "nn.centre": centre, "nn.index": np.concatenate(index)}
 
     def targets(self, content: np.ndarray, styles: list[np.ndarray], blend: list[float]) -> dict[str, np.ndarray]:
         """content.* of the content image; gram.* of the styles averaged with the blend weights."""
@@ -244,6 +279,17 @@ class Bundle:
                 if k.startswith("gram."):
                     feeds[k] = feeds.get(k, 0) + np.float32(weight) * v
         return feeds
+
+
+def read_file(root: Path, name: str) -> bytes:
+    """One file of the bundle; a pipe or device is refused unread (it would block), a missing one named."""
+    path = root / name
+    try:
+        if path.exists() and not path.is_file():
+            raise OSError(f"{name} is not a regular file")
+        return path.read_bytes()
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{root} is not a readable bundle ({first_line(exc)}); run nst export {root}") from None
 
 
 def plan(manifest: dict, size: int | None, last_scales: int | None, iterations: int | None) -> tuple:
@@ -308,7 +354,8 @@ def check_sides(manifest: dict, images: dict[str, np.ndarray], size: int) -> Non
 
 
 def stylize(bundle, content, styles, size, iterations, scales, settings, on_step=print) -> np.ndarray:
-    """Adam from the content image, coarse to fine; returns (1, 3, H, W) float32 in 0..255."""
+    """Adam from the content image, coarse to fine; returns (1, 3, H, W) float32 in 0..255. For the nn style loss
+    each scale first matches the positions of alpha x content + (1 - alpha) x its first image."""
     if not isinstance(styles, (list, tuple)) or not styles:
         raise BundleError("give at least one style image (a list of what load() returns)")
     named = {"style": styles[0]} if len(styles) == 1 else {f"style {i + 1}": s for i, s in enumerate(styles)}
@@ -318,14 +365,13 @@ def stylize(bundle, content, styles, size, iterations, scales, settings, on_step
     blend = [1.0 / len(styles)] * len(styles)
     weights = {k: np.array(settings[k], np.float32) for k in SCALARS}
     x, step, start = None, 0, time.perf_counter()
+    nn = bundle.manifest.get("style_loss") == "nn"
     for side, count in scale_plan(bundle.manifest, [content, *styles], size, scales, iterations):
         c = fit(content, side)
-        fixed = bundle.targets(c, [fit(s, side) for s in styles], blend) | weights  # the same at every step
-        if x is None:
-            x = c
-        else:  # the coarser result enlarged, plus the content's detail it could not hold
-            low = resize(resize(c, *x.shape[2:]), *c.shape[2:])
-            x = np.clip(resize(x, *c.shape[2:]).astype(np.float64) + c - low, 0, 255).astype(np.float32)
+        x = c if x is None else next_start(x, c, bundle.manifest["defaults"].get("detail", True))
+        resized = [fit(s, side) for s in styles]
+        fixed = bundle.nn_targets(c, resized, x) if nn else bundle.targets(c, resized, blend)
+        fixed |= weights  # the same at every step
         m, v = np.zeros_like(x), np.zeros_like(x)
         for t in range(1, count + 1):
             feeds = {"image": x, "m": m, "v": v, "t": np.array(t, np.float32), **fixed}
@@ -336,6 +382,15 @@ def stylize(bundle, content, styles, size, iterations, scales, settings, on_step
             on_step({"iteration": step, "loss": float(loss), **seconds, "size": side, **terms})
             x, step = x_next, step + 1
     return x
+
+
+def next_start(x: np.ndarray, c: np.ndarray, detail: bool) -> np.ndarray:
+    """A finer scale's first image: the coarser result enlarged, plus (with `detail`) the content's detail it
+    could not hold."""
+    if not detail:
+        return resize(x, *c.shape[2:])
+    low = resize(resize(c, *x.shape[2:]), *c.shape[2:])
+    return np.clip(resize(x, *c.shape[2:]).astype(np.float64) + c - low, 0, 255).astype(np.float32)
 
 
 def check_image(what: str, x: object) -> None:

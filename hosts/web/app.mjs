@@ -2,7 +2,19 @@
 // show the overall progress (each scale weighted by its work, as nst's engine does) and the result beside the photo.
 // URL parameters drive it without clicks (tests, demos): ?content=URL&style=URL[,URL]&size=N&iterations=N
 // &scales=N&threads=N&backend=wasm|webgpu&autorun=1. Results land in window.nstRun for whoever drives the page.
-import { checkPixels, fitSize, fromPixels, openBundle, outOfMemory, plan, scalePlan, stylize, toRGBA } from './nst-bundle.mjs';
+import {
+  checkPixels,
+  fitSize,
+  fromPixels,
+  graphNames,
+  manifestProblem,
+  openBundle,
+  outOfMemory,
+  plan,
+  scalePlan,
+  stylize,
+  toRGBA,
+} from './nst-bundle.mjs';
 
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
@@ -169,7 +181,8 @@ async function transfer(bundle, contentBlob, styleBlobs, asks) {
 async function main() {
   const { ort, providers, threads } = await loadRuntime();
   const files = { manifest: await fetchManifest() };
-  for (const name of ['features.onnx', 'step.onnx']) files[name] = await fetchBytes(`bundle/${name}`);
+  const names = manifestProblem(files.manifest) ? [] : graphNames(files.manifest); // openBundle names the damage
+  for (const name of names) files[name] = await fetchBytes(`bundle/${name}`);
   say('preparing the graphs…');
   const bundle = await openBundle(ort, files, { executionProviders: providers, graphOptimizationLevel: 'all' }, sha256);
   run.backend = `${providers[0]}, ${threads} thread(s)`;

@@ -1,4 +1,5 @@
-"""A portable bundle: features.onnx, step.onnx and manifest.json, runnable by any ONNX Runtime (docs/bundle.md).
+"""A portable bundle: features.onnx, step.onnx and manifest.json, runnable by any ONNX Runtime (docs/bundle.md);
+with the nn style loss also style_columns.onnx and matching.onnx (graphs.hypercolumns, docs/nnst.md).
 
 Both graphs are assembled from the engine's own builders: the feature layers (graphs.emit_forward), the
 fused objective (fused.build_fused) and the Adam step with the total-variation term (stepgraph.build_adam_step),
@@ -22,19 +23,33 @@ from onnx import TensorProto, helper, numpy_helper
 from nst.engine.choices import MAX_SIDE, MIN_SIDE
 from nst.engine.errors import NstError
 from nst.engine.graphs.adamstep import build_adam_step
-from nst.engine.graphs.fused import build_fused, content_inputs, newton_schulz, style_inputs, w2_inputs
+from nst.engine.graphs.fused import build_fused, content_inputs, newton_schulz, nn_inputs, style_inputs, w2_inputs
+from nst.engine.graphs.hypercolumns import build_style_columns, emit_columns
+from nst.engine.graphs.matching import build_matching
 from nst.engine.graphs.network import emit_forward
 from nst.engine.graphs.onnxbuild import Builder, make_model
 from nst.engine.graphs.vgg import VggSpec
 from nst.engine.images import MAX_PIXELS
+from nst.engine.neighbours import BLOCK_BYTES
 from nst.engine.presets import CONVENTIONS, Options
 from nst.kernels.wasserstein import EPS
 
 FORMAT, VERSION = "nst-bundle", 1
 FILES = ("features.onnx", "step.onnx")
+NN_FILES = ("style_columns.onnx", "matching.onnx")  # the nn style loss's two small graphs, beside FILES
 MAX_BYTES = 60 * 1024 * 1024
 # The bundle's own schedule: Adam, coarse to fine (fractions of the final size and steps at each).
 SCHEDULE = {"scales": [0.25, 0.5, 1.0], "iterations": [200, 150, 200], "lr": 5.0}
+
+
+def nn_schedule() -> dict:
+    """The nn bundle's schedule: the nnst preset's scales (halving to the size), steps and learning rate."""
+    from nst.engine.presets import PRESETS
+
+    nnst = PRESETS["nnst"]
+    count = int(nnst.scales)
+    steps = [int(n) for n in str(nnst.scale_iterations).split(",")]
+    return {"scales": [2.0 ** (k + 1 - count) for k in range(count)], "iterations": steps, "lr": nnst.lr}
 
 
 @dataclass(frozen=True)
@@ -52,15 +67,20 @@ class BundleSpec:
 
 def bundle_spec(opts: Options) -> BundleSpec:
     """The bundle's layers and defaults from resolved options (weights from the preset, schedule the bundle's)."""
+    schedule = nn_schedule() if opts.style_loss == "nn" else SCHEDULE
     defaults = {
-        "lr": SCHEDULE["lr"],
+        "lr": schedule["lr"],
         "content_weight": opts.content_weight,
         "style_weight": opts.style_weight,
         "tv_weight": opts.tv_weight,
-        "iterations": list(SCHEDULE["iterations"]),
-        "scales": list(SCHEDULE["scales"]),
+        "iterations": list(schedule["iterations"]),
+        "scales": list(schedule["scales"]),
         "size": opts.size,
     }
+    if opts.style_loss == "nn":
+        # Adam on the pixels from the enlarged coarser result: the bundle has no pyramid or colour correction
+        # (docs/nnst.md, "Where the bundle departs").
+        defaults |= {"alpha": opts.alpha, "detail": False, "pyramid": False, "colour_correction": False}
     return BundleSpec(
         dict(opts.content_layers),
         dict(opts.style_layers),
@@ -183,6 +203,9 @@ def _objective_glue(b: Builder, spec: VggSpec, bs: BundleSpec) -> dict[str, str]
         pixels = _pixels(b, "image", _stride(spec, layer), bs.pooling)
         value = b.op("Mul", [content_weight, _double(b, weight * per_pixel, "c_k")], "cw")
         feeds[target], feeds[scale] = f"content.{layer}", _narrow(b, b.op("Div", [value, pixels], "cs"))
+    if bs.style_loss == "nn":
+        style, centre, index, weight = nn_inputs()
+        return feeds | {style: "nn.style", centre: "nn.centre", index: "nn.index", weight: "style_weight"}
     for layer, weight in bs.style_layers.items():
         channels = spec.channels(layer)
         if bs.style_loss == "w2":
@@ -221,11 +244,26 @@ def _w2_glue(b: Builder, layer: str, channels: int, weight: str) -> dict[str, st
     return {mean_t: mean, root: cov_root, trace_t: trace, eps_name: eps, k_name: b.op("Div", [weight, trace], "k")}
 
 
-def _target_info(spec: VggSpec, bs: BundleSpec) -> list[onnx.ValueInfoProto]:
+def _nn_width(spec: VggSpec, bs: BundleSpec) -> int:
+    """The channels of one hypercolumn: every style layer's."""
+    return sum(spec.channels(layer) for layer in bs.style_layers)
+
+
+def _target_info(spec: VggSpec, bs: BundleSpec, step: bool = True) -> list[onnx.ValueInfoProto]:
+    """The targets: features.onnx's outputs, step.onnx's inputs (for nn they differ: columns out, matches in)."""
     infos = [
         helper.make_tensor_value_info(f"content.{layer}", TensorProto.FLOAT, [1, spec.channels(layer), None, None])
         for layer in bs.content_layers
     ]
+    if bs.style_loss == "nn":
+        c = _nn_width(spec, bs)
+        if not step:
+            return infos + [helper.make_tensor_value_info("nn.columns", TensorProto.FLOAT, ["P", c])]
+        return infos + [
+            helper.make_tensor_value_info("nn.style", TensorProto.FLOAT, ["S", c]),
+            helper.make_tensor_value_info("nn.centre", TensorProto.FLOAT, [1, c]),
+            helper.make_tensor_value_info("nn.index", TensorProto.INT64, ["P"]),
+        ]
     for layer in bs.style_layers:
         c = spec.channels(layer)
         rows = c + 1 if bs.style_loss == "w2" else c  # w2: the second raw moment over the mean
@@ -236,7 +274,8 @@ def _target_info(spec: VggSpec, bs: BundleSpec) -> list[onnx.ValueInfoProto]:
 def build_step(spec: VggSpec, bs: BundleSpec) -> onnx.ModelProto:
     """step.onnx: losses of `image`, their gradient plus tv, one Adam step and the clip, as one graph."""
     b = Builder()
-    fused = build_fused(spec, list(bs.content_layers), list(bs.style_layers), bs.pooling, bs.padding, bs.style_loss)
+    layers = list(bs.content_layers), list(bs.style_layers)
+    fused = build_fused(spec, *layers, bs.pooling, bs.padding, bs.style_loss, bs.style_layers)
     rename = _objective_glue(b, spec, bs) | {
         "image": "image",
         "content_loss": "content_loss",
@@ -264,7 +303,11 @@ def build_features(spec: VggSpec, bs: BundleSpec) -> onnx.ModelProto:
     emit_forward(b, spec, spec.truncated(spec.deepest(layers)), bs.pooling, bs.padding)
     for layer in bs.content_layers:
         b.op("Identity", [layer], "content", f"content.{layer}")
-    for layer in bs.style_layers:
+    if bs.style_loss == "nn":  # the hypercolumns, position by position (a block of positions is contiguous)
+        widths = {layer: spec.channels(layer) for layer in bs.style_layers}
+        columns, _ = emit_columns(b, "image", bs.style_layers, widths)
+        b.op("Transpose", [columns], "rows", "nn.columns", perm=[1, 0])
+    for layer in bs.style_layers if bs.style_loss != "nn" else []:
         channels = spec.channels(layer)
         if bs.style_loss == "w2":
             flat = b.op("Reshape", [layer, b.const(np.array([channels, -1], np.int64), "chw")], "F")
@@ -283,7 +326,7 @@ def build_features(spec: VggSpec, bs: BundleSpec) -> onnx.ModelProto:
         gram = b.op("MatMul", [flat, b.op("Transpose", [flat], "Ft", perm=[1, 0])], "G")
         norm = b.op("Mul", [_pixels(b, "image", _stride(spec, layer), bs.pooling), _double(b, divisor, "d")], "n")
         b.op("Div", [gram, _narrow(b, norm)], "gram", f"gram.{layer}")
-    outputs = _target_info(spec, bs)
+    outputs = _target_info(spec, bs, step=False)
     return _half_weights(make_model(b, [_image("image")], outputs, "nst_features"), spec)
 
 
@@ -340,8 +383,10 @@ def manifest(spec: VggSpec, bs: BundleSpec, hashes: dict[str, str]) -> dict:
         "style_loss": bs.style_loss,
         "padding": bs.padding,
         "defaults": bs.defaults,
-        # the sizes a host may ask for, and the largest image it should decode
-        "limits": {"min_side": MIN_SIDE, "max_side": MAX_SIDE, "max_pixels": MAX_PIXELS},
+        # the sizes a host may ask for, the largest image it should decode, and for nn the largest block of
+        # the matching's distances (positions x style positions x 4 bytes)
+        "limits": {"min_side": MIN_SIDE, "max_side": MAX_SIDE, "max_pixels": MAX_PIXELS}
+        | ({"block_bytes": BLOCK_BYTES} if bs.style_loss == "nn" else {}),
         "licence": {
             "weights": meta.get("license", "see attribution"),
             "attribution": meta.get("attribution", ""),
@@ -350,10 +395,22 @@ def manifest(spec: VggSpec, bs: BundleSpec, hashes: dict[str, str]) -> dict:
     }
 
 
+def file_names(style_loss: str) -> tuple[str, ...]:
+    """The graphs of a bundle with this style loss."""
+    return FILES + NN_FILES if style_loss == "nn" else FILES
+
+
 def bundle_files(spec: VggSpec, opts: Options) -> tuple[dict, dict[str, bytes]]:
-    """The bundle's manifest and its files' bytes by name: features.onnx, step.onnx and manifest.json."""
+    """The bundle's manifest and its files' bytes by name: features.onnx, step.onnx (and for nn
+    style_columns.onnx and matching.onnx) and manifest.json."""
     bs = bundle_spec(opts)
-    files = {name: build(spec, bs).SerializeToString() for name, build in zip(FILES, (build_features, build_step))}
+    builders = {
+        "features.onnx": lambda: build_features(spec, bs),
+        "step.onnx": lambda: build_step(spec, bs),
+        "style_columns.onnx": build_style_columns,
+        "matching.onnx": build_matching,
+    }
+    files = {name: builders[name]().SerializeToString() for name in file_names(bs.style_loss)}
     result = manifest(spec, bs, {name: hashlib.sha256(data).hexdigest() for name, data in files.items()})
     return result, files | {"manifest.json": (json.dumps(result, indent=2) + "\n").encode()}
 
@@ -400,20 +457,19 @@ def export_folder(
         overrides |= {"style_loss": gram.style_loss, "style_weight": gram.style_weight, "tv_weight": gram.tv_weight}
         overrides["style_layers"] = overrides["style_layers"] or dict(gram.style_layers)
     opts = resolve_options(preset, **overrides)
-    if opts.style_loss == "nn":
-        raise NstError("the bundle does not carry the nn style loss yet; export with --style-loss gram or w2")
     spec = load_spec()
     check_options(opts, spec.relu_names)
     target = folder / "bundle" if web else folder
     web_files = _web_files() if web else {}  # checked before anything is written
-    _check_free(folder, [*FILES, "manifest.json", *web_files.values()], force)
-    _check_free(target, [*FILES, "manifest.json"], force)
+    names = [*file_names(opts.style_loss), "manifest.json"]
+    _check_free(folder, [*names, *web_files.values()], force)
+    _check_free(target, names, force)
     _, files = bundle_files(spec, opts)
     pages = {folder / name: source.read_bytes() for source, name in web_files.items()}
     for path in {target, *(p.parent for p in pages)}:
         _make_folder(path)
     write_files({target / name: data for name, data in files.items()} | pages)
-    sizes = {name: (target / name).stat().st_size for name in (*FILES, "manifest.json")}
+    sizes = {name: (target / name).stat().st_size for name in names}
     listing = ", ".join(f"{name} {size / 1e6:.1f} MB" for name, size in sizes.items())
     summary = f"wrote {target}: {listing} ({sum(sizes.values()) / 1e6:.1f} MB in all)"
     if web:

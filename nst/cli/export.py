@@ -1,4 +1,5 @@
-"""`nst export DIR`: write a bundle (features.onnx, step.onnx, manifest.json) that any ONNX Runtime can run."""
+"""`nst export DIR`: write a bundle (features.onnx, step.onnx, manifest.json; for the nn style loss also
+style_columns.onnx and matching.onnx) that any ONNX Runtime can run."""
 
 from pathlib import Path
 from typing import Optional

@@ -114,7 +114,7 @@ class Matcher:
         """Each position's nearest style column and its distance, (positions,) int64 and float32."""
         index, distance = [], []
         for r0, r1 in columns.blocks(self.style.shape[0]):
-            feeds = {"features": columns.block(acts, r0, r1), "centre": self.centre, "style": self.style}
+            feeds = {"rows": columns.block(acts, r0, r1), "centre": self.centre, "style": self.style}
             i, d = self.session.run(["index", "distance"], feeds)
             index.append(i)
             distance.append(d)

@@ -7,6 +7,8 @@ Per-layer normalisations are graph inputs (scalars), so one graph serves every p
     style:    k * sum((F F^T / n - T)^2)           gradient (4 k / n) (F F^T / n - T) F,   F = A as (C, HW)
     w2 style: k * W2^2 between the features' Gaussian and the style's (nst.kernels.wasserstein), k = weight / tr(S),
               its matrix square roots by Newton-Schulz iterations (the host path takes an eigendecomposition)
+    nn style: weight / P * sum over positions of the centred cosine distance to the matched style hypercolumn
+              (graphs.hypercolumns; the bundle's, the engine computes it on the host in blocks)
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
+from .hypercolumns import emit_neighbour_term
 from .network import emit_backward, emit_forward
 from .onnxbuild import Builder, make_model, tensor_info
 from .vgg import VggSpec
@@ -30,6 +33,22 @@ def content_inputs(layer: str) -> tuple[str, str]:
 
 def style_inputs(layer: str) -> tuple[str, str, str]:
     return f"gram_target_{layer}", f"gram_norm_{layer}", f"style_scale_{layer}"
+
+
+def nn_inputs() -> tuple[str, str, str, str]:
+    """The nn style term's inputs: the style columns (C, S), their centre (C, 1), each position's match (P,)
+    and the style weight (graphs.hypercolumns.emit_neighbour_term)."""
+    return "nn_style", "nn_centre", "nn_index", "nn_weight"
+
+
+def _nn_info(channels: int) -> list[onnx.ValueInfoProto]:
+    style, centre, index, weight = nn_inputs()
+    return [
+        helper.make_tensor_value_info(style, TensorProto.FLOAT, [channels, "S"]),
+        helper.make_tensor_value_info(centre, TensorProto.FLOAT, [channels, 1]),
+        helper.make_tensor_value_info(index, TensorProto.INT64, ["P"]),
+        _scalar(weight),
+    ]
 
 
 def w2_inputs(layer: str) -> tuple[str, str, str, str, str]:
@@ -123,14 +142,17 @@ def build_fused(
     pooling: str,
     padding: str = "zero",
     style_loss: str = "gram",
+    style_weights: dict[str, float] | None = None,
 ) -> onnx.ModelProto:
-    """One graph for loss and gradient; inputs: image, the targets and the per-layer scalars."""
+    """One graph for loss and gradient; inputs: image, the targets and the per-layer scalars (for the nn loss,
+    `style_weights` give each layer's share of the hypercolumn)."""
     loss_layers = spec.in_order([*content_layers, *style_layers])
     layers = spec.truncated(spec.deepest(loss_layers))
     b = Builder()
     emit_forward(b, spec, layers, pooling, padding)
-    two = b.const(np.array(2, np.float32), "two")
-    four = b.const(np.array(4, np.float32), "four")
+    # Only the constants some term reads: ONNX Runtime warns about unused initializers.
+    two = b.const(np.array(2, np.float32), "two") if content_layers else ""
+    four = b.const(np.array(4, np.float32), "four") if style_loss == "gram" and style_layers else ""
     grads: dict[str, list[str]] = {name: [] for name in loss_layers}
     content_terms, style_terms, inputs = [], [], []
     for layer in content_layers:
@@ -139,7 +161,15 @@ def build_fused(
         diff = b.op("Sub", [layer, target], "cdiff")
         content_terms.append(_sum_of_squares(b, diff, scale))
         grads[layer].append(b.op("Mul", [diff, b.op("Mul", [scale, two], "c2")], "cgrad"))
-    for layer in style_layers:
+    if style_loss == "nn":
+        shares = {layer: (style_weights or {}).get(layer, 1.0) for layer in style_layers}
+        widths = {layer: spec.channels(layer) for layer in style_layers}
+        loss, layer_grads = emit_neighbour_term(b, "image", shares, widths, nn_inputs())
+        inputs += _nn_info(sum(widths.values()))
+        style_terms.append(loss)
+        for layer, g in layer_grads.items():
+            grads[layer].append(g)
+    for layer in style_layers if style_loss != "nn" else []:
         channels = spec.channels(layer)
         if style_loss == "w2":
             flat = b.op("Reshape", [layer, b.const(np.array([channels, -1], np.int64), "chw")], "F")
