@@ -124,7 +124,7 @@ def test_the_gpu_extra_resolves_to_onnxruntime_gpu_with_nvidia_wheels(tmp_path):
         (["numpy", "onnxruntime"], None),
         (["numpy", "onnxruntime-gpu", "nvidia-cudnn-cu13"], None),
         (["onnxruntime", "onnxruntime-gpu"], "both onnxruntime and onnxruntime-gpu"),
-        (["numpy"], 'pip install "nst[cpu]"'),
+        (["numpy"], 'pip install -e ".[cpu]"'),
     ],
 )
 def test_runtime_problem_names_a_mixed_or_missing_runtime(names, expected):
@@ -185,11 +185,11 @@ def test_without_onnxruntime_a_command_fails_with_one_line(tmp_path, command):
         [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=120
     )
     if command == "info":  # info still reports, and says what is missing
-        assert r.returncode == 0 and 'pip install "nst[cpu]"' in r.stdout, r.stdout + r.stderr
+        assert r.returncode == 0 and 'pip install -e ".[cpu]"' in r.stdout, r.stdout + r.stderr
         return
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "onnxruntime is not installed" in lines[0] and "nst[cpu]" in lines[0], r.stderr
+    assert len(lines) == 1 and "onnxruntime is not installed" in lines[0] and '".[cpu]"' in lines[0], r.stderr
     assert not (tmp_path / "o.png").exists() and not (tmp_path / "out").exists()
 
 

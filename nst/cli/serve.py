@@ -35,7 +35,9 @@ def serve(
         from nst.serve.app import create_app
         from nst.serve.run import listen, run
     except ImportError:
-        raise NstError('nst serve needs the serve extra: pip install "nst[serve]"') from None
+        from nst.engine.diagnostics import install
+
+        raise NstError(f"nst serve needs the serve extra: {install('cpu,serve')}") from None
     check_bind(host, token)
     settings: dict[str, Any] = dict(
         token=token,

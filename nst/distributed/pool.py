@@ -36,7 +36,9 @@ def connect(address: str | None, resources: RayResources):
     try:
         import ray
     except ImportError:
-        raise NstError("--ray needs Ray: pip install 'nst[ray]'") from None
+        from nst.engine.diagnostics import install
+
+        raise NstError(f"--ray needs Ray: {install('cpu,ray')}") from None
     resources.check()
     if ray.is_initialized():
         return ray

@@ -9,8 +9,16 @@ from typing import Iterable
 
 from nst import kernels
 
-INSTALL_HINT = 'pip install "nst[cpu]" (or "nst[gpu]" for NVIDIA GPUs)'
-REPAIR = 'pip uninstall -y onnxruntime onnxruntime-gpu && pip install "nst[gpu]"'
+
+
+def install(extras: str) -> str:
+    """The one install form (README): an editable install of the clone with `extras`; nst is not on PyPI,
+    where `pip install "nst[...]"` would fetch another project of that name."""
+    return f'pip install -e ".[{extras}]" in the nst clone'
+
+
+INSTALL_HINT = f'{install("cpu")} (or ".[gpu]" for NVIDIA GPUs)'
+REPAIR = f"pip uninstall -y onnxruntime onnxruntime-gpu && {install('gpu')}"
 RUNTIMES = ("onnxruntime", "onnxruntime-gpu")
 
 
@@ -32,7 +40,7 @@ def runtime_problem(names: Iterable[str] | None = None) -> str | None:
     if len(found) == 2:
         return (
             "both onnxruntime and onnxruntime-gpu are installed; they share one import name and the CUDA provider "
-            f'can disappear: repair with {REPAIR} (or "nst[cpu]" without a GPU)'
+            f'can disappear: repair with {REPAIR} (or ".[cpu]" without a GPU)'
         )
     if not found:
         return f"no onnxruntime package is installed: {INSTALL_HINT}"

@@ -46,7 +46,7 @@ def available_providers() -> list[str]:
 
 
 def preload_cuda_libraries(ort) -> bool:
-    """Load the CUDA and cuDNN libraries from NVIDIA's pip wheels (nst[gpu] installs them) before the first
+    """Load the CUDA and cuDNN libraries from NVIDIA's pip wheels (the ".[gpu]" extra installs them) before the first
     CUDA session, as onnxruntime-gpu 1.21 and later offer; a no-op elsewhere. Returns whether it ran."""
     from .diagnostics import nvidia_wheels
 
@@ -64,12 +64,12 @@ def resolve_device(name: str, device_id: int = 0) -> Device:
         return Device("cpu", (PROVIDERS["cpu"],), "cpu")
     providers = available_providers()
     if PROVIDERS["cuda"] not in providers:
-        from .diagnostics import runtime_problem
+        from .diagnostics import install, runtime_problem
 
         raise NstError(
             "device 'cuda' asked for but this onnxruntime has no CUDAExecutionProvider "
             f"(available: {', '.join(providers)}); "
-            f"{runtime_problem() or 'install nst[gpu] (onnxruntime-gpu)'} or use --device cpu"
+            f"{runtime_problem() or 'install onnxruntime-gpu: ' + install('gpu')} or use --device cpu"
         )
     preload_cuda_libraries(ort)
     options = {"device_id": device_id, "cudnn_conv_algo_search": "HEURISTIC"} | cuda_options()

@@ -1,4 +1,4 @@
-"""nst.serve: the HTTP host of `nst serve` and its web page (needs the `serve` extra: pip install "nst[serve]").
+"""nst.serve: the HTTP host of `nst serve` and its web page (needs the `serve` extra: pip install -e ".[cpu,serve]").
 
 from nst.serve import create_app
 app = create_app(data="/var/lib/nst", token="...")   # an ASGI app; mount it or run it with uvicorn
