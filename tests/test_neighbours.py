@@ -59,13 +59,15 @@ def test_hypercolumn_blocks_equal_the_whole(monkeypatch):
 
 
 def test_blocked_matching_gives_the_numpy_neighbours_and_loss(session, monkeypatch):
-    """The ONNX graph over blocks against the whole distance matrix in float64: same neighbours, same loss."""
+    """The ONNX graph over blocks against the whole distance matrix in float64: same neighbours, same loss.
+    The query is centred by its mean over every position, not per block."""
     monkeypatch.setattr(neighbours, "BLOCK_BYTES", 4 * 5 * 40)  # 2 grid rows (10 positions) per block
     acts, style_acts = random_acts(2), random_acts(3)
     s = reference_columns(style_acts)
     centre = s.mean(axis=0, keepdims=True)
     unit = (s - centre) / np.linalg.norm(s - centre, axis=1, keepdims=True)
-    q = reference_columns(acts) - centre
+    q = reference_columns(acts)
+    q -= q.mean(axis=0, keepdims=True)  # the query centred by its own mean, the style by its own
     distances = 1 - (q / np.linalg.norm(q, axis=1, keepdims=True)) @ unit.T  # (positions, style positions)
     columns = Hypercolumns(SHAPES, LAYERS, 16, 20)
     matcher = Matcher(session, unit.astype(np.float32), centre.astype(np.float32))
@@ -73,8 +75,26 @@ def test_blocked_matching_gives_the_numpy_neighbours_and_loss(session, monkeypat
     assert len(list(columns.blocks(unit.shape[0]))) == 2
     np.testing.assert_array_equal(index, distances.argmin(axis=1))
     np.testing.assert_allclose(distance, distances.min(axis=1), atol=1e-5)
+    # the loss to those targets is centred by the style's mean
+    f = reference_columns(acts) - centre
+    want = np.sum(1 - np.sum(f * unit[index], axis=1) / np.linalg.norm(f, axis=1))
     loss, _ = neighbour_loss_grad(columns.all(acts), matcher.style, index, matcher.centre, 0.5)
-    assert loss == pytest.approx(0.5 * distances.min(axis=1).sum(), rel=1e-5)
+    assert loss == pytest.approx(0.5 * want, rel=1e-5)
+
+
+def test_matching_ignores_an_offset_between_the_images_features(session):
+    """A content whose features are the style's plus a constant per channel matches each position to its own
+    style position: the query is centred by its own mean (by the style's, the offset would pull every
+    position towards the same few style columns)."""
+    style_acts = random_acts(8)
+    acts = {k: v + np.float32(3.0) for k, v in style_acts.items()}
+    columns = Hypercolumns(SHAPES, LAYERS, 16, 20)
+    s = columns.all(style_acts).astype(np.float64)
+    centre = s.mean(axis=0, keepdims=True)
+    unit = ((s - centre) / np.linalg.norm(s - centre, axis=1, keepdims=True)).astype(np.float32)
+    index, distance = Matcher(session, unit, centre.astype(np.float32)).match(columns, acts)
+    np.testing.assert_array_equal(index, np.arange(columns.positions))
+    np.testing.assert_allclose(distance, 0, atol=1e-5)
 
 
 def reference_loss_grad(features, style, index, centre, scale):

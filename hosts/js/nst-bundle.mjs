@@ -185,7 +185,8 @@ async function columnsOf(bundle, img) {
 
 // content.* of the content image and, for the nn loss, the style columns (every style's positions pooled), their
 // centre and each position's match in alpha x content + (1 - alpha) x start, matched a block of positions at a
-// time so the (positions x style positions) distances never exist whole.
+// time so the (positions x style positions) distances never exist whole; the query's columns are centred by
+// their own mean (as the engine's Matcher).
 export async function nnTargets(bundle, content, styles, start) {
   const { ort, manifest } = bundle;
   const names = bundle.features.outputNames.filter((name) => name.startsWith('content.'));
@@ -203,11 +204,14 @@ export async function nnTargets(bundle, content, styles, start) {
   const query = await columnsOf(bundle, { data: blend, h: content.h, w: content.w });
   const [positions, channels] = query.dims;
   const block = Math.max(1, Math.floor(manifest.limits.block_bytes / (4 * Math.max(channels, style.dims[0]))));
+  const sums = new Float64Array(channels);
+  for (let p = 0; p < positions; p++) for (let c = 0; c < channels; c++) sums[c] += query.data[p * channels + c];
+  const mean = new ort.Tensor('float32', Float32Array.from(sums, (v) => v / positions), [1, channels]);
   const index = new BigInt64Array(positions);
   for (let p = 0; p < positions; p += block) {
     const n = Math.min(block, positions - p);
     const part = new ort.Tensor('float32', query.data.slice(p * channels, (p + n) * channels), [n, channels]);
-    index.set((await bundle.matching.run({ rows: part, style, centre }, ['index'])).index.data, p);
+    index.set((await bundle.matching.run({ rows: part, style, centre: mean }, ['index'])).index.data, p);
   }
   return { ...feeds, 'nn.style': style, 'nn.centre': centre, 'nn.index': new ort.Tensor('int64', index, [positions]) };
 }

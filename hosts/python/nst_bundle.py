@@ -258,7 +258,8 @@ class Bundle:
 
     def nn_targets(self, content: np.ndarray, styles: list[np.ndarray], start: np.ndarray) -> dict[str, np.ndarray]:
         """content.* of the content image and, for the nn loss, the style columns (every style's positions
-        pooled), their centre and each position's match in alpha x content + (1 - alpha) x start."""
+        pooled), their centre and each position's match in alpha x content + (1 - alpha) x start, whose
+        columns the matching centres by their own mean (as the engine's Matcher)."""
         feeds = self.features(content, "content.")
         rows = np.concatenate([self.features(s, "nn.")["nn.columns"] for s in styles])
         style, centre = self.sessions["style_columns.onnx"].run(["style", "centre"], {"columns": rows})
@@ -267,7 +268,8 @@ class Bundle:
         rows = self.features(query, "nn.")["nn.columns"]
         block = max(1, self.manifest["limits"]["block_bytes"] // (4 * max(rows.shape[1], style.shape[0])))
         matching = self.sessions["matching.onnx"]
-        feed = {"style": style, "centre": centre}
+        mean = rows.mean(axis=0, keepdims=True, dtype=np.float64).astype(np.float32)
+        feed = {"style": style, "centre": mean}
         index = [matching.run(["index"], {"rows": rows[p : p + block], **feed})[0] for p in range(0, len(rows), block)]
         return feeds | {"nn.style": style, "nn.centre": centre, "nn.index": np.concatenate(index)}
 

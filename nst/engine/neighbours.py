@@ -104,6 +104,14 @@ def style_columns(
     return s, centre
 
 
+def query_mean(columns: Hypercolumns, acts: dict[str, np.ndarray]) -> np.ndarray:
+    """The mean hypercolumn over every position, (1, C) float32, summed a block at a time in float64."""
+    total = np.zeros((1, columns.channels))
+    for r0, r1 in columns.blocks():
+        total += columns.block(acts, r0, r1).sum(axis=0, dtype=np.float64)
+    return (total / columns.positions).astype(np.float32)
+
+
 class Matcher:
     """The matching graph's session, looped over blocks of positions."""
 
@@ -111,10 +119,14 @@ class Matcher:
         self.session, self.style, self.centre = session, style, centre
 
     def match(self, columns: Hypercolumns, acts: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Each position's nearest style column and its distance, (positions,) int64 and float32."""
+        """Each position's nearest style column and its distance, (positions,) int64 and float32. The query
+        is centred by its own mean, as the style is by its own: centred by the style's mean, every query
+        would keep the offset between the two images' features and most would match the same few style
+        columns (the authors' centre(x), centre(y); over all positions, not per block of them)."""
         index, distance = [], []
+        centre = query_mean(columns, acts)
         for r0, r1 in columns.blocks(self.style.shape[0]):
-            feeds = {"rows": columns.block(acts, r0, r1), "centre": self.centre, "style": self.style}
+            feeds = {"rows": columns.block(acts, r0, r1), "centre": centre, "style": self.style}
             i, d = self.session.run(["index", "distance"], feeds)
             index.append(i)
             distance.append(d)
