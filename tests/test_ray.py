@@ -131,6 +131,7 @@ def test_nst_batch_with_ray_flag(ray_cluster, photos, tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert "4 written" in r.stdout and len(list((tmp_path / "out").glob("*.png"))) == 4
+    assert "Token authentication" not in r.stderr  # Ray's own notices do not reach the user
 
 
 def nst_cli(*args, timeout=600, **kw):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass
 
 from nst.engine.errors import NstError
@@ -33,6 +34,12 @@ class RayResources:
 
 def connect(address: str | None, resources: RayResources):
     """Join the cluster at `address`, or start a local one sized for the actors ('local' or None)."""
+    local = address in (None, "", "local")
+    if local:
+        # Ray turns token authentication on for a new local cluster and warns about it at every start unless
+        # the mode is named; naming it (read when ray is first imported) keeps the protection and keeps
+        # Ray's notice out of the user's terminal.
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     try:
         import ray
     except ImportError:
@@ -42,7 +49,7 @@ def connect(address: str | None, resources: RayResources):
     resources.check()
     if ray.is_initialized():
         return ray
-    if address in (None, "", "local"):
+    if local:
         ray.init(
             address="local",  # a new cluster of its own, never one some other process started
             num_cpus=resources.actors * resources.threads,
