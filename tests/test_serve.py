@@ -287,7 +287,8 @@ def test_without_the_extra_one_line(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (
         done.returncode == 2
-        and done.stderr.strip() == 'error: nst serve needs the serve extra: pip install -e ".[cpu,serve]" in the nst clone'
+        and done.stderr.strip()
+        == 'error: nst serve needs the serve extra: pip install -e ".[cpu,serve]" in the nst clone'
     )
 
 

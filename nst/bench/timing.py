@@ -129,20 +129,24 @@ def measure(case: Case) -> dict:
     h, w = prepared.x0.shape[2:]
     flops = iteration_flops(st.spec, opts.content_layers, opts.style_layers, h, w, opts.pooling, not matching)
     median = float(np.median(times))
-    row = asdict(case) | {
-        "height": int(h),
-        "width": int(w),
-        "evaluations": len(stamps),
-        "median_s": median,
-        "min_s": float(times.min()),
-        "max_s": float(times.max()),
-        "iqr_s": float(np.percentile(times, 75) - np.percentile(times, 25)),
-        "megapixels_per_s": h * w / 1e6 / median,
-        "gflop_per_iteration": flops / 1e9,
-        "gflop_per_s": flops / median / 1e9,
-        "peak_host_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-        "peak_gpu_mb": gpu.peak_mb,
-    } | matching
+    row = (
+        asdict(case)
+        | {
+            "height": int(h),
+            "width": int(w),
+            "evaluations": len(stamps),
+            "median_s": median,
+            "min_s": float(times.min()),
+            "max_s": float(times.max()),
+            "iqr_s": float(np.percentile(times, 75) - np.percentile(times, 25)),
+            "megapixels_per_s": h * w / 1e6 / median,
+            "gflop_per_iteration": flops / 1e9,
+            "gflop_per_s": flops / median / 1e9,
+            "peak_host_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            "peak_gpu_mb": gpu.peak_mb,
+        }
+        | matching
+    )
     row["placement"] = placement(case)
     return row
 
@@ -239,7 +243,7 @@ def parse_list(text: str | None, allowed: tuple[str, ...] | None, flag: str) -> 
 def plan(
     providers: str | None,
     sizes: str,
-    paths: str,
+    paths: str | None,
     iterations: int,
     warmup: int,
     threads: int | None,

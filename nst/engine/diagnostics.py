@@ -10,7 +10,6 @@ from typing import Iterable
 from nst import kernels
 
 
-
 def install(extras: str) -> str:
     """The one install form (README): an editable install of the clone with `extras`; nst is not on PyPI,
     where `pip install "nst[...]"` would fetch another project of that name."""

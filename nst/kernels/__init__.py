@@ -1,5 +1,6 @@
 """numba kernels for the arithmetic around the network: Gram matrices, losses and their gradients,
-total variation, the nn loss's hypercolumns and cosine distance, the Adam and L-BFGS steps and image layout conversions.  Each has a plain numpy reference in tests/."""
+total variation, the nn loss's hypercolumns and cosine distance, the Adam and L-BFGS steps and image layout
+conversions.  Each has a plain numpy reference in tests/."""
 
 from .adam import adam_step
 from .content import content_loss_grad

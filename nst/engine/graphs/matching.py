@@ -2,8 +2,9 @@
 
 Inputs: `rows` (B, C), a block of B hypercolumns, one per row; `centre` (1, C), the style features' mean;
 `style` (S, C), every style hypercolumn centred and scaled to unit length. Outputs: `index` (B,) int64, the
-nearest style row of each position under centred cosine distance, and `distance` (B,), that distance. Only the (B, S) block of the distance matrix ever exists:
-the host loops over blocks of positions (nst.engine.neighbours), and the bundle's hosts can do the same.
+nearest style row of each position under centred cosine distance, and `distance` (B,), that distance. Only
+the (B, S) block of the distance matrix ever exists: the host loops over blocks of positions
+(nst.engine.neighbours), and the bundle's hosts can do the same.
 """
 
 from __future__ import annotations
