@@ -46,7 +46,8 @@ def test_cli_choices_are_the_engines(command):
 def test_bench_choices_and_plan_are_the_engines():
     listed, text = _listed("bench")
     assert listed["optimizer"] == choices.OPTIMIZERS.names
-    assert f"[default: {','.join(choices.GRAPH_PATHS)}]" in text
+    assert f"of {', '.join(choices.GRAPH_PATHS)} [every one the preset runs on]" in text
+    assert "[default: johnson]" in text  # the preset timed by default: the classic objective
     assert choices.GRAPH_PATHS == tuple(p for p in choices.PATHS if p != choices.AUTO)
     assert {c.path for c in plan("cpu", "64", "", 1, 1, None)} == set(choices.GRAPH_PATHS)
     for optimizer in choices.OPTIMIZERS:
