@@ -20,12 +20,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from nst.engine.choices import DEVICES, GRAPH_PATHS, MAX_SIDE, MIN_SIDE, OPTIMIZERS, PROVIDERS
+from nst.engine.choices import BENCH_PRESET, DEVICES, GRAPH_PATHS, MAX_SIDE, MIN_SIDE, OPTIMIZERS, PROVIDERS
 from nst.engine.errors import NstError
 from nst.engine.gpumemory import GpuMemoryPeak
 from nst.engine.graphs.vgg import pooled_size
-
-BENCH_PRESET = "johnson"  # the classic objective: five style layers, relu4_2 content, tv
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,7 @@ from typing import Optional
 
 import typer
 
-from nst.bench.timing import BENCH_PRESET
-from nst.engine.choices import DEVICES, GRAPH_PATHS, OPTIMIZERS, PROVIDERS
+from nst.engine.choices import BENCH_PRESET, DEVICES, GRAPH_PATHS, OPTIMIZERS, PROVIDERS
 
 from .options import Optimizer, Preset
 

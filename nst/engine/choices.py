@@ -69,6 +69,7 @@ PATHS = Choices(
 )
 AUTO = "auto"
 GRAPH_PATHS = tuple(p for p in PATHS if p != AUTO)  # what a runner holds; what `nst bench` compares
+BENCH_PRESET = "johnson"  # the objective `nst bench` times unless told: the classic one (five Gram layers, tv)
 
 POOLINGS = Choices("pooling", "pooling", (("max", "as trained"), ("avg", "TensorFlow SAME")))
 
