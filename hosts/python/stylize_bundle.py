@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -128,6 +129,9 @@ def report(record: dict) -> None:
 
 
 if __name__ == "__main__":
+    # Ctrl-C interrupts even when a shell started this host with SIGINT ignored (a background job), which
+    # Python would otherwise inherit silently; the nst CLI does the same.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         main()
     except KeyboardInterrupt:
