@@ -159,3 +159,26 @@ def test_the_model_covers_the_measured_input_peaks():
         assert row["model"] >= row["bytes_per_pixel"]
     for row in results["inputs"]["style"]:
         assert 1.0 <= row["estimate_over_measured"] < 1.35, row
+
+
+def test_nn_refusal_suggests_tiles_that_fit(st, monkeypatch):
+    """nnst at 1024 px counts the nn term's arrays; where the whole image does not fit, its tiles may."""
+    from nst.engine.memory import neighbour_channels
+    from nst.engine.neighbour_tiles import MARGIN
+    from nst.engine.tiling import tile_pixels
+
+    opts = st.options("nnst", size=1024)
+    layers = list(opts.style_layers)
+    args = dict(style_pixels=1024 * 811, neighbour_channels=neighbour_channels(opts))
+    assert args["neighbour_channels"] == 2688  # the authors' hypercolumn
+    whole = estimate_peak_mb(1024 * 768, "split", "adam", **args)
+    tiles = estimate_peak_mb(
+        1024 * 768, "split", "adam", network_pixels=tile_pixels(st.spec, layers, 512, MARGIN), **args
+    )
+    assert tiles < 0.8 * whole and tiles - estimate_peak_mb(1024 * 768, "split", "adam") > 2688 * 1024 * 811 / 4 / 2**20
+    monkeypatch.setattr(memory, "available_mb", lambda: (tiles + whole) / 2 * memory.MARGIN)
+    with pytest.raises(NstError, match="try --tile 512"):
+        check_fits(
+            768, 1024, "split", "adam", 10, tile_pixels=lambda core: tile_pixels(st.spec, layers, core, MARGIN), **args
+        )
+    check_fits(768, 1024, "split", "adam", 10, network_pixels=tile_pixels(st.spec, layers, 512, MARGIN), **args)

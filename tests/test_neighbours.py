@@ -10,7 +10,7 @@ from nst.engine import neighbours
 from nst.engine.errors import NstError
 from nst.engine.graphs.matching import build_matching
 from nst.engine.kinds import objective_kind
-from nst.engine.neighbours import Hypercolumns, Matcher, linear_weights, neighbour_loss_grad
+from nst.engine.neighbours import Hypercolumns, Matcher, linear_weights, neighbour_loss_grad, whole
 from nst.engine.presets import Options
 from nst.engine.pyramid import PyramidObjective
 from nst.engine.runtime import make_session, resolve_device
@@ -71,7 +71,7 @@ def test_blocked_matching_gives_the_numpy_neighbours_and_loss(session, monkeypat
     distances = 1 - (q / np.linalg.norm(q, axis=1, keepdims=True)) @ unit.T  # (positions, style positions)
     columns = Hypercolumns(SHAPES, LAYERS, 16, 20)
     matcher = Matcher(session, unit.astype(np.float32), centre.astype(np.float32))
-    index, distance = matcher.match(columns, acts)
+    index, distance = matcher.match(columns, lambda: whole(columns, acts))
     assert len(list(columns.blocks(unit.shape[0]))) == 2
     np.testing.assert_array_equal(index, distances.argmin(axis=1))
     np.testing.assert_allclose(distance, distances.min(axis=1), atol=1e-5)
@@ -92,7 +92,7 @@ def test_matching_ignores_an_offset_between_the_images_features(session):
     s = columns.all(style_acts).astype(np.float64)
     centre = s.mean(axis=0, keepdims=True)
     unit = ((s - centre) / np.linalg.norm(s - centre, axis=1, keepdims=True)).astype(np.float32)
-    index, distance = Matcher(session, unit, centre.astype(np.float32)).match(columns, acts)
+    index, distance = Matcher(session, unit, centre.astype(np.float32)).match(columns, lambda: whole(columns, acts))
     np.testing.assert_array_equal(index, np.arange(columns.positions))
     np.testing.assert_allclose(distance, 0, atol=1e-5)
 
@@ -127,7 +127,7 @@ def test_hypercolumn_adjoint_is_the_resize_transpose():
     g = rng.normal(size=(columns.positions, columns.channels)).astype(np.float32)
     grads = {k: np.zeros_like(v) for k, v in acts.items()}
     for r0, r1 in [(0, 1), (1, 4)]:
-        columns.add_adjoint(grads, g[r0 * 5 : r1 * 5], r0, r1)
+        columns.add_adjoint(grads, g[r0 * 5 : r1 * 5], (slice(r0, r1), slice(0, 5)))
     assert sum(float(np.sum(grads[k] * acts[k])) for k in acts) == pytest.approx(
         float(np.sum(reference_columns(acts) * g)), rel=1e-5
     )
@@ -146,9 +146,10 @@ def test_loss_gradient_through_the_hypercolumns_matches_finite_differences():
 
     a64 = {k: v.astype(np.float64) for k, v in acts.items()}
     grads = {k: np.zeros_like(v) for k, v in a64.items()}
-    for r0, r1 in columns.blocks():
-        _, g = neighbour_loss_grad(columns.block(a64, r0, r1), unit, index[r0 * 5 : r1 * 5], centre, 0.7)
-        columns.add_adjoint(grads, g, r0, r1)
+    for rows, cols in columns.blocks():
+        block = (rows, cols)
+        _, g = neighbour_loss_grad(columns.block(a64, block), unit, index[rows.start * 5 : rows.stop * 5], centre, 0.7)
+        columns.add_adjoint(grads, g, block)
     rng = np.random.default_rng(1)
     for _ in range(3):
         d = {k: rng.normal(size=v.shape) for k, v in a64.items()}
@@ -214,7 +215,6 @@ def test_colour_correction_takes_the_style_chroma_and_the_result_lightness():
     "overrides, message",
     [
         ({"alpha": 1.5}, "--alpha 1.5 is out of range"),
-        ({"tile": 32}, "does not combine with --tile"),
         ({"path": "fused"}, "does not combine with --path fused"),
         ({"optimizer": "lbfgs"}, "--pyramid steps"),
         ({"alpha": "0.5"}, "alpha='0.5'"),

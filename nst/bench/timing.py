@@ -121,7 +121,7 @@ def measure(case: Case) -> dict:
         )
         stamps: list[float] = []
         st.run(prepared, callback=lambda progress: stamps.append(time.perf_counter()))
-        matching = matching_row(prepared, content.shape[0] * content.shape[1])
+        matching = matching_row(prepared)
     times = np.diff(stamps)[case.warmup - 1 :] if case.warmup >= 1 else np.diff(stamps)
     opts = prepared.options
     h, w = prepared.x0.shape[2:]
@@ -149,7 +149,7 @@ def measure(case: Case) -> dict:
     return row
 
 
-def matching_row(prepared, style_pixels: int) -> dict:
+def matching_row(prepared) -> dict:
     """For the nn loss: the time and FLOPs of one matching of every position (done once per scale), which
     evaluations do not include; empty for other losses."""
     objective = prepared.objective
@@ -158,9 +158,14 @@ def matching_row(prepared, style_pixels: int) -> dict:
     start = time.perf_counter()
     objective.match(prepared.x0)
     seconds = time.perf_counter() - start
-    columns = objective.columns
-    flops = 2.0 * columns.positions * objective.matcher.style.shape[0] * columns.channels
-    return {"match_s": seconds, "match_gflop": flops / 1e9, "style_pixels": style_pixels}
+    columns, style_positions = objective.columns, objective.matcher.style.shape[0]
+    flops = 2.0 * columns.positions * style_positions * columns.channels
+    return {
+        "match_s": seconds,
+        "match_gflop": flops / 1e9,
+        "match_positions": columns.positions,
+        "match_style_positions": style_positions,
+    }
 
 
 def bench_optimizer(preset: str) -> str:

@@ -187,7 +187,6 @@ def _check_neighbours(opts: Options) -> None:
     if not 0 <= opts.alpha <= 1:
         raise NstError(f"--alpha {opts.alpha} is out of range; use 0 (match the image alone) .. 1 (the content alone)")
     for asked, what in (
-        (opts.tile, "--tile"),
         (opts.style_masks is not None, "style masks"),
         (opts.normalize_gradients, "--normalize-gradients"),
         (opts.path == "fused", "--path fused"),

@@ -2,7 +2,8 @@
 
 Five kinds: `fused` (losses and Gram matrices inside one ONNX graph), `split` (ONNX forward and backward,
 numba losses on the host), `masked` (split, each style weighted by its mask), `tiled` (split, evaluated
-tile by tile for images larger than --tile) and `neighbour` (split, the nn loss of nst.engine.neighbours).
+tile by tile for images larger than --tile) and `neighbour` (split, the nn loss of nst.engine.neighbours,
+in tiles by nst.engine.neighbour_tiles).
 Only `fused` runs the fused graph; the others share the split path's forward and backward graphs.
 """
 
@@ -28,7 +29,7 @@ def objective_kind(opts: Options, device: str, h: int | None = None, w: int | No
     """The kind of objective for the transfer on `device` (or an h x w step of it): tiled or masked when
     the options ask for it, else the path asked for, where `auto` is the device's default path unless the
     options need the split one."""
-    if opts.style_loss == "nn":  # checks.py refuses nn with tiles, masks or the fused path
+    if opts.style_loss == "nn":  # checks.py refuses nn with masks or the fused path; tiles are its own
         return "neighbour"
     if tiled(opts, h, w):
         return "tiled"

@@ -55,7 +55,7 @@ HOST_BYTES_PER_PIXEL_ON_GPU = 1000.0  # the image and gradient crossing to the h
 # assembled content features, the scale start. Fitted, not itemised, to three tiled peaks (2048 px with
 # 1024 px tiles 8157 MB, 1024/512 px 2746 MB, and the 4096 px print run 15894 MB; tiled_memory.json).
 TILED_BYTES_PER_PIXEL = 800.0
-TILE_EXAMPLE = 1024  # the --tile suggested when only tiling fits
+TILE_EXAMPLES = (1024, 512, 256)  # the --tile suggested when only tiling fits: the largest that does
 
 
 # Input images (memory_model.json, "inputs"): a decoded image is held as float32 RGB for the whole run;
@@ -120,11 +120,14 @@ def estimate_peak_mb(
     inputs: Sequence[Decoded] = (),
     style_pixels: int = 0,
     neighbour_channels: int = 0,
+    column_pixels: int | None = None,
 ) -> float:
     """Estimated peak resident host memory of a process running one transfer of `pixels` pixels;
     `network_pixels`: a tiled run's largest tile, which is all the network holds at once; `inputs`: the
     decoded images it holds; `style_pixels`: the style images' pixels at the style size;
-    `neighbour_channels`: the nn loss's hypercolumn channels (0: another loss)."""
+    `neighbour_channels`: the nn loss's hypercolumn channels (0: another loss); `column_pixels`: the style
+    images' whole pixels, whose hypercolumns it holds (default `style_pixels`, which a tiled run counts a
+    tile at most of each)."""
     network = NETWORK_BYTES[path] if device == "cpu" else HOST_BYTES_PER_PIXEL_ON_GPU
     whole = optimizer_bytes_per_pixel(optimizer, history)
     if network_pixels is None:
@@ -133,9 +136,10 @@ def estimate_peak_mb(
         running = (network_pixels * network + pixels * (whole + TILED_BYTES_PER_PIXEL)) / MB
     style = style_pixels * (STYLE_BYTES[path] if device == "cpu" else STYLE_HOST_BYTES_ON_GPU) / MB
     held = sum(image.pixels for image in inputs) * IMAGE_BYTES / MB
-    if neighbour_channels:
-        running += pixels * NN_PIXEL_BYTES / MB
-        held += style_pixels * neighbour_channels * 4 / 16 / MB + NN_BLOCK_MB
+    if neighbour_channels:  # a tiled run holds one tile's layers at once
+        running += (network_pixels or pixels) * NN_PIXEL_BYTES / MB
+        columns = style_pixels if column_pixels is None else column_pixels
+        held += columns * neighbour_channels * 4 / 16 / MB + NN_BLOCK_MB
     decoding = max((image.decode_mb for image in inputs), default=0.0)
     return held + max(START_MB[path] + style, FIXED_MB[path] + max(running, decoding))
 
@@ -184,10 +188,11 @@ def transfer_demand(opts: Options, content, styles, path: str, tile_pixels: Call
     init_input = None if kind else decoded_size(opts.init, "init image")
     h, w = fit_size(first.height, first.width, opts.size)
     network = tile_pixels(opts.tile) if tiled(opts, h, w) else None
-    style_pixels = 0
+    style_pixels = column_pixels = 0
     for image in filter(None, style_inputs):
         sh, sw = fit_size(image.height, image.width, side)
         style_pixels += min(sh * sw, network or sh * sw)
+        column_pixels += sh * sw
     inputs = tuple(image for image in (first, *style_inputs, init_input) if image is not None)
     return dict(
         h=h,
@@ -200,6 +205,7 @@ def transfer_demand(opts: Options, content, styles, path: str, tile_pixels: Call
         style_pixels=style_pixels,
         style_scale=opts.style_scale,
         neighbour_channels=neighbour_channels(opts),
+        column_pixels=column_pixels,
     )
 
 
@@ -241,6 +247,7 @@ def check_fits(
     style_pixels: int = 0,
     style_scale: float = 1.0,
     neighbour_channels: int = 0,
+    column_pixels: int | None = None,
 ) -> None:
     """Raise NstError before any work when an (h, w) transfer will not fit in host (or GPU) memory,
     naming settings that would fit. `network_pixels`: the largest tile of a tiled run; `tile_pixels(core)`:
@@ -260,27 +267,23 @@ def check_fits(
         inputs=tuple(inputs),
         style_pixels=style_pixels,
         neighbour_channels=neighbour_channels,
+        column_pixels=column_pixels,
     )
 
     def need(pixels: int = h * w, **changes) -> float:
         return estimate_peak_mb(pixels, **(setting | changes)) * MARGIN
+
+    def styles(factor: float) -> dict[str, Any]:  # the style images' pixels scaled by `factor`
+        columns = None if column_pixels is None else int(column_pixels * factor)
+        return {"style_pixels": int(style_pixels * factor), "column_pixels": columns}
 
     if need() <= have:
         return
     _refuse_inputs(inputs, path, have)
     held = sum(image.pixels for image in inputs) * IMAGE_BYTES / MB
     hints = []
-    if network_pixels is None and tile_pixels is not None and max(h, w) > TILE_EXAMPLE:
-        tiles: dict[str, Any] = dict(path="split", network_pixels=tile_pixels(TILE_EXAMPLE))
-        cheaper: list[tuple[dict[str, Any], str]] = [
-            ({}, ""),
-            ({"history": 5}, " --history 5"),
-            ({"optimizer": "adam"}, " --optimizer adam"),
-        ]
-        for extra, flags in cheaper:
-            if need(**tiles, **extra) <= have:
-                hints.append(f"--tile {TILE_EXAMPLE}{flags}")
-                break
+    if network_pixels is None and tile_pixels is not None:
+        hints += _tile_hint(h, w, tile_pixels, need, have)
     if network_pixels is not None:  # tiled: the tiles stay as large, the whole-image arrays shrink
         side = largest_tiled_side(h, w, have, path, optimizer, history, network_pixels)
         if 32 <= side < max(h, w):
@@ -288,11 +291,11 @@ def check_fits(
     else:
         side = largest_side(h, w, have - held * MARGIN, path, optimizer, history)
         shrink = min(1.0, side / max(h, w)) ** 2
-        if side >= 32 and need(int(h * w * shrink), style_pixels=int(style_pixels * shrink)) <= have:
+        if side >= 32 and need(int(h * w * shrink), **styles(shrink)) <= have:
             hints.append(f"--size {side}")
     smaller = [s for s in (4.0, 2.0, 1.0, 0.5, 0.25) if s < style_scale]
     for scale in smaller:
-        if need(style_pixels=int(style_pixels * (scale / style_scale) ** 2)) <= have:
+        if need(**styles((scale / style_scale) ** 2)) <= have:
             hints.append(f"--style-scale {scale:g}")
             break
     if optimizer != "adam" and need(optimizer="adam") <= have:
@@ -308,6 +311,20 @@ def check_fits(
         f"a {w}x{h} transfer needs about {need() / 1024:.1f} GB of memory but about {have / 1024:.1f} GB "
         f"is available{advice} (NST_MEMORY_CHECK=0 skips this check)"
     )
+
+
+def _tile_hint(h: int, w: int, tile_pixels, need: Callable[..., float], have: float) -> list[str]:
+    """The first --tile (with a cheaper optimizer setting if needed) under which the transfer fits."""
+    cheaper: list[tuple[dict[str, Any], str]] = [
+        ({}, ""),
+        ({"history": 5}, " --history 5"),
+        ({"optimizer": "adam"}, " --optimizer adam"),
+    ]
+    for core in (c for c in TILE_EXAMPLES if c < max(h, w)):
+        for extra, flags in cheaper:
+            if need(path="split", network_pixels=tile_pixels(core), **extra) <= have:
+                return [f"--tile {core}{flags}"]
+    return []
 
 
 def check_decoding(sources: Sequence, what: str, longest: int, path: str) -> None:

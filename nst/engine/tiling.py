@@ -87,6 +87,13 @@ def strides(spec, layers) -> dict[str, int]:
     return out
 
 
+def layer_shapes(spec, layers, h: int, w: int, pooling: str) -> dict[str, tuple[int, int, int, int]]:
+    """(1, C, h, w) of an h x w image's activation at each of `layers`, without running the network."""
+    return {
+        layer: (1, spec.channels(layer), *pooled_size(h, w, s, pooling)) for layer, s in strides(spec, layers).items()
+    }
+
+
 def _crop(image: np.ndarray, tile: Tile) -> np.ndarray:
     return np.ascontiguousarray(image[:, :, tile.y0 : tile.y1, tile.x0 : tile.x1])
 
@@ -94,9 +101,10 @@ def _crop(image: np.ndarray, tile: Tile) -> np.ndarray:
 class TileGrid:
     """Tiles of one image size for a runner's loss layers, with a grid that moves per evaluation."""
 
-    def __init__(self, spec, layers, h: int, w: int, core: int, pooling: str = "max") -> None:
+    def __init__(self, spec, layers, h: int, w: int, core: int, pooling: str = "max", margin: int = 0) -> None:
+        """`margin`: pixels beyond the deepest layer's reach that each tile's features are exact for."""
         self.h, self.w, self.core, self.pooling = h, w, core, pooling
-        self.halo = reach(spec, spec.deepest(layers))
+        self.halo = reach(spec, spec.deepest(layers)) + margin
         self.strides = strides(spec, layers)
 
     def size(self, layer: str) -> tuple[int, int]:
@@ -201,25 +209,27 @@ class TiledObjective(Objective):
                     part += offsets[layer][:, None]
                 grads[layer][0][:, rows, cols] += part.reshape(core.shape)
             for layer, weight in opts.content_layers.items():
-                content += self.content_term(layer, weight, tile, acts[layer], where[layer], grads[layer])
+                content += content_term(self, layer, weight, tile, acts[layer], where[layer], grads[layer])
             grad[:, :, tile.y0 : tile.y1, tile.x0 : tile.x1] += self.runner.backward(grads)
         self.runner.release()
         return content, style, grad
 
-    def content_term(self, layer: str, weight: float, tile: Tile, act: np.ndarray, where, grad: np.ndarray) -> float:
-        """The content loss of one tile's core at `layer`, adding its gradient into `grad`."""
-        rows, cols = where
-        s = self.grid.strides[layer]
-        core = np.ascontiguousarray(act[0][:, rows, cols])
-        target = self.content_target[layer][0][
-            :, tile.cy0 // s : tile.cy0 // s + core.shape[1], tile.cx0 // s : tile.cx0 // s + core.shape[2]
-        ]
-        scale = CONVENTIONS[self.options.convention].content_scale(
-            self.options.content_weight * weight, core.shape[0], *self.grid.size(layer)
-        )
-        loss, g = kernels.content_loss_grad(core.ravel(), np.ascontiguousarray(target).ravel(), scale)
-        grad[0][:, rows, cols] += g.reshape(core.shape)
-        return loss
+
+def content_term(objective, layer: str, weight: float, tile: Tile, act: np.ndarray, where, grad: np.ndarray) -> float:
+    """The content loss of one tile's core at `layer` for a tiled objective (its `grid`, `content_target` and
+    `options`), adding its gradient into `grad`."""
+    rows, cols = where
+    s = objective.grid.strides[layer]
+    core = np.ascontiguousarray(act[0][:, rows, cols])
+    target = objective.content_target[layer][0][
+        :, tile.cy0 // s : tile.cy0 // s + core.shape[1], tile.cx0 // s : tile.cx0 // s + core.shape[2]
+    ]
+    scale = CONVENTIONS[objective.options.convention].content_scale(
+        objective.options.content_weight * weight, core.shape[0], *objective.grid.size(layer)
+    )
+    loss, g = kernels.content_loss_grad(core.ravel(), np.ascontiguousarray(target).ravel(), scale)
+    grad[0][:, rows, cols] += g.reshape(core.shape)
+    return loss
 
 
 def tiled_style_targets(
@@ -243,7 +253,7 @@ def tiled_style_targets(
     return targets
 
 
-def tile_pixels(spec, layers, core: int) -> int:
+def tile_pixels(spec, layers, core: int, margin: int = 0) -> int:
     """Pixels of the largest tile (core plus halo on both sides): what the network holds at once."""
-    side = core + 2 * reach(spec, spec.deepest(layers))
+    side = core + 2 * (reach(spec, spec.deepest(layers)) + margin)
     return side * side

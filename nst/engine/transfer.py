@@ -27,6 +27,7 @@ from .images import as_image, fit_image, fit_size, resize
 from .inputs import INITS, initial_image, load_masks
 from .kinds import graph_path, objective_kind
 from .memory import check_transfer, style_side
+from .neighbour_tiles import MARGIN, TiledNeighbourObjective, image_parts, tile_grid
 from .neighbours import Matcher, NeighbourObjective, style_columns
 from .objective import Differentiable, FusedObjective, MaskedObjective, Objective, content_targets, style_targets
 from .presets import Options, override, parse_layers, resolve_options
@@ -215,9 +216,21 @@ class StyleTransfer:
         """The nn loss: the style hypercolumns, then each position matched from `alpha` of the content and
         the rest of the scale's first image (style blend weights do not apply: every style's positions
         are candidates)."""
-        content_target = content_targets(runner, content_x, opts)[0] if opts.content_layers else {}
-        style, centre = style_columns(runner, style_xs, opts.style_layers)
-        return NeighbourObjective(runner, Matcher(self._matching(), style, centre), content_x, x0, content_target, opts)
+        h, w = content_x.shape[2:]
+        grid = tile_grid(self.spec, list(runner.loss_layers), h, w, opts)
+        content_target: dict[str, np.ndarray] = {}
+        if opts.content_layers:
+            layers = list(opts.content_layers)
+            content_target = (
+                grid.features(runner, content_x, layers) if grid else content_targets(runner, content_x, opts)[0]
+            )
+        style, centre = style_columns(*zip(*(image_parts(runner, self.spec, x, opts) for x in style_xs)))
+        runner.release()
+        matcher = Matcher(self._matching(), style, centre)
+        columns = image_parts(runner, self.spec, content_x, opts)[0]
+        if grid is None:
+            return NeighbourObjective(runner, matcher, columns, content_x, x0, content_target, opts)
+        return TiledNeighbourObjective(grid, runner, matcher, columns, content_x, x0, content_target, opts)
 
     def _matching(self):
         """The matching graph's session, built once."""
@@ -351,8 +364,14 @@ class StyleTransfer:
     def check_memory(self, opts: Options, content, styles) -> None:
         """Refuse a transfer that will not fit in memory, naming settings that would (memory.check_transfer)."""
         layers = list(set(opts.content_layers) | set(opts.style_layers))
+        margin = MARGIN if opts.style_loss == "nn" else 0
         check_transfer(
-            opts, content, styles, self.path(opts), self.device, lambda core: tile_pixels(self.spec, layers, core)
+            opts,
+            content,
+            styles,
+            self.path(opts),
+            self.device,
+            lambda core: tile_pixels(self.spec, layers, core, margin),
         )
 
     def run(
