@@ -194,3 +194,32 @@ def test_interrupted_nst_video_ray_counts_the_frames_it_keeps(photos, tmp_path):
     assert made() == kept  # no actor wrote after the count
     assert int(said.group(1)) == len(kept) >= 2  # each frame once, wherever a chunk put it
     assert "Traceback" not in err
+
+
+def test_ctrl_c_on_a_ray_batch_stops_it_in_one_line(photos, tmp_path):
+    """Ctrl-C reaches the whole foreground process group, Ray's own processes included: the batch ends with
+    exit 130 and one line, running tasks are cancelled before the actors go (Ray announces no retry that
+    never comes), and nothing is written after the exit."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("ray")
+    out = tmp_path / "out"
+    args = [photos / "photos", photos / "style.png", "-o", out, "--size", 48, "--iterations", 400, "--scales", 1]
+    command = [sys.executable, "-m", "nst", "batch", *map(str, args), "--ray", "--ray-actors", "2"]
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.Popen(
+        command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    deadline = time.monotonic() + 300
+    while not list(out.glob("*.png")) and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.1)
+    os.killpg(run.pid, signal.SIGINT)  # as a terminal's Ctrl-C does
+    output, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err
+    assert err.strip() == "interrupted; files written before the interruption are kept, none is half-written"
+    assert "retried" not in output + err and "Traceback" not in output + err
+    kept = sorted(p.name for p in out.glob("*.png"))
+    time.sleep(2)
+    assert sorted(p.name for p in out.glob("*.png")) == kept and len(kept) >= 1

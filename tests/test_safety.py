@@ -256,19 +256,26 @@ def test_api_mistakes_are_nst_errors(st, call):
 # Case 11: messages that say what happened and what to do.
 
 
-def test_ctrl_c_says_what_was_kept(files):
-    out = files / "out.png"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nst", "transfer", str(files / "content.png"), str(files / "style.png"), "-o", str(out),
-         "--size", "32", "--scales", "1", "--iterations", "100000", "--save-every", "1", "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-    )  # fmt: skip
+def interrupted_run(args: list, ready) -> tuple[int, str]:
+    """`python -m nst ARGS`, sent Ctrl-C once `ready()` (or after two minutes): its exit status and stderr."""
+    command = [sys.executable, "-m", "nst", *map(str, args)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     deadline = time.monotonic() + 120
-    while not list(files.glob("out_*.png")) and time.monotonic() < deadline and proc.poll() is None:
+    while not ready() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    return proc.returncode, err
+
+
+def test_ctrl_c_says_what_was_kept(files):
+    out = files / "out.png"
+    code, err = interrupted_run(
+        ["transfer", files / "content.png", files / "style.png", "-o", out, "--size", 32, "--scales", 1,
+         "--iterations", 100000, "--save-every", 1, "--quiet"],
+        lambda: list(files.glob("out_*.png")),
+    )  # fmt: skip
+    assert code == 130, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert "interrupted" in err and "out.png was not written" in err and "snapshot" in err, err
     assert not out.exists()
@@ -396,3 +403,18 @@ def test_ctrl_c_that_numba_wraps_in_a_system_error_is_still_a_ctrl_c():
             raise SystemError(wrapped) from interrupt
     with pytest.raises(SystemError), Interrupts():  # without a Ctrl-C, an error stays what it is
         raise SystemError(wrapped)
+
+
+def test_ctrl_c_on_a_batch_says_what_was_kept(files):
+    """A command without its own report of what it kept gets the general line (typer would exit 130 with none)."""
+    (files / "photos").mkdir()
+    for i in range(3):
+        write_image(files / "photos" / f"p{i}.png", synthetic(40, 40, seed=i))
+    out = files / "out"
+    code, err = interrupted_run(
+        ["batch", files / "photos", files / "style.png", "-o", out, "--size", 32, "--scales", 1, "--iterations", 800,
+         "--quiet"],
+        lambda: list(out.glob("*.png")),
+    )  # fmt: skip
+    assert code == 130, err
+    assert err.strip() == "interrupted; files written before the interruption are kept, none is half-written"

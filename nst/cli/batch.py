@@ -6,6 +6,7 @@ from typing import List, Optional
 import typer
 
 from . import rayflags
+from .interrupts import Interrupts
 from .options import with_transfer_options
 
 
@@ -28,12 +29,18 @@ def batch(
 ) -> None:
     """Stylise every image in CONTENT_DIR into OUT_DIR/<name><suffix>. A rerun with the same styles and
     options resumes (results already made are skipped); processes sharing OUT_DIR share the work."""
-    if ray is not None:
+    with Interrupts():  # Ctrl-C stops the batch even where it was started with SIGINT ignored
+        if ray is None:
+            return _run_here(content_dir, styles, output_dir, suffix, overwrite, options, run)
         from nst.distributed.batch import batch_cli
         from nst.distributed.pool import RayResources
 
         resources = RayResources(ray_actors, ray_threads, ray_gpus, run["device"])
         return batch_cli(content_dir, styles, output_dir, suffix, overwrite, ray, resources, options, run)
+
+
+def _run_here(content_dir, styles, output_dir, suffix, overwrite: bool, options: dict, run: dict) -> None:
+    """The batch in this process, one image after another."""
     from nst.batch.runner import batch_transfer
     from nst.engine import StyleTransfer
 

@@ -7,6 +7,13 @@ from __future__ import annotations
 
 import signal
 import sys
+from typing import NoReturn
+
+import typer
+
+INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C, as shells report a SIGINT death
+GENERIC = "interrupted; files written before the interruption are kept, none is half-written"
+_reported = False
 
 
 class Interrupts:
@@ -47,3 +54,18 @@ def _from_interrupt(error: BaseException | None) -> bool:
             return True
         error = error.__cause__ or error.__context__
     return False
+
+
+def interrupted(message: str) -> NoReturn:
+    """Say on stderr what an interrupted command kept, then exit 130 (`main` adds no line of its own)."""
+    global _reported
+    typer.echo(message, err=True)
+    _reported = True
+    raise typer.Exit(INTERRUPTED)
+
+
+def report_interruption() -> None:
+    """The line for a command that did not say what it kept: every file is written whole and renamed into
+    place, so what exists was completed before the stop."""
+    if not _reported:
+        typer.echo(GENERIC, err=True)

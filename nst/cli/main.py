@@ -7,6 +7,7 @@ import sys
 import typer
 
 from . import batch, bench, export, info, serve, transfer, video
+from .interrupts import INTERRUPTED, report_interruption
 
 app = typer.Typer(
     add_completion=False,
@@ -73,9 +74,9 @@ def main() -> None:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except (KeyboardInterrupt, typer.Abort):
-        # Every file is written whole and renamed into place, so what exists was completed before the stop.
-        typer.echo("interrupted; files written before the interruption are kept, none is half-written", err=True)
-        sys.exit(130)
+        code = INTERRUPTED
+    if code == INTERRUPTED:  # typer turns Ctrl-C into exit status 130 without a word
+        report_interruption()
     sys.exit(code if isinstance(code, int) else 0)
 
 

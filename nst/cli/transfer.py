@@ -28,7 +28,7 @@ def transfer(
     from nst.engine.progress import chain
     from nst.engine.transfer import to_uint8
 
-    from .interrupts import Interrupts
+    from .interrupts import Interrupts, interrupted
     from .progressbar import ProgressBar
 
     check_output(output, run["bit_depth"], run["quality"])
@@ -52,10 +52,7 @@ def transfer(
             interrupts()
     except KeyboardInterrupt:
         kept = writer.close() if writer else False
-        typer.echo(
-            f"interrupted: {output} was not written; {_kept(snapshots.written, metrics if kept else None)}", err=True
-        )
-        raise typer.Exit(130) from None
+        interrupted(f"interrupted: {output} was not written; {_kept(snapshots.written, metrics if kept else None)}")
     finally:
         if writer:  # the record of the iterations that ran, whatever the ending (none ran: the file is untouched)
             writer.close()

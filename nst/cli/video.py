@@ -8,7 +8,7 @@ import typer
 from nst.video.settings import DEFAULT_TEMPORAL_WEIGHT
 
 from . import rayflags
-from .interrupts import Interrupts
+from .interrupts import Interrupts, interrupted
 from .options import with_transfer_options
 
 
@@ -80,8 +80,7 @@ def video(
                 _run_here(job, run)
     except KeyboardInterrupt:
         kept = job.done_count()
-        typer.echo(f"interrupted: {kept} of {len(job.indices)} frames kept in {job.folder}; rerun to resume", err=True)
-        raise typer.Exit(130) from None
+        interrupted(f"interrupted: {kept} of {len(job.indices)} frames kept in {job.folder}; rerun to resume")
     warning = job.finish()
     if warning:
         typer.echo(f"warning: {warning}", err=True)

@@ -89,19 +89,33 @@ def start_actors(ray, resources: RayResources) -> list:
 
 def run_all(ray, actors: list, task, items: list, on_result=None) -> list:
     """`task(st, item)` for every item, spread over the actors as they come free; results in finishing order.
-    Interrupted, it stops the actors before returning, so what is on disk no longer changes under a count."""
-    from ray.util import ActorPool
-
-    results = []
+    Interrupted, it cancels the running tasks and stops the actors before returning, so what is on disk no
+    longer changes under a count."""
+    queue, free, running, results = list(items), list(actors), {}, []
     try:
-        for result in ActorPool(actors).map_unordered(lambda actor, item: actor.call.remote(task, item), items):
-            results.append(result)
+        while queue or running:
+            while queue and free:
+                actor = free.pop()
+                running[actor.call.remote(task, queue.pop(0))] = actor
+            ready, _ = ray.wait(list(running), num_returns=1)
+            free.append(running.pop(ready[0]))
+            results.append(ray.get(ready[0]))
             if on_result:
-                on_result(result)
+                on_result(results[-1])
     except BaseException:
+        cancel(ray, list(running))
         stop(ray, actors)
         raise
     return results
+
+
+def cancel(ray, refs: list, timeout: float = 10.0) -> None:
+    """Cancel running tasks and wait for them to end: an actor killed while a task runs has Ray announce a
+    retry that never comes (the actors are not restarted after an interruption)."""
+    for ref in refs:
+        ray.cancel(ref)
+    if refs:
+        ray.wait(refs, num_returns=len(refs), timeout=timeout)
 
 
 def stop(ray, actors: list) -> None:
