@@ -29,18 +29,20 @@ def batch(
 ) -> None:
     """Stylise every image in CONTENT_DIR into OUT_DIR/<name><suffix>. A rerun with the same styles and
     options resumes (results already made are skipped); processes sharing OUT_DIR share the work."""
-    with Interrupts():  # Ctrl-C stops the batch even where it was started with SIGINT ignored
+    with Interrupts() as interrupts:  # Ctrl-C stops the batch even where it was started with SIGINT ignored
         if ray is None:
-            return _run_here(content_dir, styles, output_dir, suffix, overwrite, options, run)
+            _run_here(content_dir, styles, output_dir, suffix, overwrite, options, run, interrupts)
+            return
         from nst.distributed.batch import batch_cli
         from nst.distributed.pool import RayResources
 
         resources = RayResources(ray_actors, ray_threads, ray_gpus, run["device"])
-        return batch_cli(content_dir, styles, output_dir, suffix, overwrite, ray, resources, options, run)
+        batch_cli(content_dir, styles, output_dir, suffix, overwrite, ray, resources, options, run)
 
 
-def _run_here(content_dir, styles, output_dir, suffix, overwrite: bool, options: dict, run: dict) -> None:
-    """The batch in this process, one image after another."""
+def _run_here(content_dir, styles, output_dir, suffix, overwrite: bool, options: dict, run: dict, interrupts) -> None:
+    """The batch in this process, one image after another; `interrupts` is checked at every iteration and
+    after every image, so a Ctrl-C that numba swallowed or turned into one image's failure still stops it."""
     from nst.batch.runner import batch_transfer
     from nst.engine import StyleTransfer
 
@@ -57,7 +59,8 @@ def _run_here(content_dir, styles, output_dir, suffix, overwrite: bool, options:
         quality=run["quality"],
         overwrite=overwrite,
         on_start=lambda src, dst: say(f"{src.name} -> {dst}"),
-        on_done=lambda src, error: error and typer.echo(f"failed: {error}", err=True),
+        on_done=lambda src, error: interrupts() or (error and typer.echo(f"failed: {error}", err=True)),
+        callback=interrupts,
         **options,
     )
     typer.echo(report.summary())

@@ -59,8 +59,8 @@ def _from_interrupt(error: BaseException | None) -> bool:
 def interrupted(message: str) -> NoReturn:
     """Say on stderr what an interrupted command kept, then exit 130 (`main` adds no line of its own)."""
     global _reported
-    typer.echo(message, err=True)
     _reported = True
+    typer.echo(message, err=True)
     raise typer.Exit(INTERRUPTED)
 
 

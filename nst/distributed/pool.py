@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections import deque
 from dataclasses import dataclass
 
 from nst.engine.errors import NstError
@@ -89,29 +90,32 @@ def start_actors(ray, resources: RayResources) -> list:
 
 def run_all(ray, actors: list, task, items: list, on_result=None) -> list:
     """`task(st, item)` for every item, spread over the actors as they come free; results in finishing order.
-    Interrupted, it cancels the running tasks and stops the actors before returning, so what is on disk no
-    longer changes under a count."""
-    queue, free, running, results = list(items), list(actors), {}, []
+    Interrupted (or failing), it cancels the running tasks and stops the actors before returning, so what is
+    on disk no longer changes under a count."""
+    queue, free, running, results = deque(items), list(actors), {}, []
     try:
         while queue or running:
             while queue and free:
                 actor = free.pop()
-                running[actor.call.remote(task, queue.pop(0))] = actor
+                running[actor.call.remote(task, queue.popleft())] = actor
             ready, _ = ray.wait(list(running), num_returns=1)
             free.append(running.pop(ready[0]))
             results.append(ray.get(ready[0]))
             if on_result:
                 on_result(results[-1])
     except BaseException:
-        cancel(ray, list(running))
-        stop(ray, actors)
+        try:
+            cancel(ray, list(running))
+        finally:
+            stop(ray, actors)
         raise
     return results
 
 
-def cancel(ray, refs: list, timeout: float = 10.0) -> None:
-    """Cancel running tasks and wait for them to end: an actor killed while a task runs has Ray announce a
-    retry that never comes (the actors are not restarted after an interruption)."""
+def cancel(ray, refs: list, timeout: float = 2.0) -> None:
+    """Cancel running tasks and give them a moment to end: an actor killed while its task runs has Ray
+    announce a retry that never comes (actors are not restarted after an interruption). A task that Ctrl-C
+    reached in its worker ends at once; one that did not is killed with its actor after `timeout`."""
     for ref in refs:
         ray.cancel(ref)
     if refs:

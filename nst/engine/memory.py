@@ -286,7 +286,8 @@ def check_fits(
         hints += _tile_hint(h, w, tile_pixels, need, have)
     if network_pixels is not None:  # tiled: the tiles stay as large, the whole-image arrays shrink
         side = largest_tiled_side(h, w, have, path, optimizer, history, network_pixels)
-        if 32 <= side < max(h, w):
+        shrink = min(1.0, side / max(h, w)) ** 2  # checked whole: the side leaves out the nn loss's arrays
+        if 32 <= side < max(h, w) and need(int(h * w * shrink), **styles(shrink)) <= have:
             hints.append(f"--size {side}")
     else:
         side = largest_side(h, w, have - held * MARGIN, path, optimizer, history)

@@ -19,8 +19,9 @@ from .neighbours import Hypercolumns, Matcher, NeighbourObjective, Part, Window,
 from .presets import Options
 from .tiling import ALIGN, Tile, TileGrid, content_term, layer_shapes
 
-# A position's taps read its layer's two rows nearest its place, which at the coarsest layer (8 pixels a row)
-# lie up to 16 pixels beyond its tile's core: one ALIGN, which keeps every tile corner on the ALIGN grid.
+# A position's taps read its layer's two rows nearest its place, which at a layer of 8 pixels a row lie up to
+# 16 pixels beyond its tile's core: one ALIGN, which keeps every tile corner on the ALIGN grid. (relu5_x taps,
+# 16 pixels a row, reach 32, within this plus the slack that rounding the halo up to ALIGN leaves there.)
 MARGIN = ALIGN
 
 Item = tuple[Tile, dict[str, np.ndarray], dict[str, tuple[slice, slice]], Window, dict[str, tuple[int, int]]]
@@ -55,6 +56,7 @@ class TileParts:
             yield tile, acts, where, self.window(tile), self.origin(tile)
 
     def parts(self, runner, image: np.ndarray) -> Iterator[Part]:
+        """(activations, owned window, origin) for each tile: what the matching and style columns read."""
         for _, acts, _, window, origin in self.items(runner, image):
             yield acts, window, origin
 
@@ -78,14 +80,18 @@ def image_parts(runner, spec, image: np.ndarray, opts: Options) -> tuple[Hyperco
 class TiledNeighbourObjective(NeighbourObjective):
     """The nn objective of an image larger than --tile, evaluated tile by tile (see the module docstring)."""
 
-    def __init__(self, grid: TileGrid, runner, matcher: Matcher, columns: Hypercolumns, *args) -> None:
-        self.grid, self.tiles = grid, TileParts(grid, columns)  # content_term reads `grid`
-        super().__init__(runner, matcher, columns, *args)
+    def __init__(self, grid: TileGrid, runner, matcher: Matcher, columns: Hypercolumns, *rest) -> None:
+        """`rest`: NeighbourObjective's content_x, start, content_target and options."""
+        # Set before the base class matches the first query through `parts`; content_term reads `grid` too.
+        self.grid, self.tiles = grid, TileParts(grid, columns)
+        super().__init__(runner, matcher, columns, *rest)
 
     def parts(self, image: np.ndarray) -> Callable[[], Iterable[Part]]:
+        """The activations of `image` for the matching: a pass over the tiles each time it is asked."""
         return lambda: self.tiles.parts(self.runner, image)
 
     def network(self, image: np.ndarray) -> tuple[float, float, np.ndarray]:
+        """Content and nn losses and their image gradient: forward, loss and backward a tile at a time."""
         content, style, grad = 0.0, 0.0, np.zeros_like(image)
         for tile, acts, where, window, origin in self.tiles.items(self.runner, image, self.evaluations):
             grads = {name: np.zeros_like(a) for name, a in acts.items()}

@@ -64,6 +64,7 @@ class Hypercolumns:
             yield slice(r0, min(rows.stop, r0 + step)), cols
 
     def _taps(self, layer: str, window: Window, origin: dict[str, tuple[int, int]] | None):
+        """The window's taps into `layer` of activations whose first row and column are `origin`'s."""
         row_low, row_frac, col_low, col_frac = self.taps[layer]
         rows, cols = window
         oy, ox = origin[layer] if origin else (0, 0)
@@ -94,6 +95,7 @@ class Hypercolumns:
 
     @property
     def everywhere(self) -> Window:
+        """The window of every position."""
         return slice(0, self.grid[0]), slice(0, self.grid[1])
 
     def all(self, acts: dict[str, np.ndarray]) -> np.ndarray:

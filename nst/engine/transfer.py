@@ -224,7 +224,8 @@ class StyleTransfer:
             content_target = (
                 grid.features(runner, content_x, layers) if grid else content_targets(runner, content_x, opts)[0]
             )
-        style, centre = style_columns(*zip(*(image_parts(runner, self.spec, x, opts) for x in style_xs)))
+        sources = [image_parts(runner, self.spec, x, opts) for x in style_xs]  # each style's columns and parts
+        style, centre = style_columns([columns for columns, _ in sources], [parts for _, parts in sources])
         runner.release()
         matcher = Matcher(self._matching(), style, centre)
         columns = image_parts(runner, self.spec, content_x, opts)[0]
