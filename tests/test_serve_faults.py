@@ -312,3 +312,23 @@ def test_engine_messages_name_options_for_clients():
     )
     only_flags = "a 64x48 transfer needs more GPU memory than is free; try --device cpu (NST_MEMORY_CHECK=0 skips it)"
     assert for_client(only_flags, ALLOWED).endswith("is free; ask for a smaller size")
+
+
+def test_ctrl_c_stops_the_server_in_one_line(tmp_path):
+    import signal
+
+    # A child of a shell that ignores SIGINT (a background job) would ignore it too: start it with the default.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        server = ServerProcess(tmp_path / "data").start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGINT)
+        assert server.proc.wait(60) == 130
+        last = server.log.read_text().strip().splitlines()[-1]
+        assert last == "nst serve stopped; running and queued jobs stay queued and resume at the next start"
+        no_traceback(server)
+    finally:
+        server.kill()

@@ -8,6 +8,8 @@ import typer
 from nst.engine.errors import NstError
 from nst.serve.config import ServeConfig, check_bind
 
+from .interrupts import interrupted
+
 
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on; beyond loopback it needs --token."),
@@ -56,4 +58,7 @@ def serve(
         f"nst serve: http://{host}:{port}/ ({config.workers} worker(s) x {config.threads} thread(s), "
         f"jobs in {config.data})"
     )
-    run(app, sock)  # the running transfers stop and stay queued: they resume at the next start
+    try:
+        run(app, sock)
+    except KeyboardInterrupt:  # the server has shut down gracefully, then Ctrl-C's own signal comes back
+        interrupted("nst serve stopped; running and queued jobs stay queued and resume at the next start")
