@@ -73,6 +73,9 @@ HEADER_BYTES = 1 << 16
 # gradients on the host; per style pixel, its hypercolumn (a quarter size each way: channels x 4 / 16
 # bytes) held through the run; and the blocks of positions the matching and the loss work in.
 NN_PIXEL_BYTES = 2100.0
+# Tiled, per pixel of the largest tile: its layers' gradients only, as the tile's activations are the
+# network's own output buffers (NETWORK_BYTES); still above the tiled peak in benchmarks/results/nnst_costs.json.
+NN_TILE_PIXEL_BYTES = 1050.0
 NN_BLOCK_MB = 150.0
 
 
@@ -137,7 +140,7 @@ def estimate_peak_mb(
     style = style_pixels * (STYLE_BYTES[path] if device == "cpu" else STYLE_HOST_BYTES_ON_GPU) / MB
     held = sum(image.pixels for image in inputs) * IMAGE_BYTES / MB
     if neighbour_channels:  # a tiled run holds one tile's layers at once
-        running += (network_pixels or pixels) * NN_PIXEL_BYTES / MB
+        running += (network_pixels * NN_TILE_PIXEL_BYTES if network_pixels else pixels * NN_PIXEL_BYTES) / MB
         columns = style_pixels if column_pixels is None else column_pixels
         held += columns * neighbour_channels * 4 / 16 / MB + NN_BLOCK_MB
     decoding = max((image.decode_mb for image in inputs), default=0.0)
