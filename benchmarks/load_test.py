@@ -381,8 +381,8 @@ def report(load: Load, plans: list[Plan], engine: Engine, data: Path, args) -> d
     done = [o for o in accepted if o.final == "done"]
     return {
         "what": "nst serve under load with a SIGKILL and restart in the middle (benchmarks/load_test.py)",
-        "machine": f"{cores()} cores shared with other work (several agents ran builds and tests at the same time): "
-        "absolute times are noisy; ratios are measured side by side in one run",
+        "machine": f"{cores()} cores, load average {os.getloadavg()[0]:.1f} at the end: other work on the machine "
+        "makes absolute times noisy; ratios are measured side by side in one run",
         "plan": {
             "jobs": len(plans),
             "clients": args.clients,
