@@ -182,7 +182,7 @@ def test_averaging_returns_the_mean_of_the_iterates(st, monkeypatch):
     assert np.abs(last - out).max() > 1.0  # without averaging the last iterate comes back
 
 
-def test_style_size_fixes_the_style_side_at_every_scale(st, monkeypatch):
+def test_style_size_and_style_at_final_fix_the_style_side_at_every_scale(st, monkeypatch):
     from nst.engine import transfer as transfer_module
 
     sides: list[int] = []
@@ -195,7 +195,10 @@ def test_style_size_fixes_the_style_side_at_every_scale(st, monkeypatch):
     monkeypatch.setattr(transfer_module.StyleTransfer, "prepare_images", spy)
     st.transfer(synthetic(64, 128), [stripes(80, 80)], size=128, scales=2, iterations=2, style_size=80)
     st.transfer(synthetic(64, 128), [stripes(80, 80)], size=128, scales=2, iterations=2)
-    assert sides == [80, 80, 64, 128]
+    st.transfer(synthetic(64, 128), [stripes(80, 80)], size=128, scales=2, iterations=2, style_at_final=True)
+    final = dict(size=128, scales=2, iterations=2, style_at_final=True, style_scale=0.75)
+    st.transfer(synthetic(64, 128), [stripes(80, 80)], **final)
+    assert sides == [80, 80, 64, 128, 128, 128, 96, 96]
 
 
 def test_presets_ck_follows_its_tool():

@@ -218,6 +218,15 @@ def test_node_and_python_resize_and_schedule_alike(bundle_dir, pair, tmp_path):
     assert [r["size"] for r in python[0]] == [64, 64, 96, 96] == [r["size"] for r in node[0]]
     np.testing.assert_allclose([r["loss"] for r in node[0]], [r["loss"] for r in python[0]], rtol=1e-4)
     assert np.abs(node[1] - python[1]).mean() <= 1.0
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    manifest["defaults"]["style_at_final"] = not manifest["defaults"].get("style_at_final", False)
+    flipped = bundle_copy(bundle_dir, tmp_path / "flipped", manifest)
+    common = [*map(str, pair), "--bundle", str(flipped), *args, "-o"]
+    python_f = run_host([*PYTHON_HOST, *common, str(tmp_path / "pf.png")], tmp_path / "pf.png")
+    node_f = run_host(["node", str(script), *common, str(tmp_path / "nf.png")], tmp_path / "nf.png")
+    np.testing.assert_allclose([r["loss"] for r in node_f[0]], [r["loss"] for r in python_f[0]], rtol=1e-4)
+    losses = lambda run: np.array([r["style_loss"] for r in run[0]])  # noqa: E731
+    assert np.abs(losses(python_f)[:2] / losses(python)[:2] - 1).min() > 0.01  # the coarse scale's targets differ
 
 
 def hosts(name: str) -> list[str]:
@@ -418,6 +427,7 @@ DAMAGE = {
     "a scale of 100": damaged(scales=[0.25, 0.5, 100]),
     "a size of 1e9": damaged(size=10**9),
     "lr NaN": damaged(lr=float("nan")),
+    "style_at_final as text": damaged(style_at_final="yes"),
     "iterations as text": damaged(iterations=["200", "150", "200"]),
     "a weight of 1e39": damaged(content_weight=1e39),
     "a layer weight NaN": lambda m: {**m, "content_layers": {"relu4_2": float("nan")}},  # json writes NaN

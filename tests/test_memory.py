@@ -54,6 +54,11 @@ def test_gpu_memory_is_checked_on_cuda(monkeypatch):
     check_fits(256, 256, "fused", "lbfgs", 10, cuda)
     with pytest.raises(NstError, match="GPU memory.*--size"):
         check_fits(2048, 2048, "fused", "lbfgs", 10, cuda)
+    monkeypatch.setattr(memory, "available_mb", lambda: 10.0**6)  # the host has room: only the GPU is short
+    tile = lambda core: (core + 64) ** 2  # noqa: E731  (a tile's pixels with its halo)
+    with pytest.raises(NstError, match="try --tile 256, --size"):
+        check_fits(2048, 2048, "split", "lbfgs", 10, cuda, tile_pixels=tile)
+    check_fits(2048, 2048, "split", "lbfgs", 10, cuda, network_pixels=tile(256), tile_pixels=tile)  # tiled: fits
 
 
 def test_a_refused_run_does_no_work_and_the_check_can_be_skipped(st, monkeypatch):
@@ -177,8 +182,9 @@ def test_nn_refusal_suggests_tiles_that_fit(st, monkeypatch):
     )
     assert tiles < 0.8 * whole and tiles - estimate_peak_mb(1024 * 768, "split", "adam") > 2688 * 1024 * 811 / 4 / 2**20
     monkeypatch.setattr(memory, "available_mb", lambda: (tiles + whole) / 2 * memory.MARGIN)
-    with pytest.raises(NstError, match="try --tile 512"):
+    with pytest.raises(NstError, match="try --tile 512") as info:
         check_fits(
             768, 1024, "split", "adam", 10, tile_pixels=lambda core: tile_pixels(st.spec, layers, core, MARGIN), **args
         )
+    assert "--path" not in str(info.value)  # the nn loss has no fused path to suggest
     check_fits(768, 1024, "split", "adam", 10, network_pixels=tile_pixels(st.spec, layers, 512, MARGIN), **args)

@@ -153,6 +153,7 @@ def test_upload_over_limit_is_413(client):
         ({"style_loss": "w3"}, "unknown style loss 'w3'"),
         ({"average": 1.5}, "options.average 1.5 is out of range"),
         ({"padding": "mirror"}, "unknown padding 'mirror'"),
+        ({"style_at_final": "yes"}, 'options.style_at_final: "yes" is not true or false'),
         ({"size": 64, "style_blend": [1, 2]}, "options.style_blend has 2 weight(s) for 1 style image(s)"),
         ({"format": "tiff"}, "options.format 'tiff'"),
         ({"preset": "fast"}, "unknown preset 'fast'"),

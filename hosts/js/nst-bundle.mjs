@@ -96,6 +96,7 @@ export function manifestProblem(m) {
   }
   if (!whole(d.size, lo, hi)) return `defaults.size is not in ${lo}..${hi}`;
   if (typeof (d.detail ?? true) !== 'boolean') return 'defaults.detail is not true or false';
+  if (typeof (d.style_at_final ?? false) !== 'boolean') return 'defaults.style_at_final is not true or false';
   return m.style_loss === 'nn' ? nnProblem(m) : null;
 }
 
@@ -246,12 +247,13 @@ export async function stylize(bundle, content, styles, { size, iterations, scale
   const start = performance.now();
   const nn = bundle.manifest.style_loss === 'nn';
   const detail = bundle.manifest.defaults.detail ?? true;
+  const atFinal = bundle.manifest.defaults.style_at_final ?? false;
   let x = null;
   let step = 0;
   for (const { side, iterations: count } of scalePlan(bundle.manifest, [content, ...styles], size, scales, iterations)) {
     const c = fit(content, side);
     x = x === null ? c : nextStart(x, c, detail);
-    const resized = styles.map((img) => fit(img, side));
+    const resized = styles.map((img) => fit(img, atFinal ? size : side));
     const feeds = nn ? await nnTargets(bundle, c, resized, x) : await targets(bundle, c, resized, blend);
     for (const name of SCALARS) feeds[name] = scalar(ort, settings[name]);
     let image = imageTensor(ort, x);

@@ -164,6 +164,8 @@ def manifest_problem(m: object) -> str | None:
         return f"defaults.size is not in {int(lo)}..{int(hi)}"
     if not isinstance(d.get("detail", True), bool):
         return "defaults.detail is not true or false"
+    if not isinstance(d.get("style_at_final", False), bool):
+        return "defaults.style_at_final is not true or false"
     return nn_problem(m) if m.get("style_loss") == "nn" else None
 
 
@@ -368,10 +370,11 @@ def stylize(bundle, content, styles, size, iterations, scales, settings, on_step
     weights = {k: np.array(settings[k], np.float32) for k in SCALARS}
     x, step, start = None, 0, time.perf_counter()
     nn = bundle.manifest.get("style_loss") == "nn"
+    at_final = bundle.manifest["defaults"].get("style_at_final", False)
     for side, count in scale_plan(bundle.manifest, [content, *styles], size, scales, iterations):
         c = fit(content, side)
         x = c if x is None else next_start(x, c, bundle.manifest["defaults"].get("detail", True))
-        resized = [fit(s, side) for s in styles]
+        resized = [fit(s, size if at_final else side) for s in styles]
         fixed = bundle.nn_targets(c, resized, x) if nn else bundle.targets(c, resized, blend)
         fixed |= weights  # the same at every step
         m, v = np.zeros_like(x), np.zeros_like(x)

@@ -76,6 +76,7 @@ def bundle_spec(opts: Options) -> BundleSpec:
         "iterations": list(schedule["iterations"]),
         "scales": list(schedule["scales"]),
         "size": opts.size,
+        "style_at_final": opts.style_at_final,  # the style images at the final size at every scale
     }
     if opts.style_loss == "nn":
         # Adam on the pixels from the enlarged coarser result: the bundle has no pyramid or colour correction

@@ -89,6 +89,11 @@ def _shared(
     style_size: Optional[int] = typer.Option(
         None, help="Longest side of the style images at every scale (0: each scale's size times --style-scale)."
     ),
+    style_at_final: Optional[bool] = typer.Option(
+        None,
+        "--style-at-final/--style-per-scale",
+        help="Every scale sees the style images at the final --size (times --style-scale), or shrunk with each scale.",
+    ),
     style_loss: Optional[StyleLoss] = typer.Option(None, help=f"Style statistics matched: {STYLE_LOSSES.help()}."),
     alpha: Optional[float] = typer.Option(
         None, help="With --style-loss nn: the content's share (0..1) of the image matched at each scale [nnst: 0.75]."

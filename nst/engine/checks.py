@@ -93,6 +93,7 @@ _TYPES = {
     "tv_weight": (_is_real, "a number"),
     "style_scale": (_is_real, "a number"),
     "style_size": (_is_int, "an integer number of pixels (0: follow each scale)"),
+    "style_at_final": (_is_flag, "True or False"),
     "average": (_is_real, "a number (0: no averaging)"),
     "scale_ratio": (_is_real, "a number such as 2 or 1.414"),
     "beta2": (_is_real, "a number below 1, such as 0.999"),

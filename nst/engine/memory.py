@@ -259,7 +259,7 @@ def check_fits(
     if os.environ.get("NST_MEMORY_CHECK", "1") == "0":
         return
     if device is not None and device.name == "cuda":
-        _check_gpu(h, w, device, style_pixels)
+        _check_gpu(h, w, device, style_pixels, network_pixels, tile_pixels)
     have = available_mb()
     setting: dict[str, Any] = dict(
         path=path,
@@ -308,7 +308,8 @@ def check_fits(
         hints.append("--optimizer lbfgs")
     if optimizer != "adam" and history > 5 and need(history=5) <= have:
         hints.append("--history 5")
-    if network_pixels is None and need(path="split" if path == "fused" else "fused") <= have:
+    other_path = network_pixels is None and not neighbour_channels  # the nn loss runs on the split path only
+    if other_path and need(path="split" if path == "fused" else "fused") <= have:
         hints.append(f"--path {'split' if path == 'fused' else 'fused'}")
     advice = "; try " + " or ".join(hints) if hints else "; no smaller setting fits either: free memory first"
     raise NstError(
@@ -355,18 +356,26 @@ def _refuse_inputs(inputs: Sequence[Decoded], path: str, have: float) -> None:
     )
 
 
-def _check_gpu(h: int, w: int, device, style_pixels: int = 0) -> None:
+def _check_gpu(
+    h: int, w: int, device, style_pixels: int = 0, network_pixels: int | None = None, tile_pixels=None
+) -> None:
+    """Refuse a transfer whose network passes (a tile's, when tiled) will not fit in the GPU's free memory,
+    naming a --size, or a --tile under which they would."""
     from .gpumemory import gpu_free_mb
 
     free = gpu_free_mb(device.device_id)
-    need = estimate_gpu_mb(h * w, style_pixels) * MARGIN
-    if free is not None and need > free:
-        pixels = max(free / MARGIN - GPU_FIXED_MB, 0.0) * MB / GPU_BYTES_PER_PIXEL
-        side = int(math.sqrt(pixels * max(h, w) / min(h, w)) // 16 * 16)
-        raise NstError(
-            f"a {w}x{h} transfer needs about {need / 1024:.1f} GB of GPU memory but {free / 1024:.1f} GB "
-            f"is free; try --size {side} or --device cpu (NST_MEMORY_CHECK=0 skips this check)"
-        )
+    need = estimate_gpu_mb(network_pixels or h * w, style_pixels) * MARGIN
+    if free is None or need <= free:
+        return
+    pixels = max(free / MARGIN - GPU_FIXED_MB, 0.0) * MB / GPU_BYTES_PER_PIXEL
+    side = int(math.sqrt(pixels * max(h, w) / min(h, w)) // 16 * 16)
+    tiles = [] if network_pixels is not None or tile_pixels is None else TILE_EXAMPLES
+    core = next((c for c in tiles if c < max(h, w) and tile_pixels(c) <= pixels and style_pixels <= pixels), None)
+    tile = f"--tile {core}, " if core else ""
+    raise NstError(
+        f"a {w}x{h} transfer needs about {need / 1024:.1f} GB of GPU memory but {free / 1024:.1f} GB "
+        f"is free; try {tile}--size {side} or --device cpu (NST_MEMORY_CHECK=0 skips this check)"
+    )
 
 
 def _meminfo_kb(key: str) -> float:

@@ -66,10 +66,15 @@ def tile_grid(spec, layers, h: int, w: int, opts: Options) -> TileGrid | None:
     return TileGrid(spec, layers, h, w, opts.tile, opts.pooling, MARGIN) if tiled(opts, h, w) else None
 
 
+def hypercolumns(spec, h: int, w: int, opts: Options) -> Hypercolumns:
+    """The hypercolumns of the options' style layers for an image of h x w pixels."""
+    return Hypercolumns(layer_shapes(spec, opts.style_layers, h, w, opts.pooling), opts.style_layers, h, w)
+
+
 def image_parts(runner, spec, image: np.ndarray, opts: Options) -> tuple[Hypercolumns, Callable[[], Iterable[Part]]]:
     """The hypercolumns of `image`'s size and a function giving its activations' parts (tiles or whole)."""
     h, w = image.shape[2:]
-    columns = Hypercolumns(layer_shapes(spec, opts.style_layers, h, w, opts.pooling), opts.style_layers, h, w)
+    columns = hypercolumns(spec, h, w, opts)
     tiles = tile_grid(spec, list(runner.loss_layers), h, w, opts)
     if tiles is None:
         return columns, lambda: whole(columns, runner.forward(image))

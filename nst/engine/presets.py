@@ -61,6 +61,8 @@ class Options:
     style_blend: tuple[float, ...] | None = None
     style_scale: float = 1.0
     style_size: int = 0  # longest side of the style images at every scale; 0: the scale's size x style_scale
+    style_at_final: bool = False  # with style_size 0: every scale sees the style images at the final size x
+    # style_scale, so coarse scales match the painting's features at the size they will have in the result
     style_loss: str = "gram"  # gram | w2 (Wasserstein-2 between the features' Gaussians) | nn (neural neighbours)
     alpha: float = 0.75  # nn: the content's share of the image whose features are matched at each scale
     pyramid: bool = False  # optimise the image's Laplacian pyramid coefficients (Adam only)

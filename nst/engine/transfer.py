@@ -27,7 +27,7 @@ from .images import as_image, fit_image, fit_size, resize
 from .inputs import INITS, initial_image, load_masks
 from .kinds import graph_path, objective_kind
 from .memory import check_transfer, style_side
-from .neighbour_tiles import MARGIN, TiledNeighbourObjective, image_parts, tile_grid
+from .neighbour_tiles import MARGIN, TiledNeighbourObjective, hypercolumns, image_parts, tile_grid
 from .neighbours import Matcher, NeighbourObjective, style_columns
 from .objective import Differentiable, FusedObjective, MaskedObjective, Objective, content_targets, style_targets
 from .presets import Options, override, parse_layers, resolve_options
@@ -228,7 +228,7 @@ class StyleTransfer:
         style, centre = style_columns([columns for columns, _ in sources], [parts for _, parts in sources])
         runner.release()
         matcher = Matcher(self._matching(), style, centre)
-        columns = image_parts(runner, self.spec, content_x, opts)[0]
+        columns = hypercolumns(self.spec, h, w, opts)
         if grid is None:
             return NeighbourObjective(runner, matcher, columns, content_x, x0, content_target, opts)
         return TiledNeighbourObjective(grid, runner, matcher, columns, content_x, x0, content_target, opts)
@@ -346,7 +346,7 @@ class StyleTransfer:
         self.check_memory(opts, content_img, style_imgs)  # again with every size known
         result = None
         for index, (size, count) in enumerate(zip(sizes, iterations)):
-            step = opts.with_overrides(size=size, iterations=count)
+            step = opts.with_overrides(size=size, iterations=count, style_size=self._scale_style_size(opts))
             start = init_image if result is None else self._scale_start(result, content_img, step)
             prepared = self.prepare_images(content_img, style_imgs, step, start)
             result = kernels.nchw_to_hwc_float(self.run(prepared, callback, (index, len(sizes)), shares))
@@ -361,6 +361,12 @@ class StyleTransfer:
         if opts.preserve_colors != "none":
             result = preserve_colours(result, resize(content_img, *result.shape[:2]), opts.preserve_colors)
         return result
+
+    @staticmethod
+    def _scale_style_size(opts: Options) -> int | None:
+        """The style images' side at every scale of `opts`'s schedule: fixed by style_size, or the final one
+        with style_at_final; None lets each scale's size decide."""
+        return style_side(opts) if opts.style_at_final else None
 
     def check_memory(self, opts: Options, content, styles) -> None:
         """Refuse a transfer that will not fit in memory, naming settings that would (memory.check_transfer)."""

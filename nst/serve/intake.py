@@ -25,6 +25,7 @@ ALLOWED = (
     "tv_weight",
     "style_blend",
     "style_scale",
+    "style_at_final",
     "preserve_colors",
     "match_colors",
     "seed",
