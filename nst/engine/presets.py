@@ -96,13 +96,16 @@ PRESETS: dict[str, Options] = {
     # nst's own default: coarse to fine (quarter, half, then full size) with nst's L-BFGS and a 40-step
     # memory, the content loss of the johnson objective, and the W2 style loss: it matches the painting's
     # colours and feature covariances where Gram matrices left a pale palette. relu5_1 weighs 0.3 and
-    # TV 4e-3: a full-weight deepest layer repaints the painting's own objects, weaker TV leaves speckle
-    # (docs/picture.md; the measured choice is benchmarks/results/picture_nst.json).
+    # TV 4e-3: a full-weight deepest layer repaints the painting's own objects, weaker TV leaves speckle.
+    # Every scale sees the style images at the final size: shrunk with a coarse canvas, the painting's
+    # objects (a moon, a sail, a face) fit a deep layer's view and were copied whole (docs/picture.md; the
+    # measured choice is benchmarks/results/picture_nst.json).
     "nst": Options(
         preset="nst",
         scales=3,
         scale_iterations="200,100,140",
         history=40,
+        style_at_final=True,
         style_loss="w2",
         style_weight=4e6,
         tv_weight=4e-3,
