@@ -194,7 +194,7 @@ def test_style_size_and_style_at_final_fix_the_style_side_at_every_scale(st, mon
 
     monkeypatch.setattr(transfer_module.StyleTransfer, "prepare_images", spy)
     st.transfer(synthetic(64, 128), [stripes(80, 80)], size=128, scales=2, iterations=2, style_size=80)
-    st.transfer(synthetic(64, 128), [stripes(80, 80)], size=128, scales=2, iterations=2)
+    st.transfer(synthetic(64, 128), [stripes(80, 80)], size=128, scales=2, iterations=2, style_at_final=False)
     st.transfer(synthetic(64, 128), [stripes(80, 80)], size=128, scales=2, iterations=2, style_at_final=True)
     final = dict(size=128, scales=2, iterations=2, style_at_final=True, style_scale=0.75)
     st.transfer(synthetic(64, 128), [stripes(80, 80)], **final)

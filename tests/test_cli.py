@@ -242,7 +242,7 @@ def test_picture_flags_reach_the_engine(files):
     """The W2 loss, averaging, one style size, sqrt(2) scales and replicate padding from the command line."""
     out = files / "w2.png"
     flags = ["--style-loss", "w2", "--average", "0.9", "--style-size", 64, "--padding", "replicate"]
-    flags += ["--scales", 3, "--scale-ratio", 1.414, "--iterations", 3, "--no-detail", "--quiet", "--style-at-final"]
+    flags += ["--scales", 3, "--scale-ratio", 1.414, "--iterations", 3, "--no-detail", "--quiet"]
     r = nst("transfer", files / "content.png", files / "style.jpg", "-o", out, "--size", 96, *flags)
     assert r.returncode == 0, r.stderr
     assert read_image(out).shape == (72, 96, 3)
@@ -262,3 +262,19 @@ def test_help_imports_no_heavy_module(args):
     r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--style-at-final", True), ("--style-per-scale", False), (None, None)])
+def test_style_size_flags_become_options(flag, value):
+    """--style-at-final/--style-per-scale reach the engine's options; neither leaves the preset's choice."""
+    import typer
+    from typer.testing import CliRunner
+
+    from nst.cli.options import with_transfer_options
+
+    got: dict = {}
+    app = typer.Typer()
+    app.command()(with_transfer_options(lambda options, run: got.update(options)))
+    done = CliRunner().invoke(app, [flag] if flag else [])
+    assert done.exit_code == 0, done.output
+    assert got["style_at_final"] is value

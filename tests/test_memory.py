@@ -59,6 +59,8 @@ def test_gpu_memory_is_checked_on_cuda(monkeypatch):
     with pytest.raises(NstError, match="try --tile 256, --size"):
         check_fits(2048, 2048, "split", "lbfgs", 10, cuda, tile_pixels=tile)
     check_fits(2048, 2048, "split", "lbfgs", 10, cuda, network_pixels=tile(256), tile_pixels=tile)  # tiled: fits
+    with pytest.raises(NstError, match="try --tile 256, --size"):  # tiled, but too large a tile
+        check_fits(2048, 2048, "split", "lbfgs", 10, cuda, network_pixels=tile(1024), tile_pixels=tile)
 
 
 def test_a_refused_run_does_no_work_and_the_check_can_be_skipped(st, monkeypatch):

@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -364,3 +365,16 @@ def test_create_app_is_importable_for_hosts(tmp_path):
     paths = {route.path for route in app.routes}
     assert {"/v1/transfers", "/v1/transfers/{job_id}", "/v1/transfers/{job_id}/events", "/healthz"} <= paths
     assert app.state.server.config.queue == 3 and (tmp_path / "data" / "jobs").is_dir()
+
+
+def test_docs_list_every_option_a_client_may_set():
+    """README and docs/serve.md name the options the server accepts, all and only those (one definition)."""
+    from pathlib import Path
+
+    from nst.serve.intake import ALLOWED
+
+    root = Path(__file__).resolve().parents[1]
+    for doc in ("README.md", "docs/serve.md"):
+        text = (root / doc).read_text()
+        listed = re.search(r"`options` takes only[^`]*`([^`]+)`", text)
+        assert listed and listed.group(1).split(", ") == list(ALLOWED), doc

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from nst.engine import NstError
+from nst.engine.images import fit_size
 from nst.engine.objective import Objective, content_targets, style_targets
 from nst.engine.tiling import ALIGN, TiledObjective, TileGrid, reach, tiled_style_targets, tiles
 
@@ -135,3 +136,23 @@ def test_tile_option_checks(st):
         st.options("nst", tile=256, path="fused", style_loss="gram")
     assert st.path(st.options("nst", tile=256, size=512)) == "split"  # the default's W2 tiles too
     assert st.path(st.options("nst", tile=1024, size=512, style_loss="gram")) == "fused"  # small enough: no tiles
+
+
+def test_coarse_scales_of_a_tiled_run_take_large_styles_in_tiles(st, monkeypatch):
+    """At a scale small enough to run whole, a style image larger than --tile (the final size's, by default)
+    is still taken in tiles: the memory check counts a tile of it, not the whole."""
+    from nst.engine import transfer as transfer_module
+
+    seen: list[tuple[int, int]] = []
+    real = transfer_module.tiled_style_targets
+
+    def spy(runner, spec, styles, *rest):
+        seen.extend(s.shape[2:] for s in styles)
+        return real(runner, spec, styles, *rest)
+
+    monkeypatch.setattr(transfer_module, "tiled_style_targets", spy)
+    options = dict(size=128, scales=2, iterations=1, tile=64, **SHALLOW)
+    opts = st.options(**options)
+    assert [st.kind(opts, *fit_size(64, 128, side)) for side in (64, 128)] == ["split", "tiled"]
+    st.stylize(synthetic(64, 128), [stripes(100, 100)], **options)
+    assert seen == [(128, 128)]  # at the final size, in tiles at the coarse scale, then from the cache

@@ -87,7 +87,7 @@ def _shared(
     style_blend: Optional[str] = typer.Option(None, help="Blend weights of the style images, e.g. 3,7."),
     style_scale: Optional[float] = typer.Option(None, help="Style image size relative to --size."),
     style_size: Optional[int] = typer.Option(
-        None, help="Longest side of the style images at every scale (0: each scale's size times --style-scale)."
+        None, help="Longest side of the style images at every scale (0: as --style-at-final says)."
     ),
     style_at_final: Optional[bool] = typer.Option(
         None,

@@ -92,7 +92,7 @@ _TYPES = {
     "style_weight": (_is_real, "a number"),
     "tv_weight": (_is_real, "a number"),
     "style_scale": (_is_real, "a number"),
-    "style_size": (_is_int, "an integer number of pixels (0: follow each scale)"),
+    "style_size": (_is_int, "an integer number of pixels (0: see style_at_final)"),
     "style_at_final": (_is_flag, "True or False"),
     "average": (_is_real, "a number (0: no averaging)"),
     "scale_ratio": (_is_real, "a number such as 2 or 1.414"),
@@ -225,7 +225,7 @@ def check_options(opts: Options, relu_names: list[str]) -> None:
         raise NstError(f"--style-scale {opts.style_scale} is out of range; use 0.05..8")
     if opts.style_size and not (MIN_SIDE <= opts.style_size <= MAX_SIDE):
         raise NstError(
-            f"--style-size {opts.style_size} is out of range; use 0 (follow each scale) or {MIN_SIDE}..{MAX_SIDE}"
+            f"--style-size {opts.style_size} is out of range; use 0 (see --style-at-final) or {MIN_SIDE}..{MAX_SIDE}"
         )
     if not 0 < opts.beta2 < 1:
         raise NstError(f"beta2={opts.beta2} is out of range; use a decay between 0 and 1, such as 0.999")

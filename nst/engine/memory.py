@@ -369,8 +369,9 @@ def _check_gpu(
         return
     pixels = max(free / MARGIN - GPU_FIXED_MB, 0.0) * MB / GPU_BYTES_PER_PIXEL
     side = int(math.sqrt(pixels * max(h, w) / min(h, w)) // 16 * 16)
-    tiles = [] if network_pixels is not None or tile_pixels is None else TILE_EXAMPLES
-    core = next((c for c in tiles if c < max(h, w) and tile_pixels(c) <= pixels and style_pixels <= pixels), None)
+    now, sizes = network_pixels or h * w, tile_pixels or (lambda core: math.inf)
+    tiles = [(c, sizes(c)) for c in TILE_EXAMPLES if c < max(h, w)]  # smaller tiles than now's that fit
+    core = next((c for c, n in tiles if n < now and n <= pixels and min(style_pixels, n) <= pixels), None)
     tile = f"--tile {core}, " if core else ""
     raise NstError(
         f"a {w}x{h} transfer needs about {need / 1024:.1f} GB of GPU memory but {free / 1024:.1f} GB "

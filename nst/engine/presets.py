@@ -60,9 +60,10 @@ class Options:
     style_layers: dict[str, float] = field(default_factory=lambda: {name: 1.0 for name in DEFAULT_STYLE_LAYERS})
     style_blend: tuple[float, ...] | None = None
     style_scale: float = 1.0
-    style_size: int = 0  # longest side of the style images at every scale; 0: the scale's size x style_scale
+    style_size: int = 0  # longest side of the style images at every scale; 0: style_at_final decides
     style_at_final: bool = False  # with style_size 0: every scale sees the style images at the final size x
-    # style_scale, so coarse scales match the painting's features at the size they will have in the result
+    # style_scale, so coarse scales match the painting's features at the size they will have in the result;
+    # False: each scale's size x style_scale
     style_loss: str = "gram"  # gram | w2 (Wasserstein-2 between the features' Gaussians) | nn (neural neighbours)
     alpha: float = 0.75  # nn: the content's share of the image whose features are matched at each scale
     pyramid: bool = False  # optimise the image's Laplacian pyramid coefficients (Adam only)

@@ -8,7 +8,7 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass
-from typing import cast
+from typing import Callable, cast
 
 import numpy as np
 
@@ -245,13 +245,13 @@ class StyleTransfer:
     def _split(self, runner, content_x, style_xs, blend, opts: Options) -> Objective:
         """ONNX forward and backward, the losses on the host."""
         content_target, _ = content_targets(runner, content_x, opts)
-        style_target = self._style_target(style_xs, blend, opts, lambda: style_targets(runner, style_xs, blend, opts))
+        style_target = self._style_target(style_xs, blend, opts, self._targets(runner, style_xs, blend, opts))
         return Objective(runner, content_target, style_target, opts)
 
     def _fused(self, runner, content_x, style_xs, blend, opts: Options) -> FusedObjective:
         """One ONNX graph for the losses, Gram matrices and gradient; targets bound once on the device."""
         content_target, shapes = content_targets(runner, content_x, opts)
-        style_target = self._style_target(style_xs, blend, opts, lambda: style_targets(runner, style_xs, blend, opts))
+        style_target = self._style_target(style_xs, blend, opts, self._targets(runner, style_xs, blend, opts))
         runner.drop_features()  # targets done: its memory goes to the objective
         return FusedObjective(runner, content_target, style_target, opts, shapes)
 
@@ -259,7 +259,7 @@ class StyleTransfer:
         """The split objective with each style's loss read through its mask, against its own Gram target."""
         content_target, shapes = content_targets(runner, content_x, opts)
         masks = load_masks(opts.style_masks, len(style_xs), *content_x.shape[2:])
-        each = [style_targets(runner, [x], [1.0], opts) for x in style_xs]
+        each = [self._targets(runner, [x], [1.0], opts)() for x in style_xs]
         return MaskedObjective(runner, content_target, each, masks, blend, opts, shapes)
 
     def _tiled(self, runner, content_x, style_xs, blend, opts: Options) -> TiledObjective:
@@ -271,6 +271,13 @@ class StyleTransfer:
             style_xs, blend, opts, lambda: tiled_style_targets(runner, self.spec, style_xs, blend, opts, opts.tile)
         )
         return TiledObjective(runner, grid, content_target, style_target, opts)
+
+    def _targets(self, runner, style_xs: list[np.ndarray], blend: list[float], opts: Options) -> Callable[[], dict]:
+        """How to compute the style targets: in tiles where a style image is larger than --tile (a coarse
+        scale of a tiled run sees them at the final size, or at --style-size), else each whole."""
+        if opts.tile and any(max(x.shape[2:]) > opts.tile for x in style_xs):
+            return lambda: tiled_style_targets(runner, self.spec, style_xs, blend, opts, opts.tile)
+        return lambda: style_targets(runner, style_xs, blend, opts)
 
     def _style_target(self, style_xs: list[np.ndarray], blend: list[float], opts: Options, compute) -> dict:
         """Gram targets from the cache (by style pixels and settings), computed by `compute()` when absent."""
