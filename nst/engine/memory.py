@@ -364,12 +364,13 @@ def _check_gpu(
     from .gpumemory import gpu_free_mb
 
     free = gpu_free_mb(device.device_id)
-    need = estimate_gpu_mb(network_pixels or h * w, style_pixels) * MARGIN
+    now = network_pixels or h * w  # what one network pass holds: a tile's pixels when tiled
+    need = estimate_gpu_mb(now, style_pixels) * MARGIN
     if free is None or need <= free:
         return
     pixels = max(free / MARGIN - GPU_FIXED_MB, 0.0) * MB / GPU_BYTES_PER_PIXEL
     side = int(math.sqrt(pixels * max(h, w) / min(h, w)) // 16 * 16)
-    now, sizes = network_pixels or h * w, tile_pixels or (lambda core: math.inf)
+    sizes = tile_pixels or (lambda core: math.inf)
     tiles = [(c, sizes(c)) for c in TILE_EXAMPLES if c < max(h, w)]  # smaller tiles than now's that fit
     core = next((c for c, n in tiles if n < now and n <= pixels and min(style_pixels, n) <= pixels), None)
     tile = f"--tile {core}, " if core else ""
