@@ -91,6 +91,11 @@ def test_transfer_events_and_result(server, client):
 def test_a_damaged_or_deleted_result_is_410(server, client):
     job_id = submit(client, TINY).json()["id"]
     assert events(client, job_id)[-1][0] == "done"
+    result = server.data / "jobs" / job_id / "result.png"
+    whole = result.read_bytes()
+    result.write_bytes(whole[: len(whole) // 2])  # cut short: its signature is still there
+    answer = client.get(f"/v1/transfers/{job_id}/result")
+    assert answer.status_code == 410 and "lost" in answer.json()["error"], answer.text
     (server.data / "jobs" / job_id / "result.png").write_bytes(b"\x89PNG damaged")
     answer = client.get(f"/v1/transfers/{job_id}/result", params={"format": "jpg"})
     assert answer.status_code == 410 and "lost" in answer.json()["error"], answer.text
@@ -131,6 +136,35 @@ def test_full_queue_answers_429_with_retry_after(server, client):
         assert client.delete(f"/v1/transfers/{job_id}").status_code == 200
     for job_id in accepted:
         wait_for(client, job_id, ("cancelled",))
+
+
+def test_a_stalled_upload_frees_its_place_and_health_tells_a_lost_data_folder(tmp_path):
+    """A client that sends headers and then stalls holds a queue place only until --upload-seconds; /healthz
+    says failing while the server cannot store an upload."""
+    import socket
+
+    args = ("--upload-seconds", 2, "--queue", 1, "--workers", 1, "--max-size", 64)
+    with ServerProcess(tmp_path / "data", args=args) as proc, httpx.Client(base_url=proc.url, timeout=60) as c:
+        stalled = socket.create_connection(("127.0.0.1", proc.port), timeout=30)
+        head = "POST /v1/transfers HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        stalled.sendall((head + "Content-Length: 100000\r\n\r\n--b\r\n").encode())
+        deadline = time.monotonic() + 10
+        while c.get("/healthz").json()["uploading"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        full = submit(c, TINY)
+        assert full.status_code == 429 and "1 being uploaded" in full.json()["error"], full.text
+        answer = stalled.recv(4096).decode()  # the server gives up on it after 2 s
+        assert answer.startswith("HTTP/1.1 408") and "did not arrive within 2 s" in answer, answer
+        stalled.close()
+        assert submit(c, TINY).status_code == 202
+        jobs = proc.data / "jobs"
+        jobs.rename(proc.data / "moved")
+        try:
+            health = c.get("/healthz")
+            assert health.status_code == 503 and health.json()["error"] == "the server cannot use its data folder"
+        finally:
+            (proc.data / "moved").rename(jobs)
+        assert c.get("/healthz").status_code == 200
 
 
 def test_upload_over_limit_is_413(client):
@@ -179,6 +213,8 @@ def test_bad_options_are_422_with_one_line(client, options, says):
         (b"", {}, "content image: the file is empty"),
         (png_header(20000, 20000), {}, "content image: the image is 20000x20000, more than"),
         (png_header(40, 40), {}, "content image: not a readable image"),  # the CLI's decode message
+        (png_header(4000, 2), {}, "even at this server's largest options.size 128; crop it to at most 4:1"),
+        (CONTENT, {"options": json.dumps({"size": 36})}, "the network needs at least 32 px on each side: give options"),
         (CONTENT, {"options": "[1, 2]"}, "options: send a JSON object"),
         (CONTENT, {"options": "{nope"}, "options: not valid JSON"),
         (CONTENT, {"extra": "1"}, "unknown field 'extra'"),

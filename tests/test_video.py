@@ -179,6 +179,17 @@ def test_video_to_a_folder_resumes_and_takes_a_range(clip, tmp_path):
     assert r.returncode == 2 and "other settings" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_refused_run_leaves_no_claim_and_an_unwritable_output_is_one_line(clip, tmp_path):
+    out = tmp_path / "out"
+    small = ("--size", 32, "--iterations", 2, "--scales", 1, "-q")  # 32 x 27: under the network's 32 px
+    r = nst("video", clip / "frames", clip / "style.png", "-o", out, *small)
+    assert r.returncode == 2 and "--size 3" in r.stderr and "Traceback" not in r.stderr
+    r = nst("video", clip / "frames", clip / "style.png", "-o", out, *TINY)  # corrected: no frame was made
+    assert r.returncode == 0, r.stderr
+    r = nst("video", clip / "frames", clip / "style.png", "-o", "/proc/nst-video-out", *TINY)
+    assert r.returncode == 2 and "cannot be written" in r.stderr and "Traceback" not in r.stderr
+
+
 @pytest.mark.parametrize("suffix", [".avi", ".mp4"])
 def test_video_to_a_file(clip, tmp_path, suffix):
     import cv2

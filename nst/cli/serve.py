@@ -31,6 +31,9 @@ def serve(
     keep_hours: float = typer.Option(
         ServeConfig.keep_hours, help="Finished results are removed after this many hours."
     ),
+    upload_seconds: float = typer.Option(
+        ServeConfig.upload_seconds, help="Longest an upload may take; a slower one gets 408 and frees its place."
+    ),
 ) -> None:
     """Serve transfers over HTTP (docs/serve.md) and the web page at /."""
     try:
@@ -49,6 +52,7 @@ def serve(
         max_iterations=max_iterations,
         queue=queue,
         keep_hours=keep_hours,
+        upload_seconds=upload_seconds,
     )
     settings.update({k: v for k, v in (("data", data), ("workers", workers)) if v is not None})
     config = ServeConfig(**settings).checked()

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -20,7 +21,7 @@ from starlette.exceptions import HTTPException
 from .config import ServeConfig
 from .events import Hub, frame
 from .guards import BodyTooLarge, TokenGuard, UploadLimit
-from .intake import FORMATS, Refused, check_decodes, check_header, parse_options, resolve
+from .intake import FORMATS, Refused, check_content_sides, check_decodes, check_header, parse_options, resolve
 from .messages import clip
 from .metrics import Metrics
 from .store import RESULT, TERMINAL, Job, disk_full, open_data, valid_id, write_file
@@ -32,7 +33,9 @@ FORM = "multipart/form-data with content, style and options fields"
 LOST = "the result of this transfer is lost (its file is damaged or gone); submit it again"
 MEDIA = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
 KEEPALIVE_SECONDS = 15
+RESULT_ROOM = 64 << 20  # room for a result and its record beyond the largest upload
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the empty IEND chunk every PNG ends with
 log = logging.getLogger("nst.serve")
 
 
@@ -56,6 +59,19 @@ class Server:
             raise Refused(404, f"no transfer {job_id[:40]!r} here (finished ones expire after a while)")
         return job
 
+    def storage_problem(self) -> str | None:
+        """None while the data folder can take another job; otherwise why not, in one line (no path)."""
+        store = self.store
+        if not all(os.access(d, os.W_OK | os.X_OK) for d in (store.jobs_dir, store.incoming)):
+            return "the server cannot use its data folder"
+        try:
+            free = shutil.disk_usage(store.root).free
+        except OSError:
+            return "the server cannot use its data folder"
+        if free < self.config.max_upload_mb * 2**20 + RESULT_ROOM:
+            return "the server's disk is full"
+        return None
+
     def retry_after(self) -> int:
         """Seconds until a queue place is likely free: a job's mean run time shared between the workers."""
         return int(min(3600, max(1, math.ceil(self.metrics.mean_job_seconds() / self.config.workers))))
@@ -71,13 +87,19 @@ class Server:
         except QueueFull:
             raise Refused(
                 429,
-                f"the queue is full ({self.pool.queued} jobs waiting); retry later",
+                f"the queue is full ({self.pool.queued} jobs waiting, {self.pool.uploading} being uploaded); "
+                "retry later",
                 {"Retry-After": str(self.retry_after())},
             ) from None
 
     async def _receive(self, request: Request) -> dict:
+        seconds = self.config.upload_seconds
         try:
-            form = await request.form(max_files=self.config.max_styles + 1, max_fields=len(FIELDS))
+            form = await asyncio.wait_for(  # a stalled upload must not hold its queue place for ever
+                request.form(max_files=self.config.max_styles + 1, max_fields=len(FIELDS)), seconds
+            )
+        except asyncio.TimeoutError:
+            raise Refused(408, f"the upload did not arrive within {seconds:g} s; send it again") from None
         except BodyTooLarge as exc:
             raise Refused(413, str(exc)) from None
         except HTTPException as exc:  # the form parser's own refusals
@@ -109,12 +131,12 @@ class Server:
         if isinstance(options, UploadFile):
             options = (await options.read()).decode("utf-8", "replace")
         client = parse_options(options)
-        resolve(client, len(styles), self.relu_names, self.config)
+        opts, _ = resolve(client, len(styles), self.relu_names, self.config)
         uploads = {"content": await contents[0].read()}
         uploads.update({f"style{i + 1}": await s.read() for i, s in enumerate(styles)})
         labels = {name: "content image" if name == "content" else f"style image {name[5:]}" for name in uploads}
-        for name, data in uploads.items():
-            check_header(data, labels[name], self.config.max_megapixels)
+        sides = {name: check_header(data, labels[name], self.config.max_megapixels) for name, data in uploads.items()}
+        check_content_sides(*sides["content"], opts.size, self.config.max_size)
         job_id, staged = self.store.staging()
         try:
             for name, data in uploads.items():
@@ -155,6 +177,8 @@ class Server:
             self.hub.unsubscribe(job.id, queue)
 
     async def result(self, job: Job, fmt: str | None) -> Response:
+        if job.status in TERMINAL and job.status != "done":
+            raise Refused(409, f"the transfer is {job.status}; it has no result (submit it again)")
         if job.status != "done":
             raise Refused(409, f"the transfer is {job.status}; its result is ready when the status is done")
         fmt = fmt or job.options.get("format", "png")
@@ -198,10 +222,16 @@ def _encode(path: Path, fmt: str) -> bytes:
 
 
 def _looks_whole(path: Path) -> bool:
-    """Whether a result file is there and starts as a PNG (a full check would decode it for every download)."""
+    """Whether a result file is there, starts as a PNG and ends with its IEND chunk (a cut file does not);
+    a full check would decode it for every download."""
     try:
         with open(path, "rb") as fh:
-            return fh.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE
+            head = fh.read(len(PNG_SIGNATURE))
+            fh.seek(0, 2)
+            if fh.tell() < len(PNG_SIGNATURE) + len(PNG_END):
+                return False
+            fh.seek(-len(PNG_END), 2)
+            return head == PNG_SIGNATURE and fh.read() == PNG_END
     except OSError:
         return False
 
@@ -259,10 +289,12 @@ def _routes(app: FastAPI, server: Server) -> None:
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
-        """200 while the pool can run jobs; 503 with the reason when no worker can."""
-        problem = server.pool.health()
+        """200 while the server can take and run jobs; 503 with the reason when no worker can or its data
+        folder cannot hold another upload."""
+        problem = server.pool.health() or await run_in_threadpool(server.storage_problem)
         body = {"status": "ok" if problem is None else "failing", "queued": server.pool.queued}
-        body |= {"running": len(server.pool.running), "set_aside": len(server.store.set_aside)}
+        body |= {"uploading": server.pool.uploading, "running": len(server.pool.running)}
+        body |= {"set_aside": len(server.store.set_aside)}
         return JSONResponse(body if problem is None else body | {"error": problem}, 200 if problem is None else 503)
 
     @app.get("/metrics")

@@ -45,6 +45,7 @@ class ServeConfig:
     max_styles: int = 4
     queue: int = 16  # jobs waiting (not running) before new ones get 429
     keep_hours: float = 24.0  # finished results (and cancelled records) are removed after this
+    upload_seconds: float = 60.0  # the longest a request's body may take to arrive: a stalled one holds a place
     device: str = "cpu"
 
     @property
@@ -57,7 +58,7 @@ class ServeConfig:
         for name in ("workers", "max_size", "max_iterations", "max_styles", "queue"):
             if getattr(self, name) < 1:
                 raise NstError(f"--{name.replace('_', '-')} {getattr(self, name)}: give at least 1")
-        for name in ("max_upload_mb", "max_megapixels", "keep_hours"):
+        for name in ("max_upload_mb", "max_megapixels", "keep_hours", "upload_seconds"):
             if not 0 < getattr(self, name) < math.inf:
                 raise NstError(f"--{name.replace('_', '-')} {getattr(self, name)}: give a finite positive number")
         return self

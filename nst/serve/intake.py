@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from nst.engine.checks import check_options, style_blend
+from nst.engine.checks import check_options, check_sides, style_blend
+from nst.engine.choices import MIN_SIDE
 from nst.engine.errors import NstError
 from nst.engine.imageheader import dimensions
+from nst.engine.images import fit_size
 from nst.engine.presets import Options, resolve_options
 from nst.engine.schedule import scale_schedule
 
@@ -151,6 +153,21 @@ def check_header(data: bytes, label: str, max_megapixels: float) -> tuple[int, i
             "shrink it first",
         )
     return dims
+
+
+def check_content_sides(width: int, height: int, size: int, max_size: int) -> None:
+    """Refuse at upload a content image the transfer would refuse later: too narrow for the network at the
+    asked size, or at any size this server allows."""
+    if min(fit_size(height, width, max_size)) < MIN_SIDE:
+        raise Refused(
+            422,
+            f"content image: at {width}x{height} its short side would be under {MIN_SIDE} px even at this server's "
+            f"largest options.size {max_size}; crop it to at most {max_size // MIN_SIDE}:1",
+        )
+    try:
+        check_sides(height, width, size)
+    except NstError as exc:
+        raise Refused(422, for_client(str(exc), ALLOWED)) from None
 
 
 def check_decodes(path: Path, label: str) -> None:

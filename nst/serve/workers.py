@@ -84,6 +84,11 @@ class Pool:
     def queued(self) -> int:
         return len(self._queue)
 
+    @property
+    def uploading(self) -> int:
+        """Places held by uploads still being received."""
+        return self._reserved
+
     def health(self) -> str | None:
         """None while the pool can run jobs; otherwise why not, in one line."""
         starting = any(t.is_alive() for t in self._threads) and self._ready == 0 and self.broken is None

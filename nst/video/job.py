@@ -14,7 +14,7 @@ from nst.engine.images import write_bytes
 from .chunks import LEAD, TAIL
 from .encode import encode, frames_folder, is_video
 from .frames import FrameSource, check_fps, parse_frames
-from .record import input_record, merge_input
+from .record import holds_frames, input_record, merge_input
 from .settings import DEFAULT_TEMPORAL_WEIGHT
 from .stylize import FrameRecord, VideoOptions, VideoStylizer, frame_path, stylize_frames
 
@@ -103,14 +103,20 @@ class VideoJob:
         except (OSError, ValueError):
             raise NstError(f"{marker}: cannot be read; give another output or delete that folder") from None
         if old is not None and {k: v for k, v in old.items() if k != "input"} != settings:
-            raise NstError(
-                f"{folder}: holds frames made with other settings; give another output or delete that folder"
-            )
+            if holds_frames(folder):
+                raise NstError(
+                    f"{folder}: holds frames made with other settings; give another output or delete that folder"
+                )
+            old = None  # no frame was made under it (a run refused or stopped before its first): nothing to keep
         new = input_record(source, self.indices)
         done = lambda i: any(frame_path(folder / sub, i).exists() for sub in ("", LEAD, TAIL))  # Ray's overlaps too
         settings["input"] = merge_input(old and old.get("input"), new, done, folder) if folder.is_dir() else new
-        folder.mkdir(exist_ok=True)
-        write_bytes(marker, json.dumps(settings, indent=1).encode())
+        try:
+            folder.mkdir(exist_ok=True)
+            write_bytes(marker, json.dumps(settings, indent=1).encode())
+        except OSError as exc:
+            why = exc.strerror or exc
+            raise NstError(f"{folder}: cannot be written ({why}); give -o a place you can write") from None
 
     def stylizer(self, st) -> VideoStylizer:
         return VideoStylizer(st, self.styles, self.video, self.preset, **self.options)

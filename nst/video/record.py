@@ -21,6 +21,11 @@ def input_record(source: FrameSource, indices: range) -> dict:
     return record | {"frames": frames}
 
 
+def holds_frames(folder: Path) -> bool:
+    """Whether a frames folder holds any frame made (with a Ray run's overlap frames in its subfolders)."""
+    return folder.is_dir() and any(p.stem.isdigit() for p in folder.rglob("*.png"))
+
+
 def merge_input(old: dict | None, new: dict, done: Callable[[int], bool], folder: Path) -> dict:
     """The record to keep for `new` over the folder's `old` one; refuses (NstError) when a frame already made
     (`done(index)`) came from another input, since resuming would keep it."""
@@ -36,7 +41,7 @@ def merge_input(old: dict | None, new: dict, done: Callable[[int], bool], folder
         return new | {"frames": old["frames"] | new["frames"]}
     if old and old.get("sha256") is not None and old.get("sha256") == new.get("sha256"):
         return new
-    if any(p.stem.isdigit() for p in folder.rglob("*.png")):  # with a Ray run's overlap frames
+    if holds_frames(folder):
         what = f"of {old['path']}" if old else "with no record of their input"
         raise NstError(f"{folder}: holds frames {what}, not of {new['path']}; {again}")
     return new
