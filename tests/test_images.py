@@ -232,6 +232,23 @@ def test_check_writable(tmp_path, name, message):
         check_writable(tmp_path / name)
 
 
+def test_outputs_that_are_folders_pipes_or_links(tmp_path, picture):
+    """A folder or a pipe is refused by what it is; a link is written through, and stays a link."""
+    import os
+
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(NstError, match="afile is a file, not a folder"):
+        check_writable(tmp_path / "afile" / "out.png")
+    with pytest.raises(NstError, match="is a folder"):
+        check_writable(tmp_path)
+    os.mkfifo(tmp_path / "pipe.png")
+    with pytest.raises(NstError, match="not a regular file"):
+        check_writable(tmp_path / "pipe.png")
+    (tmp_path / "link.png").symlink_to(tmp_path / "target.png")
+    write_image(tmp_path / "link.png", picture)
+    assert (tmp_path / "link.png").is_symlink() and read_image(tmp_path / "target.png").shape == picture.shape
+
+
 def test_16_bit_output(tmp_path):
     ramp = (np.linspace(0, 65535, 48).reshape(4, 4, 3)).astype(np.uint16)
     write_image(tmp_path / "deep.png", ramp)

@@ -217,6 +217,7 @@ def test_bad_options_are_422_with_one_line(client, options, says):
         (CONTENT, {"options": json.dumps({"size": 36})}, "the network needs at least 32 px on each side: give options"),
         (CONTENT, {"options": "[1, 2]"}, "options: send a JSON object"),
         (CONTENT, {"options": "{nope"}, "options: not valid JSON"),
+        (CONTENT, {"options": '{"size": 48, "size": 2000}'}, "options.size: given twice"),
         (CONTENT, {"extra": "1"}, "unknown field 'extra'"),
     ],
 )
@@ -246,6 +247,12 @@ def test_missing_style_is_422(client):
     files = [("content", ("c.png", CONTENT, "image/png"))]
     response = client.post("/v1/transfers", files=files, data={"options": json.dumps(TINY)})
     assert response.status_code == 422 and "style" in response.json()["error"]
+
+
+def test_two_options_fields_are_422(client):
+    files = [("content", ("c.png", CONTENT, "image/png")), ("style", ("s.png", STYLE, "image/png"))]
+    response = client.post("/v1/transfers", files=files, data={"options": [json.dumps(TINY), '{"size": 2000}']})
+    assert response.status_code == 422 and "options: sent twice" in response.json()["error"], response.text
 
 
 def test_token_is_needed_everywhere_but_the_page(server):

@@ -58,8 +58,9 @@ def serve(
     config = ServeConfig(**settings).checked()
     sock = listen(host, port)
     app = create_app(config)
+    where = f"[{host}]" if ":" in host else host  # an IPv6 address goes in brackets in a URL
     typer.echo(
-        f"nst serve: http://{host}:{port}/ ({config.workers} worker(s) x {config.threads} thread(s), "
+        f"nst serve: http://{where}:{port}/ ({config.workers} worker(s) x {config.threads} thread(s), "
         f"jobs in {config.data})"
     )
     try:

@@ -201,6 +201,8 @@ def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
 def check_writable(path: str | os.PathLike, probe: bool = True) -> Path:
     """Fail early when an image cannot be written: unknown extension, missing or read-only folder."""
     p = Path(path)
+    if p.is_dir():
+        raise NstError(f"{p}: is a folder; give an output file name such as out.png")
     if p.suffix.lower() not in WRITABLE:
         raise NstError(f"{p}: unknown output format {p.suffix or '(none)'!r}; use one of {', '.join(WRITABLE)}")
     return check_folder(p, probe)
@@ -216,13 +218,20 @@ def image_suffix(suffix: str) -> str:
 
 def check_folder(path: str | os.PathLike, probe: bool = True) -> Path:
     """Fail early when an output file cannot be written: missing folder, one that takes no new files (read-only,
-    or a system folder such as /proc: `probe` creates and removes a file to know), or a folder's name."""
+    or a system folder such as /proc: `probe` creates and removes a file to know), or a folder's name. A
+    symbolic link is written through (the path returned is its target's); a pipe or device is refused."""
     p = Path(path)
+    if p.is_symlink():
+        p = p.resolve()
     folder = p.parent if str(p.parent) else Path(".")
+    if folder.exists() and not folder.is_dir():
+        raise NstError(f"{p}: {folder} is a file, not a folder; choose another output path")
     if not folder.is_dir():
         raise NstError(f"{p}: the folder {folder} does not exist; create it first")
     if p.is_dir():
         raise NstError(f"{p}: is a folder; give an output file name such as out.png")
+    if p.exists() and not p.is_file():
+        raise NstError(f"{p}: is not a regular file (a pipe or a device); give an output file name such as out.png")
     if not os.access(folder, os.W_OK):
         raise NstError(f"{p}: the folder {folder} is not writable; choose another output path")
     if probe:

@@ -127,6 +127,8 @@ class Server:
             raise Refused(422, "style: send one or more image files")
         if len(styles) > self.config.max_styles:
             raise self._too_many_styles(str(len(styles)))
+        if len(form.getlist("options")) > 1:
+            raise Refused(422, "options: sent twice; send one options field")
         options = form.get("options")
         if isinstance(options, UploadFile):
             options = (await options.read()).decode("utf-8", "replace")

@@ -88,12 +88,26 @@ def _checked_value(key: str, value):
     return value
 
 
+class _Repeated(Exception):
+    """A key given twice in one JSON object (json.loads would keep the last silently)."""
+
+
+def _no_repeats(pairs: list[tuple[str, object]]) -> dict:
+    keys = [k for k, _ in pairs]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise _Repeated(key)
+    return dict(pairs)
+
+
 def parse_options(text: str | None) -> dict:
     """The client's `options` field (a JSON object) -> its settings, each key allowed and of the right type."""
     if text is None or not text.strip():
         return {}
     try:
-        raw = json.loads(text)
+        raw = json.loads(text, object_pairs_hook=_no_repeats)
+    except _Repeated as exc:
+        raise Refused(422, f"options.{str(exc)[:40]}: given twice; send each option once") from None
     except (ValueError, RecursionError):
         raise Refused(422, 'options: not valid JSON; send an object such as {"size": 256}') from None
     if not isinstance(raw, dict):
