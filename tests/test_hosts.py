@@ -301,11 +301,13 @@ def test_hosts_refuse_bad_requests_in_one_line(host, bundle_dir, pair, odd_image
         "give an 8- or 16-bit PNG, JPEG, WebP, GIF or TIFF image": [str(odd_images["int32"]), style, "-o", out],
         "too long": [content, style, "-o", str(tmp_path / ("a" * 300 + ".png"))],
         "vast.png: the image is 100000x100000, over 134 megapixels": [str(odd_images["vast"]), style, "-o", out],
-        '--size needs a whole number, not " 64"': [content, style, "-o", out, "--size", " 64"],
-        '--size needs a whole number, not "-64"': [content, style, "-o", out, "--size", "-64"],
-        '--threads needs a whole number, not "-1"': [content, style, "-o", out, "--threads", "-1"],
+        '--size needs a whole number written in digits, not " 64"': [content, style, "-o", out, "--size", " 64"],
+        '--size needs a whole number written in digits, not "-64"': [content, style, "-o", out, "--size", "-64"],
+        '--threads needs a whole number written in digits, not "-1"': [content, style, "-o", out, "--threads", "-1"],
         "fifo.png: not a regular file": [str(odd_images["fifo"]), style, "-o", out],
         "/dev/zero: not a regular file": [content, "/dev/zero", "-o", out],
+        "fifo.png is not a regular file (a pipe or a device)": [content, style, "-o", str(odd_images["fifo"])],
+        "the folder /proc takes no new files": [content, style, "-o", "/proc/nst-out.png"],
     }
     before = Path(content).read_bytes()
     for expected, args in cases.items():

@@ -53,7 +53,7 @@ function parseArgs(argv) {
     else if (flag === '--bundle') args.bundle = words[++i];
     else if (flag in numbers) {
       const text = words[++i];
-      if (!/^\d+$/.test(text)) fail(`${flag} needs a whole number, not ${JSON.stringify(text)}`);
+      if (!/^\d+$/.test(text)) fail(`${flag} needs a whole number written in digits, not ${JSON.stringify(text)}`);
       args[numbers[flag]] = Number(text);
     } else if (flag.startsWith('-')) fail(`unknown option ${flag} (--help shows the usage)`);
     else args.images.push(flag);
@@ -81,6 +81,17 @@ function checkOutput(output, inputs) {
     accessSync(folder, constants.W_OK);
   } catch {
     fail(`${output}: the folder ${folder} does not exist or is not writable; choose another output path`);
+  }
+  if (existsSync(output) && !statSync(output).isFile()) {
+    fail(`${output} is not a regular file (a pipe or a device); give a file name such as out.png`);
+  }
+  // A folder that takes no new files (a system folder such as /proc) passes the access check.
+  const probe = join(folder, `.probe-${randomBytes(6).toString('hex')}`);
+  try {
+    writeFileSync(probe, '', { flag: 'wx' });
+    unlinkSync(probe);
+  } catch (err) {
+    fail(`${output}: the folder ${folder} takes no new files (${err.code || err.message}); choose another output path`);
   }
   const id = (path) => {
     try {

@@ -10,6 +10,7 @@ it (import that to embed a transfer); this file is the command line. The contrac
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import re
@@ -49,6 +50,15 @@ def check_output(path: str, inputs: list[str]) -> None:
         folder = out.parent
         if not folder.is_dir() or not os.access(folder, os.W_OK):
             fail(f"{path}: the folder {folder} does not exist or is not writable; choose another output path")
+        if out.exists() and not out.is_file():
+            fail(f"{path} is not a regular file (a pipe or a device); give a file name such as out.png")
+        try:  # a folder that takes no new files (a system folder such as /proc) passes the access check
+            fd, probe = tempfile.mkstemp(prefix=".probe-", dir=folder)
+        except OSError as exc:
+            code = errno.errorcode.get(exc.errno or 0, str(exc))  # the code, as Node names it
+            fail(f"{path}: the folder {folder} takes no new files ({code}); choose another output path")
+        os.close(fd)
+        os.unlink(probe)
         if out.exists() and any(Path(i).exists() and out.samefile(i) for i in inputs):
             fail(f"{path} is one of the inputs; write the result elsewhere")
     except OSError as exc:  # a folder name too long, a loop of links
@@ -79,7 +89,7 @@ def whole_number(flag: str, text: str | None) -> int | None:
     if text is None:
         return None
     if not re.fullmatch(r"[0-9]+", text):
-        fail(f"{flag} needs a whole number, not {json.dumps(text)}")
+        fail(f"{flag} needs a whole number written in digits, not {json.dumps(text)}")
     return int(text)
 
 
