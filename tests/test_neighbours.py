@@ -225,6 +225,11 @@ def test_bad_nn_options_are_one_line(st, overrides, message):
         st.options("nnst", **overrides)
 
 
+def test_alpha_out_of_range_is_refused_with_any_loss(st):
+    with pytest.raises(NstError, match="--alpha 2 is out of range"):
+        st.options("nst", alpha=2)
+
+
 def test_nnst_transfer_end_to_end(st):
     content, style = synthetic(48, 64, seed=3), stripes(40, 40)
     out = st.transfer(content, [style], preset="nnst", size=64, scale_iterations="1,1,1,20")

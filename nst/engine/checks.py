@@ -184,9 +184,7 @@ def clamp_threads(threads) -> tuple[int | None, str | None]:
 
 
 def _check_neighbours(opts: Options) -> None:
-    """What the nn style loss does not combine with yet, and its alpha's range."""
-    if not 0 <= opts.alpha <= 1:
-        raise NstError(f"--alpha {opts.alpha} is out of range; use 0 (match the image alone) .. 1 (the content alone)")
+    """What the nn style loss does not combine with yet."""
     for asked, what in (
         (opts.style_masks is not None, "style masks"),
         (opts.normalize_gradients, "--normalize-gradients"),
@@ -233,6 +231,8 @@ def check_options(opts: Options, relu_names: list[str]) -> None:
         raise NstError(f"--average {opts.average} is out of range; use 0 (off) or a decay below 1, such as 0.99")
     STYLE_LOSSES.check(opts.style_loss)
     PADDINGS.check(opts.padding)
+    if not 0 <= opts.alpha <= 1:  # checked whatever the loss: a value that would be refused later is wrong now
+        raise NstError(f"--alpha {opts.alpha} is out of range; use 0 (match the image alone) .. 1 (the content alone)")
     if opts.style_loss == "nn":
         _check_neighbours(opts)
     if opts.pyramid and opts.optimizer != "adam":
