@@ -179,6 +179,18 @@ def test_video_to_a_folder_resumes_and_takes_a_range(clip, tmp_path):
     assert r.returncode == 2 and "other settings" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_damaged_frame_is_found_before_any_work(clip, tmp_path):
+    import shutil
+
+    frames = tmp_path / "frames"
+    shutil.copytree(clip / "frames", frames)
+    whole = (frames / "f1.png").read_bytes()
+    (frames / "f1.png").write_bytes(whole[: len(whole) // 2])  # its header still says 48x40
+    r = nst("video", frames, clip / "style.png", "-o", tmp_path / "out", *TINY)
+    assert r.returncode == 2 and "frame 1 cannot be used" in r.stderr and "--frames 0:1" in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_refused_run_leaves_no_claim_and_an_unwritable_output_is_one_line(clip, tmp_path):
     out = tmp_path / "out"
     small = ("--size", 32, "--iterations", 2, "--scales", 1, "-q")  # 32 x 27: under the network's 32 px

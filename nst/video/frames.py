@@ -63,6 +63,21 @@ def same_size(folder: Path, files: list[Path], start: int) -> None:
             )
 
 
+def decodable(folder: Path, files: list[Path], start: int) -> None:
+    """Refuse a range with a frame file that does not decode (a truncated PNG has a whole header), naming the
+    frames before it that do: found here, not after hours of work on the ones before."""
+    from nst.engine.images import read_image
+
+    for k, path in enumerate(files):
+        try:
+            read_image(path)
+        except NstError as exc:
+            reason = str(exc).split(";")[0]  # what is wrong, without the advice for a single image
+            hint = f"give --frames {start}:{start + k}, or " if k else ""
+            what = f"{folder}: frame {start + k} cannot be used ({reason})"
+            raise NstError(f"{what}; {hint}repair or remove it") from None
+
+
 def readable_range(start: int, readable: int) -> str:
     """A --frames value within the first `readable` frames, from `start` where that lies inside them."""
     return f"{start}:{readable}" if start < readable else f"0:{readable}"
@@ -120,6 +135,7 @@ class FrameSource:
                 )
             return
         same_size(self.path, [self.files[i] for i in indices], indices.start)
+        decodable(self.path, [self.files[i] for i in indices], indices.start)
 
     def _readable(self, stop: int) -> int:
         """How many of the first `stop` frames can be decoded (the container's count may promise more)."""
