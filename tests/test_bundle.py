@@ -85,7 +85,6 @@ def test_files_are_written_all_or_none(tmp_path):
 def engine_case(st, size=64, pooling="max"):
     """The engine's prepared fused objective (nst preset, Adam) for a synthetic pair."""
     kwargs = dict(size=size, iterations=20, optimizer="adam", path="fused", scales=1, lr=5.0, pooling=pooling)
-    kwargs["style_loss"] = "gram"  # the bundle's default
     content, style = synthetic(size * 3 // 4, size), stripes(size, size - 9)
     return st.prepare(content, [style], preset="nst", **kwargs), (content, style, kwargs)
 

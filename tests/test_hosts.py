@@ -184,8 +184,23 @@ def test_browser_page_reads_as_the_server_page(web_folder):
         server.wait(timeout=30)
 
 
-def test_browser_webgpu_matches_python(web_folder, pair, tmp_path):
+@pytest.fixture(scope="module")
+def webgpu_folder(tmp_path_factory, pair):
+    """The page with a W2 bundle on the shallow layers: SwiftShader emulates every kernel, and the 512-channel
+    layers' Newton-Schulz products would take minutes a step there."""
+    need((ROOT / "hosts" / "web" / "node_modules" / "onnxruntime-web").is_dir(), "run npm ci in hosts/web")
+    from nst.bundle.export import export_folder
+
+    folder = tmp_path_factory.mktemp("webgpu")
+    export_folder(folder, web=True, style_loss="w2", style_layers="relu1_1,relu2_1,relu3_1")
+    for path in pair:
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+def test_browser_webgpu_matches_python(webgpu_folder, pair, tmp_path):
     """WebGPU (without a GPU, Chromium's SwiftShader adapter, which emulates every kernel: so small and short)."""
+    web_folder = webgpu_folder
     browser_ready()
     args = ["--size", "42", "--iterations", "3", "--scales", "1"]
     bundle = web_folder / "bundle"

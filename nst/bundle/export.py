@@ -23,7 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 from nst.engine.choices import MAX_SIDE, MIN_SIDE
 from nst.engine.errors import NstError
 from nst.engine.graphs.adamstep import build_adam_step
-from nst.engine.graphs.fused import build_fused, content_inputs, newton_schulz, nn_inputs, style_inputs, w2_inputs
+from nst.engine.graphs.fused import build_fused, content_inputs, nn_inputs, style_inputs, w2_inputs
 from nst.engine.graphs.hypercolumns import build_style_columns, emit_columns
 from nst.engine.graphs.matching import build_matching
 from nst.engine.graphs.network import emit_forward
@@ -224,9 +224,9 @@ def _objective_glue(b: Builder, spec: VggSpec, bs: BundleSpec) -> dict[str, str]
 
 def _w2_glue(b: Builder, layer: str, channels: int, weight: str) -> dict[str, str]:
     """The w2 term's inputs from the blended moments gram.<layer> ((C + 1, C): F F^T / M over the mean): the
-    style's mean, its covariance (plus eps, relative to its mean variance, as the engine adds) with its
-    square root by Newton-Schulz iterations, its trace, eps and k = weight / trace."""
-    mean_t, root, trace_t, eps_name, k_name = w2_inputs(layer)
+    style's mean, its covariance (plus eps, relative to its mean variance, as the engine adds), its trace,
+    eps and k = weight / trace."""
+    mean_t, cov_t, trace_t, eps_name, k_name = w2_inputs(layer)
     moments = f"gram.{layer}"
     rows = lambda start, end: b.op(  # noqa: E731
         "Slice", [moments, *(b.const(np.array([v], np.int64), "r") for v in (start, end, 0))], "rows"
@@ -239,10 +239,7 @@ def _w2_glue(b: Builder, layer: str, channels: int, weight: str) -> dict[str, st
     eps = b.op("Mul", [trace, b.const(np.array(EPS / channels, np.float32), "eps_rel")], "eps")
     cov = b.op("Add", [cov, b.op("Mul", [eye, eps], "eps_eye")], "cov_eps")
     trace = b.op("Add", [trace, b.op("Mul", [eps, b.const(np.array(channels, np.float32), "c")], "c_eps")], "trace_eps")
-    unit = b.op("Div", [trace, b.const(np.array(channels, np.float32), "c_unit")], "unit")  # order-1 entries
-    cov_root, _ = newton_schulz(b, b.op("Div", [cov, unit], "cov_unit"), eye)
-    cov_root = b.op("Mul", [cov_root, b.op("Sqrt", [unit], "unit_root")], "cov_root")
-    return {mean_t: mean, root: cov_root, trace_t: trace, eps_name: eps, k_name: b.op("Div", [weight, trace], "k")}
+    return {mean_t: mean, cov_t: cov, trace_t: trace, eps_name: eps, k_name: b.op("Div", [weight, trace], "k")}
 
 
 def _nn_width(spec: VggSpec, bs: BundleSpec) -> int:
@@ -441,7 +438,7 @@ def export_folder(
     from nst.engine.checks import check_options
     from nst.engine.graphs.vgg import load_spec
     from nst.engine.images import write_files
-    from nst.engine.presets import PRESETS, resolve_options
+    from nst.engine.presets import resolve_options
 
     folder = Path(folder)
     overrides = {
@@ -451,12 +448,6 @@ def export_folder(
         "style_loss": style_loss,
         "padding": padding,
     }
-    if style_loss is None and PRESETS[preset].style_loss == "w2":
-        # Gram with the johnson preset's weights unless asked: W2 in the WebGPU host has not yet run a whole
-        # transfer (its non-finite loss came from features.onnx's moments, now counted from the image's shape).
-        gram = PRESETS["johnson"]
-        overrides |= {"style_loss": gram.style_loss, "style_weight": gram.style_weight, "tv_weight": gram.tv_weight}
-        overrides["style_layers"] = overrides["style_layers"] or dict(gram.style_layers)
     opts = resolve_options(preset, **overrides)
     spec = load_spec()
     check_options(opts, spec.relu_names)

@@ -197,7 +197,7 @@ class FusedObjective(Objective):
             if options.style_loss == "w2":
                 t = self.w2[layer]
                 names = w2_inputs(layer)
-                values = (t.mean[:, None], t.cov_sqrt, t.cov_trace, t.eps, options.style_weight * weight / t.cov_trace)
+                values = (t.mean[:, None], t.cov, t.cov_trace, t.eps, options.style_weight * weight / t.cov_trace)
                 feeds.update({name: np.asarray(value, np.float32) for name, value in zip(names, values)})
                 continue
             target, norm, scale = style_inputs(layer)

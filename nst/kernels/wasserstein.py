@@ -53,6 +53,7 @@ class W2Target:
     """A style's Gaussian at one layer: mean, covariance (eps added), its square root and trace."""
 
     mean: np.ndarray
+    cov: np.ndarray
     cov_sqrt: np.ndarray
     cov_trace: float
     eps: float
@@ -64,7 +65,7 @@ class W2Target:
         cov = srm - np.outer(mean, mean)
         eps = eps * max(float(np.trace(cov)) / len(mean), 1e-12)
         cov += eps * np.eye(len(mean))
-        return cls(mean, sqrt_psd(cov), float(np.trace(cov)), eps)
+        return cls(mean, cov, sqrt_psd(cov), float(np.trace(cov)), eps)
 
 
 def w2_loss_grad(

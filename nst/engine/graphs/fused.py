@@ -6,7 +6,7 @@ Per-layer normalisations are graph inputs (scalars), so one graph serves every p
     content:  scale * sum((A - P)^2)               gradient 2 scale (A - P)
     style:    k * sum((F F^T / n - T)^2)           gradient (4 k / n) (F F^T / n - T) F,   F = A as (C, HW)
     w2 style: k * W2^2 between the features' Gaussian and the style's (nst.kernels.wasserstein), k = weight / tr(S),
-              its matrix square roots by Newton-Schulz iterations (the host path takes an eigendecomposition)
+              its matrix square root by Newton-Schulz iterations (the host path takes an eigendecomposition)
     nn style: weight / P * sum over positions of the centred cosine distance to the matched style hypercolumn
               (graphs.hypercolumns; the bundle's, the engine computes it on the host in blocks)
 """
@@ -52,17 +52,18 @@ def _nn_info(channels: int) -> list[onnx.ValueInfoProto]:
 
 
 def w2_inputs(layer: str) -> tuple[str, str, str, str, str]:
-    """The w2 style term's inputs: the style's mean (C), its covariance's square root (C, C), that
-    covariance's trace, the eps added to the result's covariance, and k = weight / that trace."""
-    return (f"w2_mean_{layer}", f"w2_root_{layer}", f"w2_trace_{layer}", f"w2_eps_{layer}", f"style_scale_{layer}")
+    """The w2 style term's inputs: the style's mean (C), its covariance (C, C), that covariance's trace, the
+    eps added to the result's covariance, and k = weight / that trace."""
+    return (f"w2_mean_{layer}", f"w2_cov_{layer}", f"w2_trace_{layer}", f"w2_eps_{layer}", f"style_scale_{layer}")
 
 
-NS_ITERATIONS = 18  # coupled Newton-Schulz steps for (A S A)^(1/2) and its inverse; the host uses eigh
+NS_ITERATIONS = 18  # coupled Newton-Schulz steps for (S S_t)^(1/2) and its inverse; the host uses eigh
 
 
 def newton_schulz(b: Builder, x: str, eye: str) -> tuple[str, str]:
-    """X^(1/2) and X^(-1/2) of a symmetric PSD (C, C) matrix by the coupled Newton-Schulz iteration on
-    X / |X|_F (standard operators only: ONNX has no eigendecomposition)."""
+    """X^(1/2) and X^(-1/2) of a (C, C) matrix with real positive eigenvalues (a product of two symmetric
+    positive definite ones) by the coupled Newton-Schulz iteration on X / |X|_F (standard operators only:
+    ONNX has no eigendecomposition)."""
     norm = b.op("Sqrt", [b.op("ReduceSum", [b.op("Mul", [x, x], "xx")], "xx_sum", keepdims=0)], "x_norm")
     y, z = b.op("Div", [x, norm], "y0"), eye
     half, three = b.const(np.array(0.5, np.float32), "half"), b.const(np.array(3.0, np.float32), "three")
@@ -77,10 +78,10 @@ def newton_schulz(b: Builder, x: str, eye: str) -> tuple[str, str]:
 def _w2_term(b: Builder, layer: str, channels: int, flat: str) -> tuple[str, str, list[onnx.ValueInfoProto]]:
     """k W2^2 of the features' Gaussian against the style's (nst.kernels.wasserstein), its gradient as
     (C, M) and the term's graph inputs."""
-    mean_t, root, trace_t, eps, k = w2_inputs(layer)
+    mean_t, cov_t, trace_t, eps, k = w2_inputs(layer)
     infos = [
         helper.make_tensor_value_info(mean_t, TensorProto.FLOAT, [channels, 1]),
-        helper.make_tensor_value_info(root, TensorProto.FLOAT, [channels, channels]),
+        helper.make_tensor_value_info(cov_t, TensorProto.FLOAT, [channels, channels]),
         _scalar(trace_t),
         _scalar(eps),
         _scalar(k),
@@ -94,9 +95,12 @@ def _w2_term(b: Builder, layer: str, channels: int, flat: str) -> tuple[str, str
     # In units of the style's mean variance s = tr(S_t) / C: every matrix below is then of order 1, where
     # the raw features' products (up to 1e13 at relu4_1) leave float32 little room on any backend.
     unit = b.op("Div", [trace_t, b.const(np.array(channels, np.float32), "channels")], "unit")
-    root = b.op("Div", [root, b.op("Sqrt", [unit], "unit_root")], "root_u")
-    cross = b.op("MatMul", [b.op("MatMul", [root, b.op("Div", [cov, unit], "cov_u")], "ac"), root], "aca")
-    cross_root, cross_inv_root = newton_schulz(b, cross, eye)  # (A S A)^(1/2) / s and s (A S A)^(-1/2)
+    style = b.op("Div", [cov_t, unit], "style_u")
+    # S S_t has the eigenvalues of A S A (A = S_t^(1/2)), so tr((S S_t)^(1/2)) is the W2 cross term and
+    # S_t (S S_t)^(-1/2) = A (A S A)^(-1/2) A its transport map: one iteration and no A, which the bundle
+    # would otherwise take from the blended moments at every step (the host path uses A, by eigh).
+    product = b.op("MatMul", [b.op("Div", [cov, unit], "cov_u"), style], "st")
+    cross_root, cross_inv_root = newton_schulz(b, product, eye)  # (S S_t)^(1/2) / s, s (S S_t)^(-1/2)
 
     def trace(m: str) -> str:
         diagonal = b.op("Mul", [m, eye], "diag")
@@ -115,7 +119,10 @@ def _w2_term(b: Builder, layer: str, channels: int, flat: str) -> tuple[str, str
     unit64 = b.op("Cast", [unit], "unit64", to=TensorProto.DOUBLE)
     w2 = b.op("Sub", [w2, b.op("Mul", [b.op("Mul", [two, unit64], "two_s"), trace(cross_root)], "tr2")], "w2")
     loss = b.op("Mul", [w2, b.op("Cast", [k], "k64", to=TensorProto.DOUBLE)], "w2_loss")
-    transport = b.op("MatMul", [b.op("MatMul", [root, cross_inv_root], "az"), root], "aza")
+    skewed = b.op("MatMul", [style, cross_inv_root], "tz")  # symmetric up to rounding: made so
+    half32 = b.const(np.array(0.5, np.float32), "half32")
+    both = b.op("Add", [skewed, b.op("Transpose", [skewed], "tzt", perm=[1, 0])], "tz2")
+    transport = b.op("Mul", [both, half32], "aza")
     d_cov = b.op("Mul", [b.op("Sub", [eye, transport], "i_aza"), k], "d_cov")
     two32 = b.const(np.array(2, np.float32), "two32")
     per_position = b.op("Div", [two32, positions], "two_m")
