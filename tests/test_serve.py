@@ -140,7 +140,7 @@ def test_full_queue_answers_429_with_retry_after(server, client):
 
 def test_a_stalled_upload_frees_its_place_and_health_tells_a_lost_data_folder(tmp_path):
     """A client that sends headers and then stalls holds a queue place only until --upload-seconds; /healthz
-    says failing while the server cannot store an upload."""
+    says failing (and uploads get 503) while the server cannot store an upload or its database was moved."""
     import socket
 
     args = ("--upload-seconds", 2, "--queue", 1, "--workers", 1, "--max-size", 64)
@@ -164,6 +164,15 @@ def test_a_stalled_upload_frees_its_place_and_health_tells_a_lost_data_folder(tm
             assert health.status_code == 503 and health.json()["error"] == "the server cannot use its data folder"
         finally:
             (proc.data / "moved").rename(jobs)
+        assert c.get("/healthz").status_code == 200
+        database = proc.data / "jobs.sqlite3"
+        database.rename(proc.data / "moved.sqlite3")  # the server would go on writing the moved file
+        try:
+            health, refused = c.get("/healthz"), submit(c, TINY)
+            assert health.status_code == 503 and "job database (jobs.sqlite3) was moved" in health.json()["error"]
+            assert refused.status_code == 503 and "restart the server" in refused.json()["error"], refused.text
+        finally:
+            (proc.data / "moved.sqlite3").rename(database)
         assert c.get("/healthz").status_code == 200
 
 

@@ -267,6 +267,18 @@ def test_start_up_refusals_are_one_line(tmp_path, request, case):
         (tmp_path / "data" / "jobs.sqlite3").write_bytes(b"not a database, but the operator's to judge" * 100)
         _one_line(_serve("--data", str(tmp_path / "data")), "jobs.sqlite3 cannot be read")
         assert (tmp_path / "data" / "jobs.sqlite3").stat().st_size == 4300  # left as it was
+        import sqlite3
+
+        damaged = tmp_path / "damaged"
+        damaged.mkdir()
+        with sqlite3.connect(damaged / "jobs.sqlite3") as db:  # whole header, a damaged page past it
+            db.execute("CREATE TABLE filler (x TEXT)")
+            db.executemany("INSERT INTO filler VALUES (?)", [("x" * 500,)] * 200)
+        db.close()
+        with open(damaged / "jobs.sqlite3", "r+b") as fh:
+            fh.seek(4096 * 3)
+            fh.write(os.urandom(4096))
+        _one_line(_serve("--data", str(damaged)), "jobs.sqlite3 cannot be read")
 
 
 def test_sigterm_with_open_event_streams_stops_quietly(tmp_path):

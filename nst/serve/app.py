@@ -62,6 +62,9 @@ class Server:
     def storage_problem(self) -> str | None:
         """None while the data folder can take another job; otherwise why not, in one line (no path)."""
         store = self.store
+        moved = store.database_problem()
+        if moved is not None:
+            return moved
         if not all(os.access(d, os.W_OK | os.X_OK) for d in (store.jobs_dir, store.incoming)):
             return "the server cannot use its data folder"
         try:
@@ -78,8 +81,8 @@ class Server:
 
     async def submit(self, request: Request) -> dict:
         """Check a POST /v1/transfers completely, then store it durably and queue it."""
-        problem = self.pool.health()
-        if problem is not None:  # a job accepted now would wait for a worker that cannot come
+        problem = self.pool.health() or await run_in_threadpool(self.store.database_problem)
+        if problem is not None:  # a job accepted now would wait for a worker that cannot come, or be lost
             raise Refused(503, f"this server cannot run transfers now: {problem}")
         try:
             with self.pool.place():  # decided before the body is read, and atomically

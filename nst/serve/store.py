@@ -132,6 +132,9 @@ class JobStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a 202 promises the job survives a power loss
         self._db.execute(SCHEMA)
+        if self._db.execute("PRAGMA quick_check").fetchone()[0] != "ok":  # damage the opening did not meet
+            raise sqlite3.DatabaseError("its pages do not check out")
+        self._identity = _identity(self.root / DATABASE)
         self.set_aside: list[str] = []  # what start-up found and left alone, one line each
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version > VERSION:
@@ -142,6 +145,13 @@ class JobStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def database_problem(self) -> str | None:
+        """None while the database this store writes is the one at its path; a file moved, removed or replaced
+        under a running server would take every record written from then on with it."""
+        if _identity(self.root / DATABASE) != self._identity:
+            return f"its job database ({DATABASE}) was moved or removed while it ran; restart the server"
+        return None
 
     def folder(self, job_id: str) -> Path:
         return self.jobs_dir / job_id
@@ -233,6 +243,15 @@ class JobStore:
         """Finished jobs older than the keep time."""
         now = time.time() if now is None else now
         return [j for j in jobs if j.finished_state and (j.finished or j.created) + keep_seconds < now]
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The file's device and inode (None when there is none): what stays the same while it is the same file."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def open_data(data: Path) -> tuple[DataLock, JobStore]:
