@@ -87,8 +87,8 @@ def main() -> None:
                 median = statistics.median(seconds[n])
                 rows.append({"size": side, "bundle": n, "median_s": round(median, 4), "ratio": round(median / base, 2)})
                 print(f"{side:5d} px  {n:16s} {median * 1000:8.1f} ms  {median / base:5.2f}x", flush=True)
-    result = {"what": (__doc__ or "").splitlines()[0], "threads": args.threads, "rounds": args.rounds, "note": args.note}
-    result["rows"] = rows
+    what = (__doc__ or "").splitlines()[0]
+    result = {"what": what, "threads": args.threads, "rounds": args.rounds, "note": args.note, "rows": rows}
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
 
 
