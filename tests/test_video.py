@@ -179,6 +179,24 @@ def test_video_to_a_folder_resumes_and_takes_a_range(clip, tmp_path):
     assert r.returncode == 2 and "other settings" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_style_changed_under_its_name_is_not_resumed(clip, tmp_path):
+    import shutil
+
+    style, out = tmp_path / "style.png", tmp_path / "out"
+    shutil.copy(clip / "style.png", style)
+    assert nst("video", clip / "frames", style, "-o", out, "--frames", "0:1", *TINY).returncode == 0
+    moved = tmp_path / "elsewhere.png"
+    shutil.copy(style, moved)  # the same style under another name resumes
+    assert nst("video", clip / "frames", moved, "-o", out, "--frames", "0:2", *TINY).returncode == 0
+    write_image(style, stripes(40, 40)[::-1].copy())
+    r = nst("video", clip / "frames", style, "-o", out, *TINY)
+    assert r.returncode == 2 and "other settings" in r.stderr, r.stderr
+    link = tmp_path / "link.avi"
+    link.symlink_to(tmp_path / "target.avi")  # written through, as nst transfer does
+    assert nst("video", clip / "frames", clip / "style.png", "-o", link, *TINY).returncode == 0
+    assert link.is_symlink() and (tmp_path / "target.avi").stat().st_size > 0
+
+
 def test_a_damaged_frame_is_found_before_any_work(clip, tmp_path):
     import shutil
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from nst.engine.errors import NstError
-from nst.engine.images import write_bytes
+from nst.engine.images import file_sha256, write_bytes
 
 from .chunks import LEAD, TAIL
 from .encode import encode, frames_folder, is_video
@@ -63,8 +63,10 @@ class VideoJob:
         indices = parse_frames(frames, source.count)
         options = {k: v for k, v in (options or {}).items() if v is not None}
         _check_transfer(preset, options, styles)
+        out = Path(output)
+        out = out.resolve() if out.is_symlink() else out  # written through the link, as nst transfer does
         job = cls(
-            Path(input), list(styles), Path(output), indices, video, preset, options, bit_depth, fps or source.fps,
+            Path(input), list(styles), out, indices, video, preset, options, bit_depth, fps or source.fps,
             source.audio,
         )  # fmt: skip
         job._check_output(source)
@@ -95,7 +97,9 @@ class VideoJob:
         """Keep what makes the frames (settings and input) in the folder; refuse a folder made otherwise, since a
         rerun resumes into it."""
         folder = self.folder
-        settings = {"styles": [str(Path(s).resolve()) for s in self.styles], "preset": self.preset}
+        # The styles by their bytes, as nst batch records them: a style file changed under the same name would
+        # otherwise mix two looks in one clip, and the same file elsewhere is the same style.
+        settings = {"styles": [file_sha256(s) for s in self.styles], "preset": self.preset}
         settings = json.loads(json.dumps(settings | {"options": self.options, "video": asdict(self.video)}))
         marker = folder / SETTINGS
         try:
