@@ -247,9 +247,13 @@ def test_too_many_styles_says_how_many(client):
 
 
 def test_unknown_routes_answer_in_the_api_shape(client):
-    for method, path, code in (("GET", "/v2/nothing", 404), ("PUT", "/v1/transfers", 405)):
-        response = client.request(method, path)
+    for method, path, code in (("GET", "/v2/nothing", 404), ("PUT", "/v1/transfers", 405), ("GET", "/healthz/", 404)):
+        response = client.request(method, path, headers={"Host": "evil.example"})
         assert response.status_code == code and set(response.json()) == {"error"}, response.text
+        assert "location" not in response.headers  # no redirect built from the client's Host header
+    assert "POST" in client.put("/v1/transfers").headers["allow"]  # a 405 says what is allowed
+    head = client.head("/healthz")
+    assert head.status_code == 200 and head.content == b""  # HEAD wherever GET is (health checks use it)
 
 
 def test_missing_style_is_422(client):

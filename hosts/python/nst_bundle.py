@@ -227,6 +227,8 @@ class Bundle:
             problem = manifest_problem(self.manifest)
         except ValueError:
             problem = "it is not valid JSON"
+        except RecursionError:  # nested deeper than Python parses: no manifest is (the Node host says the same)
+            problem = "it is not an nst bundle of version 1"
         if problem:
             raise BundleError(
                 f"{root / 'manifest.json'} is damaged ({problem}): export the bundle again with nst export"

@@ -253,7 +253,8 @@ def _routes(app: FastAPI, server: Server) -> None:
         reason = {404: "no such route here; the API is under /v1/transfers (docs/serve.md)"}.get(
             exc.status_code, clip(str(exc.detail))
         )
-        return await refused(request, Refused(exc.status_code, f"{request.method} {request.url.path[:80]}: {reason}"))
+        said = Refused(exc.status_code, f"{request.method} {request.url.path[:80]}: {reason}", exc.headers)
+        return await refused(request, said)  # with Starlette's headers (a 405's Allow)
 
     @app.exception_handler(OSError)
     @app.exception_handler(sqlite3.Error)
@@ -264,7 +265,7 @@ def _routes(app: FastAPI, server: Server) -> None:
             return await refused(request, Refused(507, "the server's disk is full; retry later"))
         return await refused(request, Refused(503, "the server cannot use its data folder now; retry later"))
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
@@ -272,7 +273,7 @@ def _routes(app: FastAPI, server: Server) -> None:
     async def submit(request: Request) -> dict:
         return await server.submit(request)
 
-    @app.get("/v1/transfers/{job_id}")
+    @app.api_route("/v1/transfers/{job_id}", methods=["GET", "HEAD"])
     async def status(job_id: str) -> dict:
         return server.pool.status(server.job(job_id))
 
@@ -284,7 +285,7 @@ def _routes(app: FastAPI, server: Server) -> None:
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
-    @app.get("/v1/transfers/{job_id}/result")
+    @app.api_route("/v1/transfers/{job_id}/result", methods=["GET", "HEAD"])
     async def result(job_id: str, format: str | None = None) -> Response:
         return await server.result(server.job(job_id), format)
 
@@ -292,7 +293,7 @@ def _routes(app: FastAPI, server: Server) -> None:
     async def delete(job_id: str) -> dict:
         return await run_in_threadpool(server.delete, server.job(job_id))
 
-    @app.get("/healthz")
+    @app.api_route("/healthz", methods=["GET", "HEAD"])
     async def healthz() -> JSONResponse:
         """200 while the server can take and run jobs; 503 with the reason when no worker can or its data
         folder cannot hold another upload."""
@@ -302,7 +303,7 @@ def _routes(app: FastAPI, server: Server) -> None:
         body |= {"set_aside": len(server.store.set_aside)}
         return JSONResponse(body if problem is None else body | {"error": problem}, 200 if problem is None else 503)
 
-    @app.get("/metrics")
+    @app.api_route("/metrics", methods=["GET", "HEAD"])
     async def metrics() -> PlainTextResponse:
         text = server.metrics.render(server.pool.queued, len(server.pool.running), server.config.workers)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
@@ -327,6 +328,7 @@ def create_app(config: ServeConfig | None = None, **settings) -> FastAPI:
             server.lock.release()
 
     app = FastAPI(title="nst", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.router.redirect_slashes = False  # a trailing slash is a 404 in the API's shape, not a redirect
     app.state.server = server
     _routes(app, server)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
