@@ -41,7 +41,7 @@ def test_contract(bundle_dir):
         onnx.checker.check_model(model)
         assert {op.domain for op in model.opset_import} == {""} and {n.domain for n in model.graph.node} <= {""}
     assert total <= MAX_BYTES
-    assert manifest["content_layers"] == {"relu4_2": 1.0} and len(manifest["style_layers"]) == 5
+    assert manifest["content_layers"] == {"relu4_2": 1.0} and len(manifest["style_layers"]) == 4
     assert set(manifest["defaults"]) >= {"lr", "content_weight", "style_weight", "tv_weight", "iterations", "scales"}
     assert manifest["defaults"]["scales"] == SCHEDULE["scales"] and "CC BY 4.0" in manifest["licence"]["weights"]
     features, step = session(bundle_dir, "features.onnx"), session(bundle_dir, "step.onnx")

@@ -111,7 +111,8 @@ def test_presets_defaults():
         and n.scales == 3
         and n.history == 40
         and n.optimizer == "lbfgs"
-        and (n.content_weight, n.style_loss) == (5.0, "w2")
+        and (n.content_weight, n.style_loss) == (4.0, "w2")
+        and "relu5_1" not in n.style_layers  # its features are the painting's objects: it copied them
     )
     with pytest.raises(NstError, match="unknown preset"):
         resolve_options("picasso")

@@ -96,11 +96,14 @@ DEFAULT_PRESET = "nst"  # the preset of a transfer that names none
 PRESETS: dict[str, Options] = {
     # nst's own default: coarse to fine (quarter, half, then full size) with nst's L-BFGS and a 40-step
     # memory, the content loss of the johnson objective, and the W2 style loss: it matches the painting's
-    # colours and feature covariances where Gram matrices left a pale palette. relu5_1 weighs 0.3 and
-    # TV 4e-3: a full-weight deepest layer repaints the painting's own objects, weaker TV leaves speckle.
+    # colours and feature covariances where Gram matrices left a pale palette. Style layers relu1_1 to
+    # relu4_1, without relu5_1: its features are the painting's objects, and matching their covariance, even
+    # at 0.3 of the others' weight, painted a moon, a star, a head or an eye of the painting into skies and
+    # water; content weight 4 (5 in johnson's) gives the painting's statistics back the share relu5_1 held,
+    # with style and TV (4e-3: weaker leaves speckle) in the balance they had.
     # Every scale sees the style images at the final size: shrunk with a coarse canvas, the painting's
-    # objects (a moon, a sail, a face) fit a deep layer's view and were copied whole (docs/picture.md; the
-    # measured choice is benchmarks/results/picture_nst.json).
+    # objects fit a deep layer's view and were copied whole (docs/picture.md; the measured choice is
+    # benchmarks/results/picture_nst.json).
     "nst": Options(
         preset="nst",
         scales=3,
@@ -108,9 +111,10 @@ PRESETS: dict[str, Options] = {
         history=40,
         style_at_final=True,
         style_loss="w2",
+        content_weight=4.0,
         style_weight=4e6,
         tv_weight=4e-3,
-        style_layers={**{name: 1.0 for name in DEFAULT_STYLE_LAYERS}, "relu5_1": 0.3},
+        style_layers={name: 1.0 for name in DEFAULT_STYLE_LAYERS if name != "relu5_1"},
     ),
     # Neural-neighbour style transfer (Kolkin et al., nkolkin13/NeuralNeighborStyleTransfer): the nn loss
     # over their hypercolumn, no content or TV loss, the content weighting alpha 0.75, four scales halving
