@@ -253,7 +253,7 @@ def _routes(app: FastAPI, server: Server) -> None:
         reason = {404: "no such route here; the API is under /v1/transfers (docs/serve.md)"}.get(
             exc.status_code, clip(str(exc.detail))
         )
-        said = Refused(exc.status_code, f"{request.method} {request.url.path[:80]}: {reason}", exc.headers)
+        said = Refused(exc.status_code, f"{request.method} {request.url.path[:80]}: {reason}", dict(exc.headers or {}))
         return await refused(request, said)  # with Starlette's headers (a 405's Allow)
 
     @app.exception_handler(OSError)
