@@ -231,7 +231,9 @@ def test_node_and_python_resize_and_schedule_alike(bundle_dir, pair, tmp_path):
     node = run_host(["node", str(script), *common, str(tmp_path / "n.png")], tmp_path / "n.png")
     # 1/4 and 1/2 of 96 px (24 and 48) are both raised to nst's 64 px floor, so that size runs once
     assert [r["size"] for r in python[0]] == [64, 64, 96, 96] == [r["size"] for r in node[0]]
-    np.testing.assert_allclose([r["loss"] for r in node[0]], [r["loss"] for r in python[0]], rtol=1e-4)
+    # The resampling's sums round a pixel differently now and then, which Adam and the W2 term's Newton-Schulz
+    # iterations amplify: a few 1e-4 apart, not bit for bit.
+    np.testing.assert_allclose([r["loss"] for r in node[0]], [r["loss"] for r in python[0]], rtol=3e-4)
     assert np.abs(node[1] - python[1]).mean() <= 1.0
     manifest = json.loads((bundle_dir / "manifest.json").read_text())
     manifest["defaults"]["style_at_final"] = not manifest["defaults"].get("style_at_final", False)
@@ -513,9 +515,14 @@ def test_hosts_refuse_a_pipe_in_the_bundle(bundle_dir, pair, tmp_path):
 
 
 @pytest.mark.parametrize("host", ["python", "node"])
-def test_hosts_stop_on_a_loss_that_overflows(host, bundle_dir, pair, tmp_path):
+def test_hosts_stop_on_a_loss_that_overflows(host, pair, tmp_path):
     """Weights too large for float32 overflow the gradient: the run stops in one line, as nst's does, instead
-    of writing a black image with exit 0 (and the Python host printing "loss": NaN, which is not JSON)."""
+    of writing a black image with exit 0 (and the Python host printing "loss": NaN, which is not JSON). A Gram
+    bundle's: the W2 term divides its weight by the style's variance, so 3e38 stays finite there."""
+    from nst.bundle.export import export_folder
+
+    bundle_dir = tmp_path / "gram"
+    export_folder(bundle_dir, preset="johnson")
     manifest = damaged(style_weight=3e38)(json.loads((bundle_dir / "manifest.json").read_text()))
     broken = bundle_copy(bundle_dir, tmp_path / "bundle", manifest)
     out = tmp_path / "out.png"
